@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# ensure.sh builds the pinned Kubernetes binaries once and caches them by
+# version. It prints the directory that holds them, which also holds a link
+# to etcd, so it can serve as KUBEBUILDER_ASSETS.
+#
+# Usage: hack/kube-bins/ensure.sh [binary ...]   (default: all)
+set -euo pipefail
+
+KUBE_VERSION=v1.37.2
+here="$(cd "$(dirname "$0")" && pwd)"
+cache="${XDG_CACHE_HOME:-$HOME/.cache}/pharos/kube/${KUBE_VERSION}"
+mkdir -p "$cache"
+
+bins=("$@")
+if [ ${#bins[@]} -eq 0 ]; then
+  bins=(kube-apiserver kube-controller-manager kube-scheduler kube-proxy kubectl)
+fi
+
+for b in "${bins[@]}"; do
+  if [ -x "$cache/$b" ]; then
+    continue
+  fi
+  echo "building $b $KUBE_VERSION into $cache (cached afterwards)" >&2
+  ( cd "$here" && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -ldflags='-s -w' \
+      -o "$cache/$b.tmp" "k8s.io/kubernetes/cmd/$b" ) >&2
+  mv "$cache/$b.tmp" "$cache/$b"
+done
+
+etcd_bin="$(command -v etcd || true)"
+if [ -z "$etcd_bin" ] && [ -x /usr/bin/etcd ]; then etcd_bin=/usr/bin/etcd; fi
+if [ -z "$etcd_bin" ]; then
+  echo "etcd not found: install Debian's etcd-server (apt-get install etcd-server)" >&2
+  exit 1
+fi
+ln -sf "$etcd_bin" "$cache/etcd"
+echo "$cache"
