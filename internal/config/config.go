@@ -146,9 +146,10 @@ type Result struct {
 // Build validates the pools and returns the usable model. previous, the
 // result of the last Build (or nil), lets a pool whose new spec is invalid
 // keep serving with its last valid spec, so that a bad edit never takes
-// addresses away from Services. Among overlapping pools the older one (by
-// creation time, then name) is kept and the newer one is rejected, so adding
-// a conflicting pool never breaks an existing one.
+// addresses away from Services. Among overlapping pools, pools whose spec
+// is unchanged since previous win over edited or new ones, then the older
+// one (by creation time, then name) wins. So neither adding a pool nor
+// growing one into another's addresses breaks the pool that was there.
 func Build(pools []v1beta1.IPAddressPool, previous *Config) Result {
 	res := Result{
 		Config: &Config{Pools: map[string]*Pool{}},
@@ -156,7 +157,17 @@ func Build(pools []v1beta1.IPAddressPool, previous *Config) Result {
 		Stale:  map[string]bool{},
 	}
 	sorted := append([]v1beta1.IPAddressPool(nil), pools...)
+	unchanged := func(p *v1beta1.IPAddressPool) bool {
+		if previous == nil {
+			return false
+		}
+		prev := previous.Pools[p.Name]
+		return prev != nil && prev.Generation == p.Generation && prev.Created.Equal(p.CreationTimestamp.Time)
+	}
 	sort.SliceStable(sorted, func(i, j int) bool {
+		if ui, uj := unchanged(&sorted[i]), unchanged(&sorted[j]); ui != uj {
+			return ui
+		}
 		ti, tj := sorted[i].CreationTimestamp.Time, sorted[j].CreationTimestamp.Time
 		if !ti.Equal(tj) {
 			return ti.Before(tj)
@@ -209,7 +220,7 @@ func overlapErrors(p *Pool, obj *v1beta1.IPAddressPool, accepted []owned) field.
 			path, value := addrs, r.String()
 			if obj != nil {
 				for i, s := range obj.Spec.Addresses {
-					if pr, err := ParseRange(s); err == nil && pr.Overlaps(o.r) {
+					if pr, err := ParseRange(s); err == nil && pr == r {
 						path, value = addrs.Index(i), s
 						break
 					}
@@ -253,16 +264,22 @@ func ParsePool(obj *v1beta1.IPAddressPool) (*Pool, field.ErrorList) {
 		}
 		parsed = append(parsed, indexed{r, i})
 	}
-	sort.Slice(parsed, func(a, b int) bool {
+	sort.SliceStable(parsed, func(a, b int) bool {
 		ra, rb := parsed[a].r, parsed[b].r
 		if ra.First.BitLen() != rb.First.BitLen() {
 			return ra.First.BitLen() < rb.First.BitLen()
 		}
-		return ra.First.Less(rb.First)
+		if ra.First != rb.First {
+			return ra.First.Less(rb.First)
+		}
+		return ra.Last.Less(rb.Last)
 	})
+	// Each entry is checked against the accepted entry that reaches
+	// furthest, so every overlapping entry is reported, not only the first.
+	reach := -1
 	for k := range parsed {
-		if k > 0 && parsed[k-1].r.Overlaps(parsed[k].r) {
-			prev := parsed[k-1]
+		if reach >= 0 && parsed[reach].r.Overlaps(parsed[k].r) {
+			prev := parsed[reach]
 			msg := fmt.Sprintf("overlaps spec.addresses[%d] (%s) of the same pool; remove one of the two", prev.i, obj.Spec.Addresses[prev.i])
 			if prev.r == parsed[k].r {
 				msg = fmt.Sprintf("duplicates spec.addresses[%d]; remove one of the two", prev.i)
@@ -270,6 +287,9 @@ func ParsePool(obj *v1beta1.IPAddressPool) (*Pool, field.ErrorList) {
 			errs = append(errs, field.Duplicate(addrs.Index(parsed[k].i), obj.Spec.Addresses[parsed[k].i]))
 			errs[len(errs)-1].Detail = msg
 			continue
+		}
+		if reach < 0 || parsed[reach].r.Last.BitLen() != parsed[k].r.Last.BitLen() || parsed[reach].r.Last.Less(parsed[k].r.Last) {
+			reach = k
 		}
 		p.Ranges = append(p.Ranges, parsed[k].r)
 	}
@@ -296,6 +316,7 @@ func parseAllocation(sa *v1beta1.ServiceAllocation, path *field.Path, errs field
 		}
 		if a.Namespaces[ns] {
 			errs = append(errs, field.Duplicate(p, ns))
+			errs[len(errs)-1].Detail = "listed twice; remove one"
 			continue
 		}
 		a.Namespaces[ns] = true

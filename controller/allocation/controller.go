@@ -1,0 +1,485 @@
+// Package allocation is the controller that assigns LoadBalancer addresses:
+// it feeds Services and IPAddressPools to internal/allocator and writes the
+// outcome to Service status, conditions and events, and pool status.
+//
+// Reconciles are level-triggered and idempotent. The allocator's state lives
+// in memory and is rebuilt from the Services' status before the first
+// reconcile, so a restart or a leader change moves no address.
+package allocation
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	"github.com/pharos-lb/pharos/api/v1beta1"
+	"github.com/pharos-lb/pharos/internal/allocator"
+	"github.com/pharos-lb/pharos/internal/config"
+)
+
+// ConditionIPAllocated is the Service condition that says whether the
+// Service has its addresses, and if not, why.
+const ConditionIPAllocated = "pharos.io/IPAllocated"
+
+// ConditionValid is the IPAddressPool condition that says whether its spec
+// is usable.
+const ConditionValid = "Valid"
+
+// Options configure the controller.
+type Options struct {
+	// LoadBalancerClass selects the Services handled: "" handles Services
+	// without spec.loadBalancerClass; any other value handles only Services
+	// of that class.
+	LoadBalancerClass string
+	// Workers is the number of Services reconciled in parallel. Status
+	// writes dominate the cost, so this bounds the write concurrency.
+	Workers int
+	// PoolStatusInterval is the least time between two writes of one pool's
+	// counts, so that a burst of assignments does not rewrite the pool on
+	// every Service.
+	PoolStatusInterval time.Duration
+}
+
+// Controller assigns addresses to Services.
+type Controller struct {
+	client   client.Client
+	recorder recorder.EventRecorder
+	opts     Options
+
+	mu       sync.Mutex
+	alloc    *allocator.Allocator
+	result   config.Result
+	poolsFP  string
+	loaded   bool
+	pending  map[types.NamespacedName]bool
+	warned   map[string]bool
+	lastPool map[string]time.Time
+
+	serviceEvents chan event.GenericEvent
+	poolEvents    chan event.GenericEvent
+}
+
+// New returns a controller that uses the manager's client and recorder.
+func New(mgr ctrl.Manager, opts Options) *Controller {
+	if opts.Workers <= 0 {
+		opts.Workers = 8
+	}
+	if opts.PoolStatusInterval <= 0 {
+		opts.PoolStatusInterval = time.Second
+	}
+	return &Controller{
+		client:        mgr.GetClient(),
+		recorder:      mgr.GetEventRecorder("pharos-controller"),
+		opts:          opts,
+		alloc:         allocator.New(),
+		pending:       map[types.NamespacedName]bool{},
+		warned:        map[string]bool{},
+		lastPool:      map[string]time.Time{},
+		serviceEvents: make(chan event.GenericEvent, 4096),
+		poolEvents:    make(chan event.GenericEvent, 256),
+	}
+}
+
+// SetupWithManager registers the Service and IPAddressPool controllers.
+func (c *Controller) SetupWithManager(mgr ctrl.Manager) error {
+	err := ctrl.NewControllerManagedBy(mgr).
+		Named("service").
+		For(&corev1.Service{}).
+		WatchesRawSource(source.Channel(c.serviceEvents, &handler.EnqueueRequestForObject{})).
+		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(c.pendingRequests)).
+		WithOptions(controller.Options{MaxConcurrentReconciles: c.opts.Workers}).
+		Complete(reconcile.Func(c.reconcileService))
+	if err != nil {
+		return err
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("ipaddresspool").
+		For(&v1beta1.IPAddressPool{}).
+		WatchesRawSource(source.Channel(c.poolEvents, &handler.EnqueueRequestForObject{})).
+		Complete(reconcile.Func(c.reconcilePool))
+}
+
+// handles reports whether the Service is one this controller serves.
+func (c *Controller) handles(svc *corev1.Service) bool {
+	if svc.Spec.Type != corev1.ServiceTypeLoadBalancer || svc.DeletionTimestamp != nil {
+		return false
+	}
+	if c.opts.LoadBalancerClass == "" {
+		return svc.Spec.LoadBalancerClass == nil
+	}
+	return svc.Spec.LoadBalancerClass != nil && *svc.Spec.LoadBalancerClass == c.opts.LoadBalancerClass
+}
+
+// ensureLoaded rebuilds the allocator from the pools and from the addresses
+// that Services already hold, once, before anything new is assigned.
+func (c *Controller) ensureLoaded(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.loaded {
+		return nil
+	}
+	logger := log.FromContext(ctx)
+	if _, err := c.refreshPoolsLocked(ctx); err != nil {
+		return err
+	}
+	var svcs corev1.ServiceList
+	if err := c.client.List(ctx, &svcs); err != nil {
+		return fmt.Errorf("listing Services: %w", err)
+	}
+	// Older Services win if two claim one address.
+	sort.Slice(svcs.Items, func(i, j int) bool {
+		a, b := &svcs.Items[i], &svcs.Items[j]
+		if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
+			return a.CreationTimestamp.Before(&b.CreationTimestamp)
+		}
+		return a.Namespace+"/"+a.Name < b.Namespace+"/"+b.Name
+	})
+	restored := 0
+	for i := range svcs.Items {
+		svc := &svcs.Items[i]
+		if !c.handles(svc) {
+			continue
+		}
+		ips, err := statusIPs(svc)
+		if err != nil || len(ips) == 0 {
+			continue
+		}
+		req, _, _ := buildRequest(svc, nil)
+		if err := c.alloc.Restore(req, ips); err != nil {
+			logger.Info("not restoring a Service's addresses; it will be assigned again", "service", req.Key, "reason", err.Error())
+			continue
+		}
+		restored++
+	}
+	logger.Info("allocator state rebuilt from Service status", "services", restored, "pools", len(c.result.Config.Pools))
+	c.loaded = true
+	return nil
+}
+
+// refreshPoolsLocked rebuilds the pool model when the pools changed and
+// re-queues the Services that lost their addresses or wait for one.
+func (c *Controller) refreshPoolsLocked(ctx context.Context) ([]v1beta1.IPAddressPool, error) {
+	var list v1beta1.IPAddressPoolList
+	if err := c.client.List(ctx, &list); err != nil {
+		return nil, fmt.Errorf("listing IPAddressPools: %w", err)
+	}
+	fp := make([]string, 0, len(list.Items))
+	for _, p := range list.Items {
+		fp = append(fp, fmt.Sprintf("%s/%s/%d", p.Name, p.UID, p.Generation))
+	}
+	sort.Strings(fp)
+	key := strings.Join(fp, ",")
+	if key == c.poolsFP && c.result.Config != nil {
+		return list.Items, nil
+	}
+	c.poolsFP = key
+	c.result = config.Build(list.Items, c.result.Config)
+	evicted := c.alloc.SetConfig(c.result.Config)
+	for _, k := range evicted {
+		ns, name, _ := strings.Cut(k, "/")
+		c.pending[types.NamespacedName{Namespace: ns, Name: name}] = true
+	}
+	if len(evicted) > 0 {
+		log.FromContext(ctx).Info("pools changed; Services whose addresses left every pool will be assigned again", "services", evicted)
+	}
+	if c.loaded {
+		c.kickPendingLocked()
+	}
+	return list.Items, nil
+}
+
+// kickPendingLocked re-queues every Service that waits for an address.
+func (c *Controller) kickPendingLocked() {
+	for nn := range c.pending {
+		c.serviceEvents <- event.GenericEvent{Object: &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: nn.Namespace, Name: nn.Name}}}
+	}
+}
+
+func (c *Controller) pendingRequests(context.Context, client.Object) []reconcile.Request {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]reconcile.Request, 0, len(c.pending))
+	for nn := range c.pending {
+		out = append(out, reconcile.Request{NamespacedName: nn})
+	}
+	return out
+}
+
+func (c *Controller) poolChanged(names ...string) {
+	for _, n := range names {
+		if n == "" {
+			continue
+		}
+		select {
+		case c.poolEvents <- event.GenericEvent{Object: &v1beta1.IPAddressPool{ObjectMeta: metav1.ObjectMeta{Name: n}}}:
+		default:
+			// The pool reconcile already queued will read the latest counts.
+		}
+	}
+}
+
+func (c *Controller) reconcileService(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	if err := c.ensureLoaded(ctx); err != nil {
+		return reconcile.Result{}, err
+	}
+	key := req.Namespace + "/" + req.Name
+	svc := &corev1.Service{}
+	if err := c.client.Get(ctx, req.NamespacedName, svc); err != nil {
+		if apierrors.IsNotFound(err) {
+			c.release(req.NamespacedName)
+			return reconcile.Result{}, nil
+		}
+		return reconcile.Result{}, err
+	}
+	if !c.handles(svc) {
+		c.release(req.NamespacedName)
+		return c.clearStatus(ctx, svc)
+	}
+
+	var nsLabels map[string]string
+	ns := &corev1.Namespace{}
+	if err := c.client.Get(ctx, types.NamespacedName{Name: svc.Namespace}, ns); err == nil {
+		nsLabels = ns.Labels
+	}
+	r, aliases, reqErr := buildRequest(svc, nsLabels)
+	c.warnAliases(svc, aliases)
+
+	c.mu.Lock()
+	before, _ := c.alloc.Assigned(key)
+	var asg allocator.Assignment
+	cond := metav1.Condition{Type: ConditionIPAllocated, ObservedGeneration: svc.Generation}
+	if reqErr != nil {
+		asg, _ = c.alloc.Assigned(key)
+		cond.Status, cond.Reason = metav1.ConditionFalse, string(allocator.InvalidRequest)
+		cond.Message = reqErr.Error()
+		if len(asg.IPs) > 0 {
+			cond.Message += fmt.Sprintf("; keeping %s until the request is fixed", joinIPs(asg.IPs))
+		}
+	} else {
+		var err error
+		asg, err = c.alloc.Assign(r)
+		if err != nil {
+			e, _ := err.(*allocator.Error)
+			cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, string(e.Reason), e.Message
+		} else {
+			cond.Status, cond.Reason = metav1.ConditionTrue, string(allocator.Allocated)
+			cond.Message = fmt.Sprintf("assigned %s from IPAddressPool %q", joinIPs(asg.IPs), asg.Pool)
+		}
+	}
+	if cond.Status == metav1.ConditionTrue {
+		delete(c.pending, req.NamespacedName)
+	} else {
+		c.pending[req.NamespacedName] = true
+	}
+	if freed(before.IPs, asg.IPs) {
+		c.kickPendingLocked()
+	}
+	c.mu.Unlock()
+	if before.Pool != asg.Pool || len(before.IPs) != len(asg.IPs) {
+		c.poolChanged(before.Pool, asg.Pool)
+	}
+	return c.writeStatus(ctx, svc, asg, cond)
+}
+
+func freed(before, after []netip.Addr) bool {
+	for _, b := range before {
+		kept := false
+		for _, a := range after {
+			kept = kept || a == b
+		}
+		if !kept {
+			return true
+		}
+	}
+	return false
+}
+
+func joinIPs(ips []netip.Addr) string {
+	s := make([]string, len(ips))
+	for i, ip := range ips {
+		s[i] = ip.String()
+	}
+	return strings.Join(s, ", ")
+}
+
+func (c *Controller) release(nn types.NamespacedName) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.pending, nn)
+	asg, ok := c.alloc.Assigned(nn.Namespace + "/" + nn.Name)
+	if !ok {
+		return
+	}
+	c.alloc.Release(nn.Namespace + "/" + nn.Name)
+	c.kickPendingLocked()
+	c.poolChanged(asg.Pool)
+}
+
+// writeStatus writes the Service's addresses, pool annotation and
+// condition in one update, and records an event when the outcome changed.
+func (c *Controller) writeStatus(ctx context.Context, svc *corev1.Service, asg allocator.Assignment, cond metav1.Condition) (reconcile.Result, error) {
+	desired := svc.DeepCopy()
+	vip := corev1.LoadBalancerIPModeVIP
+	desired.Status.LoadBalancer.Ingress = nil
+	for _, ip := range asg.IPs {
+		desired.Status.LoadBalancer.Ingress = append(desired.Status.LoadBalancer.Ingress, corev1.LoadBalancerIngress{IP: ip.String(), IPMode: &vip})
+	}
+	if asg.Pool != "" {
+		if desired.Annotations == nil {
+			desired.Annotations = map[string]string{}
+		}
+		desired.Annotations[AnnotationAllocatedFromPool] = asg.Pool
+	} else {
+		delete(desired.Annotations, AnnotationAllocatedFromPool)
+	}
+	old := meta.FindStatusCondition(svc.Status.Conditions, ConditionIPAllocated)
+	meta.SetStatusCondition(&desired.Status.Conditions, cond)
+	if equality.Semantic.DeepEqual(desired.Status, svc.Status) && equality.Semantic.DeepEqual(desired.Annotations, svc.Annotations) {
+		return reconcile.Result{}, nil
+	}
+	if err := c.client.Status().Update(ctx, desired); err != nil {
+		if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
+			// A newer version is on its way to us through the watch.
+			return reconcile.Result{Requeue: true}, nil
+		}
+		return reconcile.Result{}, fmt.Errorf("writing status of Service %s/%s: %w", svc.Namespace, svc.Name, err)
+	}
+	if old == nil || old.Reason != cond.Reason || old.Message != cond.Message || old.Status != cond.Status {
+		if cond.Status == metav1.ConditionTrue {
+			c.recorder.Eventf(desired, nil, corev1.EventTypeNormal, "IPAllocated", "Allocate", "%s", cond.Message)
+		} else {
+			log.FromContext(ctx).Info("Service has no address", "service", svc.Namespace+"/"+svc.Name, "reason", cond.Reason, "message", cond.Message)
+			c.recorder.Eventf(desired, nil, corev1.EventTypeWarning, cond.Reason, "Allocate", "%s", cond.Message)
+		}
+	}
+	return reconcile.Result{}, nil
+}
+
+// clearStatus removes what this controller wrote on a Service it no longer
+// handles. It touches nothing on Services it never served, so it cannot
+// fight another load-balancer controller.
+func (c *Controller) clearStatus(ctx context.Context, svc *corev1.Service) (reconcile.Result, error) {
+	_, ours := svc.Annotations[AnnotationAllocatedFromPool]
+	if !ours && meta.FindStatusCondition(svc.Status.Conditions, ConditionIPAllocated) == nil {
+		return reconcile.Result{}, nil
+	}
+	desired := svc.DeepCopy()
+	delete(desired.Annotations, AnnotationAllocatedFromPool)
+	meta.RemoveStatusCondition(&desired.Status.Conditions, ConditionIPAllocated)
+	if ours {
+		desired.Status.LoadBalancer.Ingress = nil
+	}
+	if err := c.client.Status().Update(ctx, desired); err != nil {
+		if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
+			return reconcile.Result{Requeue: true}, nil
+		}
+		return reconcile.Result{}, err
+	}
+	if svc.DeletionTimestamp == nil {
+		c.recorder.Eventf(desired, nil, corev1.EventTypeNormal, "IPReleased", "Release",
+			"released the addresses: the Service is no longer a LoadBalancer of class %q", c.classDescription())
+	}
+	return reconcile.Result{}, nil
+}
+
+func (c *Controller) classDescription() string {
+	if c.opts.LoadBalancerClass == "" {
+		return "<none>"
+	}
+	return c.opts.LoadBalancerClass
+}
+
+// warnAliases records one warning per Service and MetalLB annotation used.
+func (c *Controller) warnAliases(svc *corev1.Service, aliases map[string]string) {
+	for alias, key := range aliases {
+		id := string(svc.UID) + "/" + alias
+		c.mu.Lock()
+		done := c.warned[id]
+		c.warned[id] = true
+		c.mu.Unlock()
+		if !done {
+			c.recorder.Eventf(svc, nil, corev1.EventTypeWarning, "DeprecatedAnnotation", "Allocate",
+				"annotation %s is accepted as an alias; rename it to %s", alias, key)
+		}
+	}
+}
+
+func (c *Controller) reconcilePool(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	if err := c.ensureLoaded(ctx); err != nil {
+		return reconcile.Result{}, err
+	}
+	c.mu.Lock()
+	if _, err := c.refreshPoolsLocked(ctx); err != nil {
+		c.mu.Unlock()
+		return reconcile.Result{}, err
+	}
+	stats, _ := c.alloc.Stats(req.Name)
+	errs := c.result.Errors[req.Name]
+	stale := c.result.Stale[req.Name]
+	last := c.lastPool[req.Name]
+	c.mu.Unlock()
+
+	pool := &v1beta1.IPAddressPool{}
+	if err := c.client.Get(ctx, req.NamespacedName, pool); err != nil {
+		return reconcile.Result{}, client.IgnoreNotFound(err)
+	}
+	desired := pool.DeepCopy()
+	desired.Status.AssignedIPv4, desired.Status.AssignedIPv6 = stats.AssignedIPv4, stats.AssignedIPv6
+	desired.Status.AvailableIPv4, desired.Status.AvailableIPv6 = stats.AvailableIPv4, stats.AvailableIPv6
+	desired.Status.ObservedGeneration = pool.Generation
+	cond := metav1.Condition{Type: ConditionValid, Status: metav1.ConditionTrue, Reason: "Valid", Message: "the pool is in use", ObservedGeneration: pool.Generation}
+	if len(errs) > 0 {
+		cond.Status, cond.Reason = metav1.ConditionFalse, "InvalidSpec"
+		cond.Message = errs.ToAggregate().Error()
+		if stale {
+			cond.Message += "; the pool keeps serving with its last valid spec until this is fixed"
+		} else {
+			cond.Message += "; the pool is not used until this is fixed"
+		}
+	}
+	old := meta.FindStatusCondition(pool.Status.Conditions, ConditionValid)
+	meta.SetStatusCondition(&desired.Status.Conditions, cond)
+	if equality.Semantic.DeepEqual(desired.Status, pool.Status) {
+		return reconcile.Result{}, nil
+	}
+	condChanged := old == nil || old.Status != cond.Status || old.Message != cond.Message
+	if wait := c.opts.PoolStatusInterval - time.Since(last); !condChanged && wait > 0 {
+		return reconcile.Result{RequeueAfter: wait}, nil
+	}
+	if err := c.client.Status().Update(ctx, desired); err != nil {
+		if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
+			return reconcile.Result{Requeue: true}, nil
+		}
+		return reconcile.Result{}, fmt.Errorf("writing status of IPAddressPool %s: %w", pool.Name, err)
+	}
+	c.mu.Lock()
+	c.lastPool[req.Name] = time.Now()
+	c.mu.Unlock()
+	if condChanged && cond.Status == metav1.ConditionFalse {
+		log.FromContext(ctx).Info("IPAddressPool is invalid", "pool", pool.Name, "message", cond.Message)
+		c.recorder.Eventf(desired, nil, corev1.EventTypeWarning, "InvalidSpec", "Validate", "%s", cond.Message)
+	} else if condChanged && old != nil && old.Status == metav1.ConditionFalse {
+		c.recorder.Eventf(desired, nil, corev1.EventTypeNormal, "Valid", "Validate", "the pool is valid again and in use")
+	}
+	return reconcile.Result{}, nil
+}

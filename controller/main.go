@@ -1,0 +1,95 @@
+// Command controller is the Pharos controller: it assigns external
+// addresses to LoadBalancer Services from IPAddressPools. Run two replicas;
+// leader election lets one of them allocate at a time.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"time"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/pharos-lb/pharos/api/v1beta1"
+	"github.com/pharos-lb/pharos/controller/allocation"
+)
+
+func main() {
+	var (
+		lbClass        = flag.String("lb-class", "", "handle only Services with this spec.loadBalancerClass (for example pharos.io/lb); empty handles Services without a class")
+		workers        = flag.Int("workers", 8, "Services reconciled in parallel")
+		qps            = flag.Float64("kube-api-qps", 500, "client-side request rate limit; the apiserver's priority and fairness is the real guard, so keep this above what the workers can use")
+		burst          = flag.Int("kube-api-burst", 1000, "client-side burst above kube-api-qps")
+		leaderElect    = flag.Bool("leader-elect", true, "elect one active replica through a Lease")
+		leaseNamespace = flag.String("leader-election-namespace", "", "namespace of the leader Lease (default: the pod's namespace)")
+		leaseDuration  = flag.Duration("leader-lease-duration", 15*time.Second, "how long a leader's Lease is valid without renewal")
+		renewDeadline  = flag.Duration("leader-renew-deadline", 10*time.Second, "how long the leader tries to renew before it stops")
+		retryPeriod    = flag.Duration("leader-retry-period", 2*time.Second, "how often candidates try to take the Lease")
+		metricsAddr    = flag.String("metrics-bind-address", ":7472", "address of the Prometheus metrics endpoint; 0 disables it")
+		probeAddr      = flag.String("health-probe-bind-address", ":7473", "address of the /healthz and /readyz endpoints")
+	)
+	zapOpts := zap.Options{}
+	zapOpts.BindFlags(flag.CommandLine)
+	flag.Parse()
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+	logger := ctrl.Log.WithName("setup")
+
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		fail(err)
+	}
+	if err := v1beta1.AddToScheme(scheme); err != nil {
+		fail(err)
+	}
+
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		fail(fmt.Errorf("no Kubernetes configuration: %w (use --kubeconfig or run in a pod)", err))
+	}
+	cfg.QPS, cfg.Burst = float32(*qps), *burst
+	cfg.UserAgent = "pharos-controller"
+
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                        scheme,
+		Metrics:                       metricsserver.Options{BindAddress: *metricsAddr},
+		HealthProbeBindAddress:        *probeAddr,
+		LeaderElection:                *leaderElect,
+		LeaderElectionID:              "pharos-controller",
+		LeaderElectionNamespace:       *leaseNamespace,
+		LeaderElectionReleaseOnCancel: true,
+		LeaseDuration:                 leaseDuration,
+		RenewDeadline:                 renewDeadline,
+		RetryPeriod:                   retryPeriod,
+		// The cache holds every Service; managed fields are a third of a
+		// Service's size and are never read.
+		Cache: cache.Options{DefaultTransform: cache.TransformStripManagedFields()},
+	})
+	if err != nil {
+		fail(err)
+	}
+	if err := allocation.New(mgr, allocation.Options{LoadBalancerClass: *lbClass, Workers: *workers}).SetupWithManager(mgr); err != nil {
+		fail(err)
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		fail(err)
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		fail(err)
+	}
+	logger.Info("starting", "lbClass", *lbClass, "workers", *workers, "qps", *qps, "burst", *burst, "leaderElect", *leaderElect)
+	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
+		fail(err)
+	}
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "pharos-controller:", err)
+	os.Exit(1)
+}
