@@ -56,6 +56,7 @@ func main() {
 	cfg.QPS, cfg.Burst = float32(*qps), *burst
 	cfg.UserAgent = "pharos-controller"
 
+	shutdownTimeout := 5 * time.Second
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                        scheme,
 		Metrics:                       metricsserver.Options{BindAddress: *metricsAddr},
@@ -70,6 +71,9 @@ func main() {
 		// The cache holds every Service; managed fields are a third of a
 		// Service's size and are never read.
 		Cache: cache.Options{DefaultTransform: cache.TransformStripManagedFields()},
+		// Reconciles take milliseconds; a longer wait only delays exit,
+		// as client-go's event broadcaster can block its shutdown.
+		GracefulShutdownTimeout: &shutdownTimeout,
 	})
 	if err != nil {
 		fail(err)

@@ -28,14 +28,23 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
-	"sigs.k8s.io/controller-runtime/pkg/recorder"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/pharos-lb/pharos/api/v1beta1"
 	"github.com/pharos-lb/pharos/internal/allocator"
 	"github.com/pharos-lb/pharos/internal/config"
 )
+
+// The controller's permissions, each used by this package or its manager.
+// +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=services/status,verbs=update
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
+// +kubebuilder:rbac:groups=pharos.io,resources=ipaddresspools,verbs=get;list;watch
+// +kubebuilder:rbac:groups=pharos.io,resources=ipaddresspools/status,verbs=update
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;create;update
 
 // ConditionIPAllocated is the Service condition that says whether the
 // Service has its addresses, and if not, why.
@@ -171,6 +180,11 @@ func (c *Controller) ensureLoaded(ctx context.Context) error {
 		}
 		restored++
 	}
+	for i := range svcs.Items {
+		if svc := &svcs.Items[i]; svc.Spec.Type == corev1.ServiceTypeLoadBalancer && !c.handles(svc) {
+			c.holdForeignLocked(svc)
+		}
+	}
 	logger.Info("allocator state rebuilt from Service status", "services", restored, "pools", len(c.result.Config.Pools))
 	c.loaded = true
 	return nil
@@ -252,8 +266,15 @@ func (c *Controller) reconcileService(ctx context.Context, req reconcile.Request
 		return reconcile.Result{}, err
 	}
 	if !c.handles(svc) {
-		c.release(req.NamespacedName)
-		return c.clearStatus(ctx, svc)
+		if svc.Spec.Type != corev1.ServiceTypeLoadBalancer || svc.DeletionTimestamp != nil {
+			c.release(req.NamespacedName)
+			return c.clearStatus(ctx, svc)
+		}
+		// A LoadBalancer of another class: its class cannot change while it
+		// stays a LoadBalancer, so it was never ours. Keep its addresses out
+		// of our hands, so that two load balancers never announce one IP.
+		c.holdForeign(svc)
+		return reconcile.Result{}, nil
 	}
 
 	var nsLabels map[string]string
@@ -320,6 +341,40 @@ func joinIPs(ips []netip.Addr) string {
 		s[i] = ip.String()
 	}
 	return strings.Join(s, ", ")
+}
+
+// holdForeign marks the addresses that a LoadBalancer Service of another
+// class shows in its status as taken, for as long as it shows them.
+func (c *Controller) holdForeign(svc *corev1.Service) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	before, _ := c.alloc.Assigned(svc.Namespace + "/" + svc.Name)
+	c.holdForeignLocked(svc)
+	after, _ := c.alloc.Assigned(svc.Namespace + "/" + svc.Name)
+	if freed(before.IPs, after.IPs) {
+		c.kickPendingLocked()
+	}
+	if before.Pool != after.Pool || len(before.IPs) != len(after.IPs) {
+		c.poolChanged(before.Pool, after.Pool)
+	}
+}
+
+func (c *Controller) holdForeignLocked(svc *corev1.Service) {
+	key := svc.Namespace + "/" + svc.Name
+	ips, _ := statusIPs(svc)
+	if before, ok := c.alloc.Assigned(key); ok && sameIPs(before.IPs, ips) {
+		return
+	}
+	c.alloc.Release(key)
+	if len(ips) > 0 {
+		req, _, _ := buildRequest(svc, nil)
+		// Addresses outside our pools, or already ours, are not held.
+		_ = c.alloc.Restore(req, ips)
+	}
+}
+
+func sameIPs(a, b []netip.Addr) bool {
+	return len(a) == len(b) && !freed(a, b)
 }
 
 func (c *Controller) release(nn types.NamespacedName) {

@@ -1,0 +1,106 @@
+# Pharos. `make` alone lists the targets.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+# Tools are cached per user, outside the repository, like the Kubernetes
+# binaries of hack/kube-bins/ensure.sh.
+TOOLS_BIN ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/pharos/tools/bin
+CONTROLLER_TOOLS_VERSION := v0.23.0
+CONTROLLER_GEN ?= $(TOOLS_BIN)/controller-gen
+
+IMG ?= ghcr.io/pharos-lb/pharos:dev
+FUZZTIME ?= 60s
+FUZZERS := FuzzParseRange FuzzBuild
+BENCH_SUMMARY := _output/bench/summary.json
+
+# $(call fuzz,DURATION) runs each fuzzer of internal/config for DURATION.
+define fuzz
+	for f in $(FUZZERS); do go test ./internal/config/ -run='^$$' -fuzz="^$$f\$$" -fuzztime=$(1); done
+endef
+
+# Sets the shell variable assets to the directory with kube-apiserver and etcd
+# (built on first use); a failure stops the recipe, unlike VAR=$(...) cmd.
+kube_assets = assets="$$(hack/kube-bins/ensure.sh kube-apiserver)"
+
+.PHONY: help
+help: ## List the targets
+	@echo "Usage: make TARGET [VAR=value]"
+	@echo
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-18s %s\n", $$1, $$2}'
+	@echo
+	@echo "Variables: IMG=$(IMG) FUZZTIME=$(FUZZTIME) TOOLS_BIN=$(TOOLS_BIN) CONTROLLER_TOOLS_VERSION=$(CONTROLLER_TOOLS_VERSION)"
+
+.PHONY: tools
+tools: ## Install controller-gen (CONTROLLER_TOOLS_VERSION) into TOOLS_BIN unless it is there
+	@if "$(CONTROLLER_GEN)" --version 2>/dev/null | grep -qxF 'Version: $(CONTROLLER_TOOLS_VERSION)'; then \
+	  echo "controller-gen $(CONTROLLER_TOOLS_VERSION): $(CONTROLLER_GEN)"; \
+	else \
+	  echo "installing controller-gen $(CONTROLLER_TOOLS_VERSION) into $(TOOLS_BIN)"; \
+	  mkdir -p "$(TOOLS_BIN)"; rm -f "$(TOOLS_BIN)/controller-gen"; \
+	  GOBIN="$(TOOLS_BIN)" go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION); \
+	  "$(CONTROLLER_GEN)" --version | grep -qxF 'Version: $(CONTROLLER_TOOLS_VERSION)' || \
+	    { echo "$(CONTROLLER_GEN) is not controller-gen $(CONTROLLER_TOOLS_VERSION); unset CONTROLLER_GEN or point it at that version" >&2; exit 1; }; \
+	fi
+
+.PHONY: generate
+generate: tools ## Regenerate deep-copy code, the CRDs (config/crd/bases) and the ClusterRole (config/rbac)
+	$(CONTROLLER_GEN) object:headerFile=hack/boilerplate.go.txt paths=./api/...
+	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=config/crd/bases
+	$(CONTROLLER_GEN) rbac:roleName=pharos-controller paths=./controller/allocation/ output:rbac:artifacts:config=config/rbac
+
+.PHONY: build
+build: ## Build the controller into bin/controller
+	CGO_ENABLED=0 go build -trimpath -o bin/ ./controller
+
+.PHONY: kube-bins
+kube-bins: ## Build (once; cached by version) the pinned Kubernetes binaries and print their directory
+	hack/kube-bins/ensure.sh
+
+.PHONY: test
+test: tools ## Check generated files, run all tests against a real kube-apiserver and etcd, smoke-fuzz
+	hack/verify-generated.sh
+	$(kube_assets); KUBEBUILDER_ASSETS="$$assets" go test -count=1 ./...
+	$(call fuzz,10s)
+
+.PHONY: test-unit
+test-unit: ## Run the tests that need no kube-apiserver
+	go test -count=1 ./internal/... ./hack/benchmerge/...
+
+.PHONY: lint
+lint: ## Check formatting (gofmt) and run go vet
+	@unformatted="$$(gofmt -l .)"; \
+	if [ -n "$$unformatted" ]; then \
+	  echo "these files need gofmt -w:" >&2; echo "$$unformatted" >&2; exit 1; \
+	fi
+	go vet ./...
+
+.PHONY: fuzz
+fuzz: ## Fuzz the config parser for FUZZTIME per fuzzer
+	$(call fuzz,$(FUZZTIME))
+
+# The benchmarks share one summary file; never run them side by side.
+.NOTPARALLEL: bench
+
+.PHONY: bench
+bench: bench-alloc bench-controller ## Run all benchmarks and print _output/bench/summary.json
+	@echo "== $(BENCH_SUMMARY)"
+	@cat $(BENCH_SUMMARY)
+
+.PHONY: bench-alloc
+bench-alloc: ## Benchmark the allocator; merges its figures into _output/bench/summary.json
+	go test -run='^$$' -bench=. -benchmem -count=1 ./internal/allocator/ | go run ./hack/benchmerge -out $(BENCH_SUMMARY) -require alloc_ns_per_op_v6_64,alloc_ns_per_op_v4_12
+
+.PHONY: bench-controller
+bench-controller: ## Benchmark the controller against a real kube-apiserver; merges its figures into _output/bench/summary.json
+	$(kube_assets); KUBEBUILDER_ASSETS="$$assets" go run ./test/bench/controller | go run ./hack/benchmerge -out $(BENCH_SUMMARY)
+
+.PHONY: image
+image: ## Build the controller image IMG with docker
+	@docker info >/dev/null 2>&1 || { echo "make image: 'docker info' failed: start the Docker daemon or get access to its socket, then retry" >&2; exit 1; }
+	docker build -t $(IMG) .
+
+.PHONY: clean
+clean: ## Remove bin/ and _output/
+	rm -rf bin _output
