@@ -93,8 +93,8 @@ bench-alloc: ## Benchmark the allocator; merges its figures into _output/bench/s
 	go test -run='^$$' -bench=. -benchmem -count=1 ./internal/allocator/ | go run ./hack/benchmerge -out $(BENCH_SUMMARY) -require alloc_ns_per_op_v6_64,alloc_ns_per_op_v4_12
 
 .PHONY: bench-controller
-bench-controller: ## Benchmark the controller against a real kube-apiserver; merges its figures into _output/bench/summary.json
-	$(kube_assets); KUBEBUILDER_ASSETS="$$assets" go run ./test/bench/controller | go run ./hack/benchmerge -out $(BENCH_SUMMARY)
+bench-controller: build ## Benchmark the controller against a real kube-apiserver; merges its figures into _output/bench/summary.json
+	$(kube_assets); KUBEBUILDER_ASSETS="$$assets" go run ./test/bench/controller | go run ./hack/benchmerge -out $(BENCH_SUMMARY) -require assign_backlog_5000_s,apiserver_status_ceiling_5000_s,restart_resync_5000_s,restart_ip_changes_5000,controller_rss_mib_10000
 
 .PHONY: image
 image: ## Build the controller image IMG with docker

@@ -25,8 +25,8 @@ func main() {
 	var (
 		lbClass        = flag.String("lb-class", "", "handle only Services with this spec.loadBalancerClass (for example pharos.io/lb); empty handles Services without a class")
 		workers        = flag.Int("workers", 8, "Services reconciled in parallel")
-		qps            = flag.Float64("kube-api-qps", 500, "client-side request rate limit; the apiserver's priority and fairness is the real guard, so keep this above what the workers can use")
-		burst          = flag.Int("kube-api-burst", 1000, "client-side burst above kube-api-qps")
+		qps            = flag.Float64("kube-api-qps", -1, "client-side request rate limit; -1 (the default) disables it, because the apiserver's priority and fairness already bounds the controller, and a client limit only slows a backlog down")
+		burst          = flag.Int("kube-api-burst", 1000, "client-side burst above kube-api-qps, when a limit is set")
 		leaderElect    = flag.Bool("leader-elect", true, "elect one active replica through a Lease")
 		leaseNamespace = flag.String("leader-election-namespace", "", "namespace of the leader Lease (default: the pod's namespace)")
 		leaseDuration  = flag.Duration("leader-lease-duration", 15*time.Second, "how long a leader's Lease is valid without renewal")

@@ -32,6 +32,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
+	"golang.org/x/time/rate"
+
 	"github.com/pharos-lb/pharos/api/v1beta1"
 	"github.com/pharos-lb/pharos/internal/allocator"
 	"github.com/pharos-lb/pharos/internal/config"
@@ -67,6 +69,11 @@ type Options struct {
 	// counts, so that a burst of assignments does not rewrite the pool on
 	// every Service.
 	PoolStatusInterval time.Duration
+	// NormalEventsPerSecond bounds the rate of Normal IPAllocated events.
+	// Under a backlog (an install, a restore) one event per Service would
+	// double the apiserver's write load; the condition always records the
+	// outcome, and Warning events are never limited.
+	NormalEventsPerSecond float64
 }
 
 // Controller assigns addresses to Services.
@@ -86,6 +93,7 @@ type Controller struct {
 
 	serviceEvents chan event.GenericEvent
 	poolEvents    chan event.GenericEvent
+	normalEvents  *rate.Limiter
 }
 
 // New returns a controller that uses the manager's client and recorder.
@@ -95,6 +103,9 @@ func New(mgr ctrl.Manager, opts Options) *Controller {
 	}
 	if opts.PoolStatusInterval <= 0 {
 		opts.PoolStatusInterval = time.Second
+	}
+	if opts.NormalEventsPerSecond <= 0 {
+		opts.NormalEventsPerSecond = 20
 	}
 	return &Controller{
 		client:        mgr.GetClient(),
@@ -106,6 +117,7 @@ func New(mgr ctrl.Manager, opts Options) *Controller {
 		lastPool:      map[string]time.Time{},
 		serviceEvents: make(chan event.GenericEvent, 4096),
 		poolEvents:    make(chan event.GenericEvent, 256),
+		normalEvents:  rate.NewLimiter(rate.Limit(opts.NormalEventsPerSecond), int(5*opts.NormalEventsPerSecond)),
 	}
 }
 
@@ -421,7 +433,9 @@ func (c *Controller) writeStatus(ctx context.Context, svc *corev1.Service, asg a
 	}
 	if old == nil || old.Reason != cond.Reason || old.Message != cond.Message || old.Status != cond.Status {
 		if cond.Status == metav1.ConditionTrue {
-			c.recorder.Eventf(desired, nil, corev1.EventTypeNormal, "IPAllocated", "Allocate", "%s", cond.Message)
+			if c.normalEvents.Allow() {
+				c.recorder.Eventf(desired, nil, corev1.EventTypeNormal, "IPAllocated", "Allocate", "%s", cond.Message)
+			}
 		} else {
 			log.FromContext(ctx).Info("Service has no address", "service", svc.Namespace+"/"+svc.Name, "reason", cond.Reason, "message", cond.Message)
 			c.recorder.Eventf(desired, nil, corev1.EventTypeWarning, cond.Reason, "Allocate", "%s", cond.Message)

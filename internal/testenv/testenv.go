@@ -19,7 +19,7 @@ import (
 // range 198.18.0.0/15 and the documentation range 2001:db8::/32, like every
 // address Pharos's tests use.
 const (
-	ServiceCIDRv4 = "198.19.240.0/20"
+	ServiceCIDRv4 = "198.19.0.0/16"
 	ServiceCIDRv6 = "2001:db8:ffff::/112"
 )
 
