@@ -84,7 +84,7 @@ fuzz: ## Fuzz the config parser for FUZZTIME per fuzzer
 .NOTPARALLEL: bench
 
 .PHONY: bench
-bench: bench-alloc bench-controller ## Run all benchmarks and print _output/bench/summary.json
+bench: bench-alloc bench-controller bench-lab ## Run all benchmarks and print _output/bench/summary.json
 	@echo "== $(BENCH_SUMMARY)"
 	@cat $(BENCH_SUMMARY)
 
@@ -95,6 +95,32 @@ bench-alloc: ## Benchmark the allocator; merges its figures into _output/bench/s
 .PHONY: bench-controller
 bench-controller: build ## Benchmark the controller against a real kube-apiserver; merges its figures into _output/bench/summary.json
 	$(kube_assets); KUBEBUILDER_ASSETS="$$assets" go run ./test/bench/controller | go run ./hack/benchmerge -out $(BENCH_SUMMARY) -require assign_backlog_5000_s,apiserver_status_ceiling_5000_s,restart_resync_5000_s,restart_ip_changes_5000,controller_rss_mib_10000
+
+LAB_FLAGS ?=
+
+.PHONY: lab
+lab: build ## Bring up the lab: a 3-node cluster in network namespaces with Pharos (root)
+	go run ./test/lab up $(LAB_FLAGS)
+
+.PHONY: lab-down
+lab-down: ## Remove every namespace, process and file of the lab (root)
+	go run ./test/lab down $(LAB_FLAGS)
+
+.PHONY: lab-status
+lab-status: ## Show the lab's components, nodes and Services
+	go run ./test/lab status $(LAB_FLAGS)
+
+.PHONY: demo
+demo: build ## The lab plus the my-nginx tutorial: a LoadBalancer Service with its EXTERNAL-IP (root)
+	go run ./test/lab demo $(LAB_FLAGS)
+
+.PHONY: e2e
+e2e: ## End-to-end tests in a fresh lab (root; builds what it needs, tears the lab down)
+	go test -tags e2e -count=1 -timeout 30m -v ./test/e2e/
+
+.PHONY: bench-lab
+bench-lab: build ## Time a warm lab up (binaries cached); merges lab_up_warm_s
+	go run ./test/bench/lab | go run ./hack/benchmerge -out $(BENCH_SUMMARY) -require lab_up_warm_s,demo_external_ip_warm_s
 
 .PHONY: image
 image: ## Build the controller image IMG with docker

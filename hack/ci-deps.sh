@@ -6,7 +6,7 @@
 # is safe to run every time.
 set -euo pipefail
 
-pkgs=(etcd-server iproute2 iputils-ping iputils-arping nftables iptables conntrack)
+pkgs=(etcd-server iproute2 iputils-ping iputils-arping nftables iptables conntrack curl util-linux procps)
 
 if ! command -v dpkg >/dev/null 2>&1; then
   echo "ci-deps: dpkg not found; this script supports Debian and Ubuntu only." >&2

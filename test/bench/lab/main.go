@@ -1,0 +1,121 @@
+// Command lab times the lab: lab_up_warm_s is a full `lab up` (network,
+// control plane, nodes, Pharos, every node Ready) with the Kubernetes
+// binaries already cached; demo_external_ip_warm_s adds the tutorial until
+// its Service has an EXTERNAL-IP from Pharos and its pods answer. Each is
+// the median of -runs trials. It needs root, like the lab.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/pharos-lb/pharos/test/lab/cluster"
+)
+
+func main() {
+	runs := flag.Int("runs", 3, "trials per figure")
+	flag.Parse()
+	if err := run(*runs); err != nil {
+		fmt.Println("FAIL:", err)
+		os.Exit(1)
+	}
+}
+
+func run(runs int) error {
+	if err := cluster.CheckHost(); err != nil {
+		return err
+	}
+	root, _ := os.Getwd()
+	bins := filepath.Join(root, "_output", "bench", "lab-bin")
+	for pkg, name := range map[string]string{"./test/lab": "lab", "./controller": "controller"} {
+		cmd := exec.Command("go", "build", "-o", filepath.Join(bins, name), pkg)
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			return err
+		}
+	}
+	kube, err := exec.Command("hack/kube-bins/ensure.sh").Output()
+	if err != nil {
+		return fmt.Errorf("hack/kube-bins/ensure.sh: %w", err)
+	}
+	l, err := cluster.New(cluster.Options{
+		Prefix: "pbench", Dir: filepath.Join(root, "_output", "bench", "lab"),
+		KubeBinDir: strings.TrimSpace(string(kube)), LabBinary: filepath.Join(bins, "lab"),
+		ControllerBinary: filepath.Join(bins, "controller"), RepoRoot: root, Out: os.Stderr,
+	})
+	if err != nil {
+		return err
+	}
+	defer func() { _ = l.Down() }()
+	ctx := context.Background()
+	var up, demo []float64
+	for i := 0; i < runs; i++ {
+		start := time.Now()
+		if err := l.Up(ctx); err != nil {
+			return err
+		}
+		up = append(up, time.Since(start).Seconds())
+		if err := l.Apply(ctx, demoManifest); err != nil {
+			return err
+		}
+		if err := waitAnswer(ctx, l, 120*time.Second); err != nil {
+			return err
+		}
+		demo = append(demo, time.Since(start).Seconds())
+	}
+	fmt.Printf("BenchmarkLabUpWarm 1 0 ns/op %.4g lab_up_warm_s\n", median(up))
+	fmt.Printf("BenchmarkDemoExternalIPWarm 1 0 ns/op %.4g demo_external_ip_warm_s\n", median(demo))
+	return nil
+}
+
+func median(v []float64) float64 {
+	sort.Float64s(v)
+	return v[len(v)/2]
+}
+
+const demoManifest = `apiVersion: pharos.io/v1beta1
+kind: IPAddressPool
+metadata: {name: demo}
+spec: {addresses: ["198.18.100.0/24"]}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: my-nginx, namespace: default}
+spec:
+  replicas: 2
+  selector: {matchLabels: {run: my-nginx}}
+  template:
+    metadata: {labels: {run: my-nginx}}
+    spec: {containers: [{name: my-nginx, image: nginx, ports: [{containerPort: 80}]}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: my-nginx, namespace: default}
+spec: {type: LoadBalancer, selector: {run: my-nginx}, ports: [{port: 80}]}
+`
+
+// waitAnswer waits until the Service has an EXTERNAL-IP and a pod answers
+// on it through kube-proxy.
+func waitAnswer(ctx context.Context, l *cluster.Lab, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	last := ""
+	for time.Now().Before(deadline) {
+		out, err := l.Kubectl(ctx, "get", "svc", "my-nginx", "-o", "jsonpath={.status.loadBalancer.ingress[0].ip}")
+		if ip := strings.TrimSpace(out); err == nil && ip != "" {
+			body, err := l.HTTPGet(ctx, l.Nodes[0].Name, "http://"+ip+"/")
+			if err == nil && strings.Contains(body, "pod=my-nginx") {
+				return nil
+			}
+			last = fmt.Sprint(body, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return fmt.Errorf("the demo Service did not answer within %s: %s", timeout, last)
+}

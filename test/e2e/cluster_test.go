@@ -1,0 +1,160 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pharos-lb/pharos/test/lab/cluster"
+)
+
+const tutorial = `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: my-nginx, namespace: default}
+spec:
+  replicas: 2
+  selector: {matchLabels: {run: my-nginx}}
+  template:
+    metadata: {labels: {run: my-nginx}}
+    spec:
+      containers:
+      - {name: my-nginx, image: nginx, ports: [{containerPort: 80}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: my-nginx-np, namespace: default}
+spec:
+  type: NodePort
+  ipFamilyPolicy: PreferDualStack
+  selector: {run: my-nginx}
+  ports: [{port: 80, protocol: TCP}]
+---
+apiVersion: pharos.io/v1beta1
+kind: IPAddressPool
+metadata: {name: e2e}
+spec:
+  addresses: ["198.18.100.0/24", "2001:db8:96::100:0/120"]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: my-nginx, namespace: default}
+spec:
+  type: LoadBalancer
+  ipFamilyPolicy: PreferDualStack
+  selector: {run: my-nginx}
+  ports: [{port: 80, protocol: TCP}]
+`
+
+func TestEveryNodeIsReady(t *testing.T) {
+	out := kubectl(t, "get", "nodes", "-o", `jsonpath={range .items[*]}{.metadata.name} {.status.conditions[?(@.type=="Ready")].status} {.spec.podCIDRs}{"\n"}{end}`)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != len(lab.Nodes) {
+		t.Fatalf("nodes:\n%s", out)
+	}
+	for _, line := range lines {
+		if f := strings.Fields(line); len(f) < 2 || f[1] != "True" {
+			t.Errorf("node not Ready: %s", line)
+		}
+	}
+}
+
+func TestTutorialThroughKubeProxyAndPharos(t *testing.T) {
+	ctx := context.Background()
+	if err := lab.Apply(ctx, tutorial); err != nil {
+		t.Fatal(err)
+	}
+	// Real scheduler, ReplicaSet and EndpointSlice controllers decide the
+	// backends; the node agents only run the pods.
+	eventually(t, 90*time.Second, func() error {
+		out, err := lab.Kubectl(ctx, "get", "pods", "-l", "run=my-nginx", "-o", `jsonpath={range .items[*]}{.metadata.name} {.spec.nodeName} {.status.conditions[?(@.type=="Ready")].status} {.status.podIPs[*].ip}{"\n"}{end}`)
+		if err != nil {
+			return err
+		}
+		ready := 0
+		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+			if f := strings.Fields(line); len(f) >= 4 && f[2] == "True" {
+				ready++
+			}
+		}
+		if ready != 2 {
+			return fmt.Errorf("%d of 2 pods ready:\n%s", ready, out)
+		}
+		return nil
+	})
+	eventually(t, 60*time.Second, func() error {
+		out, err := lab.Kubectl(ctx, "get", "endpointslices", "-l", "kubernetes.io/service-name=my-nginx-np", "-o", `jsonpath={range .items[*].endpoints[*]}{.addresses[0]} {.conditions.ready}{"\n"}{end}`)
+		if err != nil {
+			return err
+		}
+		if n := strings.Count(out, " true"); n < 2 {
+			return fmt.Errorf("EndpointSlices list %d ready endpoints of IPv4 or IPv6, want 2 per family:\n%s", n, out)
+		}
+		return nil
+	})
+
+	clusterIPs := strings.Fields(kubectl(t, "get", "svc", "my-nginx-np", "-o", `jsonpath={.spec.clusterIPs[*]}`))
+	nodePort := strings.TrimSpace(kubectl(t, "get", "svc", "my-nginx-np", "-o", `jsonpath={.spec.ports[0].nodePort}`))
+	if len(clusterIPs) != 2 {
+		t.Fatalf("clusterIPs %v, want one per family", clusterIPs)
+	}
+	for _, ip := range clusterIPs {
+		for _, n := range lab.Nodes {
+			expectPod(t, n.Name, "http://"+hostPort(ip, "80")+"/")
+		}
+	}
+	// NodePort from the LAN client, to every node and both families.
+	for _, n := range lab.Nodes {
+		expectPod(t, lab.Client.Name, "http://"+hostPort(n.V4.String(), nodePort)+"/")
+		expectPod(t, lab.Client.Name, "http://"+hostPort(n.V6.String(), nodePort)+"/")
+	}
+
+	// The LoadBalancer gets its addresses from Pharos's controller.
+	var ingress []string
+	eventually(t, 60*time.Second, func() error {
+		ingress = strings.Fields(kubectl(t, "get", "svc", "my-nginx", "-o", `jsonpath={.status.loadBalancer.ingress[*].ip}`))
+		if len(ingress) != 2 {
+			return fmt.Errorf("ingress %v", ingress)
+		}
+		return nil
+	})
+	pool := []netip.Prefix{netip.MustParsePrefix(cluster.DemoPoolV4), netip.MustParsePrefix(cluster.DemoPoolV6)}
+	for i, s := range ingress {
+		a, err := netip.ParseAddr(s)
+		if err != nil || !pool[i].Contains(a) {
+			t.Errorf("ingress %s is not in %s", s, pool[i])
+		}
+		// kube-proxy on each node carries the address to the pods.
+		expectPod(t, lab.Nodes[0].Name, "http://"+hostPort(s, "80")+"/")
+	}
+	cond := kubectl(t, "get", "svc", "my-nginx", "-o", `jsonpath={.status.conditions[?(@.type=="pharos.io/IPAllocated")].reason}`)
+	if strings.TrimSpace(cond) != "Allocated" {
+		t.Errorf("condition reason %q", cond)
+	}
+}
+
+func hostPort(ip, port string) string {
+	if strings.Contains(ip, ":") {
+		return "[" + ip + "]:" + port
+	}
+	return ip + ":" + port
+}
+
+// expectPod fetches url from a namespace until a my-nginx pod answers.
+func expectPod(t *testing.T, ns, url string) {
+	t.Helper()
+	eventually(t, 30*time.Second, func() error {
+		body, err := lab.HTTPGet(context.Background(), ns, url)
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(body, "pod=my-nginx-") {
+			return fmt.Errorf("%s from %s answered %q", url, ns, body)
+		}
+		return nil
+	})
+}

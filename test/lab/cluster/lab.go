@@ -1,0 +1,631 @@
+package cluster
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Options configure a lab.
+type Options struct {
+	// Prefix starts the name of every namespace of the lab ("plab").
+	Prefix string
+	// NodeCount is the number of Kubernetes nodes (3).
+	NodeCount int
+	// Dir holds kubeconfigs, keys, logs and state ("_output/lab").
+	Dir string
+	// KubeBinDir holds kube-apiserver, kube-controller-manager,
+	// kube-scheduler, kube-proxy, kubectl and etcd.
+	KubeBinDir string
+	// LabBinary is the lab command itself, which also runs the node agents
+	// and the pods' echo servers.
+	LabBinary string
+	// ControllerBinary is Pharos's controller; empty skips it.
+	ControllerBinary string
+	// RepoRoot is the repository, for the CRDs and RBAC in config/.
+	RepoRoot string
+	// Out receives progress lines.
+	Out io.Writer
+}
+
+// Lab is a lab's topology and state directory.
+type Lab struct {
+	Options
+	Topology
+	adminToken string
+}
+
+// New returns a lab handle; it changes nothing.
+func New(o Options) (*Lab, error) {
+	if o.Prefix == "" {
+		o.Prefix = "plab"
+	}
+	if o.NodeCount <= 0 {
+		o.NodeCount = 3
+	}
+	if o.Out == nil {
+		o.Out = io.Discard
+	}
+	dir, err := filepath.Abs(o.Dir)
+	if err != nil {
+		return nil, err
+	}
+	o.Dir = dir
+	return &Lab{Options: o, Topology: NewTopology(o.Prefix, o.NodeCount)}, nil
+}
+
+func (l *Lab) logf(format string, args ...any) {
+	fmt.Fprintf(l.Out, "lab: "+format+"\n", args...)
+}
+
+// CheckHost says what is missing to run a lab on this machine.
+func CheckHost() error {
+	if runtime.GOOS != "linux" || os.Geteuid() != 0 {
+		return errNotRoot
+	}
+	for _, tool := range []string{"ip", "nsenter", "nft", "iptables", "conntrack", "sysctl"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return fmt.Errorf("the lab needs %s: install iproute2, util-linux, nftables, iptables, conntrack and procps (hack/ci-deps.sh does)", tool)
+		}
+	}
+	return nil
+}
+
+// Kubeconfig returns the path of the admin kubeconfig.
+func (l *Lab) Kubeconfig() string { return filepath.Join(l.Dir, "admin.kubeconfig") }
+
+func (l *Lab) pkiDir() string { return filepath.Join(l.Dir, "pki") }
+
+// Up builds the lab from nothing: it first removes what an earlier lab of
+// the same prefix left, and tears down what it built if a step fails.
+func (l *Lab) Up(ctx context.Context) (err error) {
+	if err := CheckHost(); err != nil {
+		return err
+	}
+	start := time.Now()
+	if err := l.Down(); err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			logs := l.LogDir() + ".failed"
+			_ = os.RemoveAll(logs)
+			_ = os.Rename(l.LogDir(), logs)
+			_ = l.Down()
+			err = fmt.Errorf("%w (the lab was torn down; component logs are in %s)", err, logs)
+		}
+	}()
+	for _, dir := range []string{l.Dir, l.pkiDir(), l.LogDir()} {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+	}
+	steps := []struct {
+		name string
+		fn   func(context.Context) error
+	}{
+		{"network", l.buildNetwork},
+		{"credentials", l.writeCredentials},
+		{"control plane", l.startControlPlane},
+		{"nodes", l.startNodes},
+		{"pharos", l.installPharos},
+		{"ready", l.waitReady},
+	}
+	for _, s := range steps {
+		t := time.Now()
+		if err := s.fn(ctx); err != nil {
+			return fmt.Errorf("lab %s: %w", s.name, err)
+		}
+		l.logf("%s ready in %.1fs", s.name, time.Since(t).Seconds())
+	}
+	l.logf("up in %.1fs; kubectl: export KUBECONFIG=%s", time.Since(start).Seconds(), l.Kubeconfig())
+	return nil
+}
+
+// Down removes every process, namespace and file of the lab. It is safe to
+// call on a lab that does not exist or was half built.
+func (l *Lab) Down() error {
+	if runtime.GOOS != "linux" || os.Geteuid() != 0 {
+		return errNotRoot
+	}
+	entries, _ := os.ReadDir(l.procDir())
+	for _, e := range entries {
+		if name, ok := strings.CutSuffix(e.Name(), ".pid"); ok {
+			if pid, running := l.pid(name); running {
+				_ = syscall.Kill(-pid, syscall.SIGKILL)
+			}
+		}
+	}
+	namespaces := listNamespaces(l.Prefix)
+	for _, ns := range namespaces {
+		killNamespace(ns)
+	}
+	var failed []string
+	for _, ns := range namespaces {
+		if err := ip("", "netns", "del", ns); err != nil {
+			failed = append(failed, err.Error())
+		}
+	}
+	if err := os.RemoveAll(l.Dir); err != nil {
+		failed = append(failed, err.Error())
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("lab teardown left something behind: %s", strings.Join(failed, "; "))
+	}
+	return nil
+}
+
+// buildNetwork creates the namespaces, the LAN bridge, the router and the
+// remote client, and the nodes' pod bridges and routes.
+func (l *Lab) buildNetwork(context.Context) error {
+	for _, ns := range l.Namespaces() {
+		if err := ip("", "netns", "add", ns); err != nil {
+			return err
+		}
+		if err := ip(ns, "link", "set", "lo", "up"); err != nil {
+			return err
+		}
+	}
+	if err := ip(l.Switch, "link", "add", "br0", "type", "bridge"); err != nil {
+		return err
+	}
+	if err := ip(l.Switch, "link", "set", "br0", "up"); err != nil {
+		return err
+	}
+	for _, h := range l.LANHosts() {
+		if err := l.plug(h); err != nil {
+			return err
+		}
+	}
+	// The router forwards between the LAN and the remote subnet.
+	r := l.Router
+	for _, cmd := range [][]string{
+		{"link", "add", "eth1", "type", "veth", "peer", "name", "eth0", "netns", l.Remote.Name},
+		{"addr", "add", RemoteV4.Addr().Next().String() + "/24", "dev", "eth1"},
+		{"addr", "add", RemoteV6.Addr().Next().String() + "/64", "dev", "eth1", "nodad"},
+		{"link", "set", "eth1", "up"},
+	} {
+		if err := ip(r.Name, cmd...); err != nil {
+			return err
+		}
+	}
+	for _, cmd := range [][]string{
+		{"addr", "add", l.Remote.V4.String() + "/24", "dev", "eth0"},
+		{"addr", "add", l.Remote.V6.String() + "/64", "dev", "eth0", "nodad"},
+		{"link", "set", "eth0", "up"},
+		{"route", "add", "default", "via", RemoteV4.Addr().Next().String()},
+		{"-6", "route", "add", "default", "via", RemoteV6.Addr().Next().String()},
+	} {
+		if err := ip(l.Remote.Name, cmd...); err != nil {
+			return err
+		}
+	}
+	for _, ns := range []string{r.Name} {
+		if err := sysctl(ns, "net.ipv4.ip_forward", "1"); err != nil {
+			return err
+		}
+		if err := sysctl(ns, "net.ipv6.conf.all.forwarding", "1"); err != nil {
+			return err
+		}
+	}
+	for _, h := range []Host{l.Control, l.Client} {
+		if err := l.defaultRoutes(h.Name); err != nil {
+			return err
+		}
+	}
+	for _, n := range l.Nodes {
+		if err := l.buildNode(n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// plug connects a host to the LAN bridge with its addresses.
+func (l *Lab) plug(h Host) error {
+	if err := ip(l.Switch, "link", "add", h.Port, "type", "veth", "peer", "name", "eth0", "netns", h.Name); err != nil {
+		return err
+	}
+	if err := ip(l.Switch, "link", "set", h.Port, "master", "br0", "up"); err != nil {
+		return err
+	}
+	for _, cmd := range [][]string{
+		{"addr", "add", fmt.Sprintf("%s/%d", h.V4, LANv4.Bits()), "dev", "eth0"},
+		{"addr", "add", fmt.Sprintf("%s/%d", h.V6, LANv6.Bits()), "dev", "eth0", "nodad"},
+		{"link", "set", "eth0", "up"},
+	} {
+		if err := ip(h.Name, cmd...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (l *Lab) defaultRoutes(ns string) error {
+	if err := ip(ns, "route", "add", "default", "via", l.Router.V4.String()); err != nil {
+		return err
+	}
+	return ip(ns, "-6", "route", "add", "default", "via", l.Router.V6.String())
+}
+
+// buildNode gives a node its pod bridge, forwarding and routes to the
+// other nodes' pods.
+func (l *Lab) buildNode(n Node) error {
+	gw4, gw6 := n.PodGateways()
+	for _, cmd := range [][]string{
+		{"link", "add", "cbr0", "type", "bridge"},
+		{"addr", "add", fmt.Sprintf("%s/%d", gw4, n.PodV4.Bits()), "dev", "cbr0"},
+		{"addr", "add", fmt.Sprintf("%s/%d", gw6, n.PodV6.Bits()), "dev", "cbr0", "nodad"},
+		{"link", "set", "cbr0", "up"},
+	} {
+		if err := ip(n.Name, cmd...); err != nil {
+			return err
+		}
+	}
+	for k, v := range map[string]string{
+		"net.ipv4.ip_forward":          "1",
+		"net.ipv6.conf.all.forwarding": "1",
+		// kube-proxy's NodePorts on localhost and replies through the
+		// bridge need these, as on a real node.
+		"net.ipv4.conf.all.route_localnet": "1",
+		"net.ipv4.conf.all.rp_filter":      "0",
+	} {
+		if err := sysctl(n.Name, k, v); err != nil {
+			return err
+		}
+	}
+	for _, other := range l.Nodes {
+		if other.Index == n.Index {
+			continue
+		}
+		if err := ip(n.Name, "route", "add", other.PodV4.String(), "via", other.V4.String()); err != nil {
+			return err
+		}
+		if err := ip(n.Name, "-6", "route", "add", other.PodV6.String(), "via", other.V6.String()); err != nil {
+			return err
+		}
+	}
+	return l.defaultRoutes(n.Name)
+}
+
+// writeCredentials creates the service-account key pair, the static
+// tokens and one kubeconfig per identity.
+func (l *Lab) writeCredentials(context.Context) error {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return err
+	}
+	pub, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(l.pkiDir(), "sa.key"), pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}), 0o600); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(l.pkiDir(), "sa.pub"), pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}), 0o644); err != nil {
+		return err
+	}
+	var tokens strings.Builder
+	for _, id := range l.identities() {
+		tok := randomToken()
+		if id.file == "admin" {
+			l.adminToken = tok
+		}
+		fmt.Fprintf(&tokens, "%s,%s,%s,\"%s\"\n", tok, id.user, id.user, strings.Join(id.groups, ","))
+		if err := os.WriteFile(filepath.Join(l.Dir, id.file+".kubeconfig"), []byte(kubeconfig(l.APIServer(), id.user, tok)), 0o600); err != nil {
+			return err
+		}
+	}
+	return os.WriteFile(filepath.Join(l.pkiDir(), "tokens.csv"), []byte(tokens.String()), 0o600)
+}
+
+type identity struct {
+	file, user string
+	groups     []string
+}
+
+// identities are the lab's users. Each component gets the identity its
+// default RBAC binding expects; Pharos's controller gets only its
+// ClusterRole from config/rbac.
+func (l *Lab) identities() []identity {
+	return []identity{
+		{"admin", "lab-admin", []string{"system:masters"}},
+		{"kube-controller-manager", "system:kube-controller-manager", nil},
+		{"kube-scheduler", "system:kube-scheduler", nil},
+		{"kube-proxy", "system:kube-proxy", nil},
+		// The node agent stands in for the kubelet, which RBAC alone (no
+		// Node authorizer here) cannot scope to one node.
+		{"node-agent", "lab-node-agent", []string{"system:masters"}},
+		{"pharos-controller", "pharos-controller", []string{"pharos:controllers"}},
+	}
+}
+
+func randomToken() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func kubeconfig(server, user, token string) string {
+	return fmt.Sprintf(`apiVersion: v1
+kind: Config
+clusters:
+- name: lab
+  cluster:
+    server: %s
+    insecure-skip-tls-verify: true
+users:
+- name: %s
+  user:
+    token: %s
+contexts:
+- name: lab
+  context: {cluster: lab, user: %q}
+current-context: lab
+`, server, user, token, user)
+}
+
+func (l *Lab) bin(name string) string { return filepath.Join(l.KubeBinDir, name) }
+
+// startControlPlane starts etcd, kube-apiserver, kube-controller-manager
+// and kube-scheduler in the control-plane namespace.
+func (l *Lab) startControlPlane(ctx context.Context) error {
+	cp := l.Control.Name
+	pki := l.pkiDir()
+	if err := l.Start(Process{Name: "etcd", Netns: cp, Argv: []string{l.bin("etcd"),
+		"--data-dir", filepath.Join(l.Dir, "etcd"),
+		"--listen-client-urls", etcdClient, "--advertise-client-urls", etcdClient,
+		"--listen-peer-urls", etcdPeerURL, "--initial-advertise-peer-urls", etcdPeerURL,
+		"--initial-cluster", "default=" + etcdPeerURL,
+	}}); err != nil {
+		return err
+	}
+	if err := l.Start(Process{Name: "kube-apiserver", Netns: cp, Argv: []string{l.bin("kube-apiserver"),
+		"--etcd-servers", etcdClient,
+		"--bind-address", l.Control.V4.String(), "--advertise-address", l.Control.V4.String(),
+		"--secure-port", fmt.Sprint(APIPort), "--cert-dir", pki,
+		"--service-account-issuer", "https://kubernetes.default.svc",
+		"--service-account-key-file", filepath.Join(pki, "sa.pub"),
+		"--service-account-signing-key-file", filepath.Join(pki, "sa.key"),
+		"--token-auth-file", filepath.Join(pki, "tokens.csv"),
+		"--authorization-mode", "RBAC",
+		"--service-cluster-ip-range", ServiceV4.String() + "," + ServiceV6.String(),
+		"--service-node-port-range", "30000-32767",
+		"--allow-privileged=true",
+	}}); err != nil {
+		return err
+	}
+	if err := l.waitAPIServer(ctx, 90*time.Second); err != nil {
+		return err
+	}
+	if err := l.Start(Process{Name: "kube-controller-manager", Netns: cp, Argv: []string{l.bin("kube-controller-manager"),
+		"--kubeconfig", filepath.Join(l.Dir, "kube-controller-manager.kubeconfig"),
+		"--authentication-kubeconfig", filepath.Join(l.Dir, "kube-controller-manager.kubeconfig"),
+		"--authorization-kubeconfig", filepath.Join(l.Dir, "kube-controller-manager.kubeconfig"),
+		"--leader-elect=false", "--bind-address", "127.0.0.1",
+		"--service-account-private-key-file", filepath.Join(pki, "sa.key"),
+		"--use-service-account-credentials=true",
+		"--service-cluster-ip-range", ServiceV4.String() + "," + ServiceV6.String(),
+		"--allocate-node-cidrs=false",
+		// Pod CIDRs come from the node agents; there is no storage.
+		"--controllers", "*,-node-ipam-controller,-certificatesigningrequest-signing-controller,-certificatesigningrequest-approving-controller,-persistentvolume-binder-controller,-persistentvolume-attach-detach-controller",
+	}}); err != nil {
+		return err
+	}
+	return l.Start(Process{Name: "kube-scheduler", Netns: cp, Argv: []string{l.bin("kube-scheduler"),
+		"--kubeconfig", filepath.Join(l.Dir, "kube-scheduler.kubeconfig"),
+		"--authentication-kubeconfig", filepath.Join(l.Dir, "kube-scheduler.kubeconfig"),
+		"--authorization-kubeconfig", filepath.Join(l.Dir, "kube-scheduler.kubeconfig"),
+		"--leader-elect=false", "--bind-address", "127.0.0.1",
+	}})
+}
+
+// waitAPIServer polls /readyz from inside the LAN until it answers ok.
+func (l *Lab) waitAPIServer(ctx context.Context, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	last := ""
+	for time.Now().Before(deadline) {
+		if !l.Running("kube-apiserver") {
+			return fmt.Errorf("kube-apiserver exited; see %s", filepath.Join(l.LogDir(), "kube-apiserver.log"))
+		}
+		out, err := l.Kubectl(ctx, "get", "--raw", "/readyz")
+		if err == nil && strings.TrimSpace(out) == "ok" {
+			return nil
+		}
+		last = strings.TrimSpace(out)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("kube-apiserver not ready after %s: %s", timeout, last)
+}
+
+// Kubectl runs the lab's kubectl as admin from inside the client
+// namespace (the root namespace cannot reach the LAN).
+func (l *Lab) Kubectl(ctx context.Context, args ...string) (string, error) {
+	full := append([]string{"netns", "exec", l.Client.Name, l.bin("kubectl"), "--kubeconfig", l.Kubeconfig()}, args...)
+	var out strings.Builder
+	cmd := exec.CommandContext(ctx, "ip", full...)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	if err != nil {
+		return out.String(), fmt.Errorf("kubectl %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(out.String()))
+	}
+	return out.String(), nil
+}
+
+// Exec runs a command in one of the lab's namespaces.
+func (l *Lab) Exec(ctx context.Context, ns string, argv ...string) (string, error) {
+	var out strings.Builder
+	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", ns}, argv...)...)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		return out.String(), fmt.Errorf("%s in %s: %v: %s", strings.Join(argv, " "), ns, err, strings.TrimSpace(out.String()))
+	}
+	return out.String(), nil
+}
+
+// startNodes starts each node's agent and kube-proxy.
+func (l *Lab) startNodes(context.Context) error {
+	for _, n := range l.Nodes {
+		if err := l.Start(Process{Name: n.Name + "-agent", Netns: n.Name, MountRoot: true, Argv: []string{
+			l.LabBinary, "agent",
+			"--kubeconfig", filepath.Join(l.Dir, "node-agent.kubeconfig"),
+			"--node", n.Name,
+			"--node-ips", n.V4.String() + "," + n.V6.String(),
+			"--pod-cidrs", n.PodV4.String() + "," + n.PodV6.String(),
+			"--bridge", "cbr0",
+			"--pod-netns-prefix", n.Name + "-p",
+			"--log-dir", l.LogDir(),
+		}}); err != nil {
+			return err
+		}
+		cfg := filepath.Join(l.Dir, n.Name+"-proxy.yaml")
+		if err := os.WriteFile(cfg, []byte(l.kubeProxyConfig(n)), 0o644); err != nil {
+			return err
+		}
+		if err := l.Start(Process{Name: n.Name + "-proxy", Netns: n.Name, Argv: []string{l.bin("kube-proxy"), "--config", cfg}}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (l *Lab) kubeProxyConfig(n Node) string {
+	return fmt.Sprintf(`apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+mode: nftables
+hostnameOverride: %s
+clientConnection:
+  kubeconfig: %s
+clusterCIDR: %s,%s
+metricsBindAddress: 127.0.0.1:10249
+healthzBindAddress: 127.0.0.1:10256
+conntrack:
+  maxPerCore: 0
+  min: 0
+  tcpEstablishedTimeout: 0s
+  tcpCloseWaitTimeout: 0s
+`, n.Name, filepath.Join(l.Dir, "kube-proxy.kubeconfig"), ClusterV4, ClusterV6)
+}
+
+// installPharos installs the CRDs and RBAC from config/ and starts the
+// controller under its own identity, bound only to its ClusterRole.
+func (l *Lab) installPharos(ctx context.Context) error {
+	if l.ControllerBinary == "" {
+		return nil
+	}
+	for _, dir := range []string{"config/crd/bases", "config/rbac"} {
+		if _, err := l.Kubectl(ctx, "apply", "-f", filepath.Join(l.RepoRoot, dir)); err != nil {
+			return err
+		}
+	}
+	manifest := `apiVersion: v1
+kind: Namespace
+metadata: {name: pharos-system}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: pharos-controller}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: pharos-controller}
+subjects:
+- {apiGroup: rbac.authorization.k8s.io, kind: User, name: pharos-controller}
+`
+	if err := l.apply(ctx, manifest); err != nil {
+		return err
+	}
+	if _, err := l.Kubectl(ctx, "wait", "--for=condition=Established", "crd/ipaddresspools.pharos.io", "--timeout=30s"); err != nil {
+		return err
+	}
+	return l.Start(Process{Name: "pharos-controller", Netns: l.Control.Name, Argv: []string{l.ControllerBinary,
+		"--kubeconfig", filepath.Join(l.Dir, "pharos-controller.kubeconfig"),
+		"--leader-election-namespace", "pharos-system",
+		"--metrics-bind-address", "127.0.0.1:7472", "--health-probe-bind-address", "127.0.0.1:7473",
+	}})
+}
+
+// Apply applies a manifest as admin.
+func (l *Lab) Apply(ctx context.Context, manifest string) error { return l.apply(ctx, manifest) }
+
+func (l *Lab) apply(ctx context.Context, manifest string) error {
+	f, err := os.CreateTemp(l.Dir, "manifest-*.yaml")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.WriteString(manifest); err != nil {
+		return err
+	}
+	_ = f.Close()
+	_, err = l.Kubectl(ctx, "apply", "-f", f.Name())
+	return err
+}
+
+// checkRunning fails if a component has exited.
+func (l *Lab) checkRunning() error {
+	names := []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"}
+	if l.ControllerBinary != "" {
+		names = append(names, "pharos-controller")
+	}
+	for _, n := range l.Nodes {
+		names = append(names, n.Name+"-agent", n.Name+"-proxy")
+	}
+	for _, name := range names {
+		if !l.Running(name) {
+			return fmt.Errorf("%s exited; see %s", name, filepath.Join(l.LogDir(), name+".log"))
+		}
+	}
+	return nil
+}
+
+// waitReady waits until every node is Ready and every component runs.
+func (l *Lab) waitReady(ctx context.Context) error {
+	deadline := time.Now().Add(120 * time.Second)
+	last := ""
+	for time.Now().Before(deadline) {
+		out, err := l.Kubectl(ctx, "get", "nodes", "-o", `jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}`)
+		ready := 0
+		if err == nil {
+			for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+				if strings.HasSuffix(line, "=True") {
+					ready++
+				}
+			}
+		}
+		if ready == len(l.Nodes) {
+			// Components that fail on their flags exit within a second.
+			time.Sleep(time.Second)
+			return l.checkRunning()
+		}
+		last = strings.TrimSpace(out)
+		if err := l.checkRunning(); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("nodes not Ready after 120s: %q", last)
+}
+
+// HTTPGet fetches a URL from inside a namespace with a short timeout, as a
+// client on that host would.
+func (l *Lab) HTTPGet(ctx context.Context, ns, url string) (string, error) {
+	return l.Exec(ctx, ns, "curl", "-sS", "--max-time", "3", "-g", url)
+}

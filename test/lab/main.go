@@ -1,0 +1,262 @@
+// Command lab runs the Pharos lab: a real Kubernetes cluster made of network
+// namespaces on this machine (see package cluster). It needs root on Linux.
+//
+//	go run ./test/lab up        build the lab (3 nodes), Pharos included
+//	go run ./test/lab status    show namespaces, components, nodes, Services
+//	go run ./test/lab demo      up, then the my-nginx tutorial
+//	go run ./test/lab down      remove everything the lab made
+//	go run ./test/lab kubectl get svc -A
+//	go run ./test/lab crash|recover|partition|heal|link-down|link-up NODE
+//	go run ./test/lab restart-apiserver | stop|start COMPONENT
+//
+// The agent and echo subcommands are the lab's own processes.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/pharos-lb/pharos/test/lab/agent"
+	"github.com/pharos-lb/pharos/test/lab/cluster"
+	"github.com/pharos-lb/pharos/test/lab/echo"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		usage()
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cmd, args := os.Args[1], os.Args[2:]
+	var err error
+	switch cmd {
+	case "agent":
+		err = runAgent(ctx, args)
+	case "echo":
+		err = runEcho(ctx, args)
+	default:
+		err = runLab(ctx, cmd, args)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "lab:", err)
+		os.Exit(1)
+	}
+}
+
+func usage() {
+	fmt.Fprintln(os.Stderr, `usage: lab up|down|status|demo|kubectl ARGS|crash NODE|recover NODE|partition NODE|heal NODE|link-down NODE|link-up NODE|restart-apiserver|stop NAME|start NAME [flags]
+flags: --prefix plab --nodes 3 --dir _output/lab --kube-bin-dir DIR --controller bin/controller`)
+	os.Exit(2)
+}
+
+func runLab(ctx context.Context, cmd string, args []string) error {
+	fs := flag.NewFlagSet("lab", flag.ExitOnError)
+	prefix := fs.String("prefix", "plab", "name prefix of every namespace of the lab")
+	nodes := fs.Int("nodes", 3, "number of Kubernetes nodes")
+	dir := fs.String("dir", "_output/lab", "state directory: kubeconfigs, keys, logs")
+	kubeBins := fs.String("kube-bin-dir", "", "directory with the Kubernetes binaries and etcd (default: hack/kube-bins/ensure.sh)")
+	controller := fs.String("controller", "bin/controller", "Pharos controller binary (built if missing)")
+	// Flags may follow the positional arguments; kubectl's are its own.
+	var positional []string
+	if cmd == "kubectl" {
+		positional, args = args, nil
+	}
+	for len(args) > 0 {
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		args = fs.Args()
+		if len(args) > 0 {
+			positional = append(positional, args[0])
+			args = args[1:]
+		}
+	}
+	opts := cluster.Options{Prefix: *prefix, NodeCount: *nodes, Dir: *dir, KubeBinDir: *kubeBins, Out: os.Stdout}
+	root, err := os.Getwd()
+	if err != nil {
+		return err
+	}
+	opts.RepoRoot = root
+	needBins := cmd == "up" || cmd == "demo" || cmd == "kubectl" || cmd == "status" || cmd == "start" || cmd == "restart-apiserver"
+	if needBins && opts.KubeBinDir == "" {
+		out, err := exec.Command(filepath.Join(root, "hack", "kube-bins", "ensure.sh")).Output()
+		if err != nil {
+			return fmt.Errorf("building the Kubernetes binaries (hack/kube-bins/ensure.sh): %w; run from the repository root", err)
+		}
+		opts.KubeBinDir = strings.TrimSpace(string(out))
+	}
+	if cmd == "up" || cmd == "demo" {
+		if err := cluster.CheckHost(); err != nil {
+			return err
+		}
+		if opts.LabBinary, err = installSelf(*dir); err != nil {
+			return err
+		}
+		if opts.ControllerBinary, err = ensureController(*controller); err != nil {
+			return err
+		}
+	}
+	l, err := cluster.New(opts)
+	if err != nil {
+		return err
+	}
+	arg := func() string {
+		if len(positional) == 0 {
+			return ""
+		}
+		return positional[0]
+	}
+	switch cmd {
+	case "up":
+		return l.Up(ctx)
+	case "demo":
+		return demo(ctx, l)
+	case "down":
+		if err := l.Down(); err != nil {
+			return err
+		}
+		fmt.Println("lab: down; nothing of it is left")
+		return nil
+	case "status":
+		fmt.Print(l.Status(ctx))
+		return nil
+	case "kubectl":
+		out, err := l.Kubectl(ctx, positional...)
+		fmt.Print(out)
+		if err != nil {
+			return errors.New("kubectl failed")
+		}
+		return nil
+	case "crash":
+		return l.CrashNode(arg())
+	case "recover":
+		return l.RecoverNode(ctx, arg())
+	case "partition":
+		return l.Partition(arg())
+	case "heal":
+		return l.Heal(arg())
+	case "link-down":
+		return l.LinkDown(arg())
+	case "link-up":
+		return l.LinkUp(arg())
+	case "restart-apiserver":
+		return l.RestartAPIServer(ctx)
+	case "stop":
+		return l.Stop(arg(), syscall.SIGTERM)
+	case "start":
+		return l.Restart(arg())
+	}
+	usage()
+	return nil
+}
+
+// installSelf copies this program next to the lab directory, so that the
+// node agents it starts survive `go run` deleting its temporary binary.
+func installSelf(dir string) (string, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return "", err
+	}
+	abs, err := filepath.Abs(filepath.Join(filepath.Dir(filepath.Clean(dir)), "lab-bin", "lab"))
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(filepath.Dir(abs), 0o755); err != nil {
+		return "", err
+	}
+	in, err := os.Open(self)
+	if err != nil {
+		return "", err
+	}
+	defer in.Close()
+	tmp := abs + ".tmp"
+	out, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o755)
+	if err != nil {
+		return "", err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return "", err
+	}
+	if err := out.Close(); err != nil {
+		return "", err
+	}
+	return abs, os.Rename(tmp, abs)
+}
+
+func ensureController(path string) (string, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", err
+	}
+	if _, err := os.Stat(abs); err == nil {
+		return abs, nil
+	}
+	fmt.Println("lab: building the Pharos controller into", abs)
+	cmd := exec.Command("go", "build", "-o", abs, "./controller")
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	return abs, cmd.Run()
+}
+
+func runAgent(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("agent", flag.ExitOnError)
+	var o agent.Options
+	var ips, cidrs string
+	fs.StringVar(&o.Kubeconfig, "kubeconfig", "", "kubeconfig")
+	fs.StringVar(&o.NodeName, "node", "", "node name")
+	fs.StringVar(&ips, "node-ips", "", "node addresses, comma-separated")
+	fs.StringVar(&cidrs, "pod-cidrs", "", "pod CIDRs, comma-separated")
+	fs.StringVar(&o.Bridge, "bridge", "cbr0", "pod bridge")
+	fs.StringVar(&o.PodNetnsPrefix, "pod-netns-prefix", "", "prefix of pod network namespaces")
+	fs.StringVar(&o.LogDir, "log-dir", "", "directory for pod logs")
+	_ = fs.Parse(args)
+	for _, s := range strings.Split(ips, ",") {
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return fmt.Errorf("--node-ips: %w", err)
+		}
+		o.InternalIPs = append(o.InternalIPs, a)
+	}
+	for _, s := range strings.Split(cidrs, ",") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return fmt.Errorf("--pod-cidrs: %w", err)
+		}
+		o.PodCIDRs = append(o.PodCIDRs, p)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	o.EchoCommand = []string{self, "echo"}
+	return agent.Run(ctx, o)
+}
+
+func runEcho(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("echo", flag.ExitOnError)
+	var o echo.Options
+	var ports string
+	fs.StringVar(&o.Pod, "pod", "", "pod name")
+	fs.StringVar(&o.Node, "node", "", "node name")
+	fs.StringVar(&ports, "ports", "80", "ports, comma-separated")
+	_ = fs.Parse(args)
+	for _, s := range strings.Split(ports, ",") {
+		p, err := strconv.Atoi(s)
+		if err != nil {
+			return fmt.Errorf("--ports: %w", err)
+		}
+		o.Ports = append(o.Ports, p)
+	}
+	return echo.Serve(ctx, o)
+}
