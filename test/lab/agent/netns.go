@@ -136,6 +136,20 @@ func podMAC(addrs []netip.Prefix) string {
 	return fmt.Sprintf("0a:58:%02x:%02x:%02x:%02x", b[0], b[1], b[2], b[3])
 }
 
+// pinBridgeMAC gives the pod bridge a fixed MAC address. A Linux bridge
+// whose address was never set takes the lowest MAC among its ports and
+// changes it as ports come and go; when the port it took it from is
+// deleted with its pod, every other pod's neighbour entry for the gateway
+// points at a MAC nobody answers to, and their traffic out of the node stops
+// until the entry expires. Setting the address once makes the kernel leave
+// it alone. It is derived from the gateway address like podMAC, so it is the
+// same on every agent start.
+func pinBridgeMAC(ctx context.Context, bridge string, gateway netip.Addr) error {
+	mac := podMAC([]netip.Prefix{netip.PrefixFrom(gateway, gateway.BitLen())})
+	_, err := runIP(ctx, "link", "set", "dev", bridge, "address", mac)
+	return err
+}
+
 // setupPodNetwork creates the pod netns from scratch: whatever an earlier
 // attempt or an earlier agent left under the same names is removed first,
 // so a retry never trips over half-built state.

@@ -288,6 +288,11 @@ func podsInNetns(t *testing.T) {
 	}
 	stop()
 
+	// The bridge kept the MAC the agent pinned, through all that churn.
+	if out, _ := runIP(ctx, "link", "show", "br0"); !strings.Contains(out, "0a:58:c6:12:fa:01") {
+		t.Errorf("bridge MAC not pinned: %s", out)
+	}
+
 	// A pod that cannot be wired (no such bridge) is reported Pending and
 	// not Ready with the ip error, and its half-built netns is removed.
 	bad := opts

@@ -117,6 +117,9 @@ func (m *podManager) run(ctx context.Context) {
 		return
 	}
 
+	if err := pinBridgeMAC(ctx, m.opts.Bridge, gatewayOf(m.opts.PodCIDRs[0])); err != nil {
+		m.log.Warn("cannot pin the pod bridge's MAC address; pod traffic may stall after pod deletions", "err", err)
+	}
 	m.adopt(ctx)
 
 	var wg sync.WaitGroup

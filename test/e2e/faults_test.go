@@ -1,0 +1,102 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+const probe = `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: probe, namespace: default}
+spec:
+  replicas: 1
+  selector: {matchLabels: {run: probe}}
+  template:
+    metadata: {labels: {run: probe}}
+    spec:
+      containers:
+      - {name: probe, image: echo, ports: [{containerPort: 80}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: probe, namespace: default}
+spec:
+  type: NodePort
+  selector: {run: probe}
+  ports: [{port: 80, protocol: TCP}]
+`
+
+// TestFaultControls checks the controls that later failover tests rely
+// on: each one must really cut or restore what it says.
+func TestFaultControls(t *testing.T) {
+	ctx := context.Background()
+	if err := lab.Apply(ctx, probe); err != nil {
+		t.Fatal(err)
+	}
+	nodePort := ""
+	eventually(t, 60*time.Second, func() error {
+		nodePort = strings.TrimSpace(kubectl(t, "get", "svc", "probe", "-o", "jsonpath={.spec.ports[0].nodePort}"))
+		eps := kubectl(t, "get", "endpointslices", "-l", "kubernetes.io/service-name=probe", "-o", "jsonpath={.items[*].endpoints[*].conditions.ready}")
+		if nodePort == "" || !strings.Contains(eps, "true") {
+			return fmt.Errorf("probe not ready: nodePort %q endpoints %q", nodePort, eps)
+		}
+		return nil
+	})
+	n := lab.Nodes[len(lab.Nodes)-1]
+	url := "http://" + hostPort(n.V4.String(), nodePort) + "/"
+	reachable := func() error {
+		_, err := lab.HTTPGet(ctx, lab.Client.Name, url)
+		return err
+	}
+	unreachable := func() error {
+		if reachable() == nil {
+			return fmt.Errorf("%s still answers", url)
+		}
+		return nil
+	}
+	eventually(t, 30*time.Second, reachable)
+
+	if err := lab.Partition(n.Name); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, unreachable)
+	if err := lab.Heal(n.Name); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, reachable)
+
+	if err := lab.LinkDown(n.Name); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, unreachable)
+	if err := lab.LinkUp(n.Name); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, reachable)
+
+	if err := lab.CrashNode(n.Name); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, unreachable)
+	for _, c := range []string{"-agent", "-proxy"} {
+		if lab.Running(n.Name + c) {
+			t.Errorf("%s%s survived the crash", n.Name, c)
+		}
+	}
+	if err := lab.RecoverNode(ctx, n.Name); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, reachable)
+
+	if err := lab.RestartAPIServer(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if out := kubectl(t, "get", "nodes", "-o", "name"); strings.Count(out, "node/") != len(lab.Nodes) {
+		t.Errorf("after the apiserver restart: %q", out)
+	}
+}
