@@ -48,7 +48,7 @@ tools: ## Install controller-gen (CONTROLLER_TOOLS_VERSION) into TOOLS_BIN unles
 generate: tools ## Regenerate deep-copy code, the CRDs (config/crd/bases) and the ClusterRole (config/rbac)
 	$(CONTROLLER_GEN) object:headerFile=hack/boilerplate.go.txt paths=./api/...
 	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=config/crd/bases
-	$(CONTROLLER_GEN) rbac:roleName=pharos-controller paths=./controller/allocation/ output:rbac:artifacts:config=config/rbac
+	$(CONTROLLER_GEN) rbac:roleName=pharos-controller paths=./controller/... output:rbac:artifacts:config=config/rbac
 
 .PHONY: build
 build: ## Build the controller into bin/controller
@@ -121,6 +121,10 @@ e2e: ## End-to-end tests in a fresh lab (root; builds what it needs, tears the l
 .PHONY: bench-lab
 bench-lab: build ## Time a warm lab up (binaries cached); merges lab_up_warm_s
 	go run ./test/bench/lab | go run ./hack/benchmerge -out $(BENCH_SUMMARY) -require lab_up_warm_s,demo_external_ip_warm_s
+
+.PHONY: bench-lab-cold
+bench-lab-cold: ## Time a newcomer's first lab (Kubernetes built from nothing, ~12 min); merges lab_up_cold_s
+	go run ./test/bench/lab -cold | go run ./hack/benchmerge -out $(BENCH_SUMMARY) -require lab_up_cold_s
 
 .PHONY: image
 image: ## Build the controller image IMG with docker

@@ -18,6 +18,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/pharos-lb/pharos/api/v1beta1"
+	"github.com/pharos-lb/pharos/controller/advertisement"
 	"github.com/pharos-lb/pharos/controller/allocation"
 )
 
@@ -79,6 +80,9 @@ func main() {
 		fail(err)
 	}
 	if err := allocation.New(mgr, allocation.Options{LoadBalancerClass: *lbClass, Workers: *workers}).SetupWithManager(mgr); err != nil {
+		fail(err)
+	}
+	if err := advertisement.SetupWithManager(mgr); err != nil {
 		fail(err)
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {

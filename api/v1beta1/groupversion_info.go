@@ -27,6 +27,7 @@ var (
 func addKnownTypes(s *runtime.Scheme) error {
 	s.AddKnownTypes(GroupVersion,
 		&IPAddressPool{}, &IPAddressPoolList{},
+		&L2Advertisement{}, &L2AdvertisementList{},
 	)
 	metav1.AddToGroupVersion(s, GroupVersion)
 	return nil

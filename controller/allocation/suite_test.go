@@ -28,6 +28,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/pharos-lb/pharos/api/v1beta1"
+	"github.com/pharos-lb/pharos/controller/advertisement"
 	"github.com/pharos-lb/pharos/controller/allocation"
 	"github.com/pharos-lb/pharos/internal/testenv"
 )
@@ -112,6 +113,9 @@ func startController(t *testing.T, o controllerOpts) *runningController {
 		t.Fatal(err)
 	}
 	if err := allocation.New(mgr, allocation.Options{LoadBalancerClass: o.class, PoolStatusInterval: 200 * time.Millisecond}).SetupWithManager(mgr); err != nil {
+		t.Fatal(err)
+	}
+	if err := advertisement.SetupWithManager(mgr); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -22,6 +22,8 @@ import (
 type Pool struct {
 	// Name is the IPAddressPool's name.
 	Name string
+	// Labels are the pool's labels, for L2Advertisement pool selectors.
+	Labels map[string]string
 	// Ranges are the pool's addresses, sorted and disjoint.
 	Ranges []Range
 	// AutoAssign lets Services that request no pool get addresses here.
@@ -241,6 +243,7 @@ func ParsePool(obj *v1beta1.IPAddressPool) (*Pool, field.ErrorList) {
 	spec := field.NewPath("spec")
 	p := &Pool{
 		Name:          obj.Name,
+		Labels:        obj.Labels,
 		AutoAssign:    obj.Spec.AutoAssign == nil || *obj.Spec.AutoAssign,
 		AvoidBuggyIPs: obj.Spec.AvoidBuggyIPs,
 		Generation:    obj.Generation,

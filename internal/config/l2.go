@@ -1,0 +1,112 @@
+package config
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/pharos-lb/pharos/api/v1beta1"
+)
+
+// L2Advertisement is a validated L2Advertisement.
+type L2Advertisement struct {
+	// Name is the object's name.
+	Name string
+	// Pools are the pools named in spec.ipAddressPools.
+	Pools map[string]bool
+	// PoolSelectors select pools by label.
+	PoolSelectors []labels.Selector
+	// NodeSelectors select the nodes that may announce; none means all.
+	NodeSelectors []labels.Selector
+	// Interfaces limit the announcing interfaces; none means all.
+	Interfaces []string
+}
+
+// SelectsPool reports whether the advertisement announces the pool's
+// addresses. An advertisement that names no pool and selects none
+// announces every pool.
+func (a *L2Advertisement) SelectsPool(p *Pool) bool {
+	if len(a.Pools) == 0 && len(a.PoolSelectors) == 0 {
+		return true
+	}
+	if a.Pools[p.Name] {
+		return true
+	}
+	for _, sel := range a.PoolSelectors {
+		if sel.Matches(labels.Set(p.Labels)) {
+			return true
+		}
+	}
+	return false
+}
+
+// SelectsNode reports whether a node with these labels may announce.
+func (a *L2Advertisement) SelectsNode(nodeLabels map[string]string) bool {
+	if len(a.NodeSelectors) == 0 {
+		return true
+	}
+	for _, sel := range a.NodeSelectors {
+		if sel.Matches(labels.Set(nodeLabels)) {
+			return true
+		}
+	}
+	return false
+}
+
+// ParseL2Advertisement validates one L2Advertisement. Pools it names that do
+// not exist are not errors (they may be created later) but are returned in
+// missing, so that the status can say so.
+func ParseL2Advertisement(obj *v1beta1.L2Advertisement, cfg *Config) (adv *L2Advertisement, missing []string, errs field.ErrorList) {
+	spec := field.NewPath("spec")
+	adv = &L2Advertisement{Name: obj.Name, Pools: map[string]bool{}}
+	for i, name := range obj.Spec.IPAddressPools {
+		p := spec.Child("ipAddressPools").Index(i)
+		if strings.TrimSpace(name) == "" {
+			errs = append(errs, field.Invalid(p, name, "empty pool name; name an IPAddressPool or remove the entry"))
+			continue
+		}
+		if adv.Pools[name] {
+			e := field.Duplicate(p, name)
+			e.Detail = "listed twice; remove one"
+			errs = append(errs, e)
+			continue
+		}
+		adv.Pools[name] = true
+		if cfg == nil || cfg.Pools[name] == nil {
+			missing = append(missing, name)
+		}
+	}
+	adv.PoolSelectors, errs = parseSelectors(obj.Spec.IPAddressPoolSelectors, spec.Child("ipAddressPoolSelectors"), errs)
+	adv.NodeSelectors, errs = parseSelectors(obj.Spec.NodeSelectors, spec.Child("nodeSelectors"), errs)
+	seen := map[string]bool{}
+	for i, ifname := range obj.Spec.Interfaces {
+		p := spec.Child("interfaces").Index(i)
+		switch {
+		case ifname == "" || len(ifname) > 15 || strings.ContainsAny(ifname, "/: \t\n"):
+			errs = append(errs, field.Invalid(p, ifname, "not a Linux interface name (1 to 15 characters, no '/', ':' or spaces), for example eth0"))
+		case seen[ifname]:
+			e := field.Duplicate(p, ifname)
+			e.Detail = "listed twice; remove one"
+			errs = append(errs, e)
+		default:
+			seen[ifname] = true
+			adv.Interfaces = append(adv.Interfaces, ifname)
+		}
+	}
+	sort.Strings(missing)
+	if len(errs) > 0 {
+		return nil, missing, errs
+	}
+	return adv, missing, nil
+}
+
+// MissingPoolsMessage words the missing pools for a status condition.
+func MissingPoolsMessage(missing []string) string {
+	if len(missing) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("IPAddressPool %s does not exist yet; its addresses will be announced once it does", strings.Join(missing, ", "))
+}

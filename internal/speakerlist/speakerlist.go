@@ -1,0 +1,318 @@
+// Package speakerlist joins the speakers of a cluster with hashicorp's
+// memberlist: it detects failed nodes quickly, carries each node's
+// announcing state in its metadata, and shares which node currently owns
+// which address, so that every speaker agrees on the current owner
+// without going through the apiserver.
+package speakerlist
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// Timers tune failure detection. The defaults suit a LAN: a crashed node
+// is declared dead in well under a second, while memberlist's awareness
+// (which lengthens a node's own timeouts when it is slow to process
+// messages) keeps a busy node from being declared dead.
+type Timers struct {
+	ProbeInterval           time.Duration
+	ProbeTimeout            time.Duration
+	SuspicionMult           int
+	SuspicionMaxTimeoutMult int
+	GossipInterval          time.Duration
+	PushPullInterval        time.Duration
+}
+
+// DefaultTimers are tuned for a LAN.
+func DefaultTimers() Timers {
+	return Timers{
+		ProbeInterval:           150 * time.Millisecond,
+		ProbeTimeout:            80 * time.Millisecond,
+		SuspicionMult:           3,
+		SuspicionMaxTimeoutMult: 3,
+		GossipInterval:          50 * time.Millisecond,
+		PushPullInterval:        5 * time.Second,
+	}
+}
+
+// Meta is what a node tells the others about itself.
+type Meta struct {
+	// InterfacesUp lists the node's network interfaces that are up.
+	InterfacesUp []string `json:"up,omitempty"`
+	// Draining is set while the node hands its addresses over before it
+	// leaves; others stop counting it as a candidate.
+	Draining bool `json:"drain,omitempty"`
+}
+
+// Claim says that a node announces an address since Epoch (Unix
+// nanoseconds of its takeover).
+type Claim struct {
+	Node  string
+	Epoch int64
+}
+
+// Options configure a List.
+type Options struct {
+	// NodeName is this member's name: the Kubernetes node name.
+	NodeName string
+	// BindAddr and Port are where memberlist listens (the node's address).
+	BindAddr string
+	Port     int
+	// SecretKey encrypts and authenticates gossip (16, 24 or 32 bytes).
+	// Members without the same key cannot join or read anything.
+	SecretKey []byte
+	Timers    Timers
+	Logger    *slog.Logger
+	// OnChange is called (from memberlist's goroutines, so it must not
+	// block) whenever membership, metadata or claims change.
+	OnChange func()
+}
+
+// List is this node's membership in the speakers' cluster.
+type List struct {
+	opts Options
+	ml   *memberlist.Memberlist
+
+	mu       sync.Mutex
+	meta     Meta
+	claims   claimSet
+	remote   map[string]claimSet
+	onChange func()
+}
+
+// claimSet is one node's claims with a version, so that a stale copy
+// never overwrites a newer one.
+type claimSet struct {
+	Version int64            `json:"v"`
+	Claims  map[string]int64 `json:"c"`
+}
+
+// New starts memberlist on the node; call Join to meet the others.
+func New(opts Options) (*List, error) {
+	if len(opts.SecretKey) != 16 && len(opts.SecretKey) != 24 && len(opts.SecretKey) != 32 {
+		return nil, fmt.Errorf("the memberlist key must be 16, 24 or 32 bytes, not %d: regenerate the Secret", len(opts.SecretKey))
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	l := &List{opts: opts, remote: map[string]claimSet{}, onChange: opts.OnChange}
+	if l.onChange == nil {
+		l.onChange = func() {}
+	}
+	l.claims = claimSet{Version: time.Now().UnixNano(), Claims: map[string]int64{}}
+	c := memberlist.DefaultLANConfig()
+	c.Name = opts.NodeName
+	c.BindAddr, c.BindPort = opts.BindAddr, opts.Port
+	c.AdvertiseAddr, c.AdvertisePort = opts.BindAddr, opts.Port
+	c.SecretKey = opts.SecretKey
+	c.GossipVerifyIncoming, c.GossipVerifyOutgoing = true, true
+	t := opts.Timers
+	if t.ProbeInterval == 0 {
+		t = DefaultTimers()
+	}
+	c.ProbeInterval, c.ProbeTimeout = t.ProbeInterval, t.ProbeTimeout
+	c.SuspicionMult, c.SuspicionMaxTimeoutMult = t.SuspicionMult, t.SuspicionMaxTimeoutMult
+	c.GossipInterval, c.PushPullInterval = t.GossipInterval, t.PushPullInterval
+	// A dead node that comes back under the same name is let in at once.
+	c.DeadNodeReclaimTime = time.Second
+	c.Delegate = (*delegate)(l)
+	c.Events = (*events)(l)
+	c.Logger = log.New(&slogWriter{opts.Logger}, "", 0)
+	ml, err := memberlist.Create(c)
+	if err != nil {
+		return nil, fmt.Errorf("starting memberlist on %s:%d: %w", opts.BindAddr, opts.Port, err)
+	}
+	l.ml = ml
+	return l, nil
+}
+
+// Join contacts the given peers ("ip" or "ip:port"); it succeeds if any
+// answers. Joining nobody is fine for the first speaker.
+func (l *List) Join(peers []string) (int, error) {
+	var addrs []string
+	for _, p := range peers {
+		if _, _, err := net.SplitHostPort(p); err != nil {
+			p = net.JoinHostPort(p, strconv.Itoa(l.opts.Port))
+		}
+		addrs = append(addrs, p)
+	}
+	if len(addrs) == 0 {
+		return 0, nil
+	}
+	return l.ml.Join(addrs)
+}
+
+// Members returns the alive members and their metadata, this node included.
+func (l *List) Members() map[string]Meta {
+	out := map[string]Meta{}
+	for _, n := range l.ml.Members() {
+		if n.State != memberlist.StateAlive {
+			continue
+		}
+		var m Meta
+		_ = json.Unmarshal(n.Meta, &m)
+		out[n.Name] = m
+	}
+	return out
+}
+
+// SetMeta publishes this node's metadata.
+func (l *List) SetMeta(m Meta) error {
+	l.mu.Lock()
+	l.meta = m
+	l.mu.Unlock()
+	return l.ml.UpdateNode(time.Second)
+}
+
+// SetClaims publishes the addresses this node announces, with the epoch
+// of each takeover, to every member at once.
+func (l *List) SetClaims(claims map[netip.Addr]int64) {
+	l.mu.Lock()
+	next := claimSet{Version: time.Now().UnixNano(), Claims: map[string]int64{}}
+	for ip, e := range claims {
+		next.Claims[ip.String()] = e
+	}
+	if next.Version <= l.claims.Version {
+		next.Version = l.claims.Version + 1
+	}
+	l.claims = next
+	msg, _ := json.Marshal(map[string]claimSet{l.opts.NodeName: next})
+	l.mu.Unlock()
+	for _, n := range l.ml.Members() {
+		if n.Name == l.opts.NodeName || n.State != memberlist.StateAlive {
+			continue
+		}
+		// TCP, so that a large claim set is not cut to a UDP packet;
+		// push-pull repairs any message lost here.
+		go func(n *memberlist.Node) {
+			if err := l.ml.SendReliable(n, msg); err != nil {
+				l.opts.Logger.Debug("sending claims", "to", n.Name, "err", err)
+			}
+		}(n)
+	}
+}
+
+// Claims returns, for every address claimed by an alive member, who
+// claims it, sorted by node name.
+func (l *List) Claims() map[netip.Addr][]Claim {
+	alive := l.Members()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := map[netip.Addr][]Claim{}
+	add := func(node string, cs claimSet) {
+		if _, ok := alive[node]; !ok {
+			return
+		}
+		for s, e := range cs.Claims {
+			if ip, err := netip.ParseAddr(s); err == nil {
+				out[ip] = append(out[ip], Claim{Node: node, Epoch: e})
+			}
+		}
+	}
+	add(l.opts.NodeName, l.claims)
+	for node, cs := range l.remote {
+		add(node, cs)
+	}
+	for _, cs := range out {
+		sort.Slice(cs, func(i, j int) bool { return cs[i].Node < cs[j].Node })
+	}
+	return out
+}
+
+// Leave tells the others this node is leaving, so they move its addresses
+// at once instead of waiting for failure detection, then stops.
+func (l *List) Leave(timeout time.Duration) error {
+	err := l.ml.Leave(timeout)
+	_ = l.ml.Shutdown()
+	return err
+}
+
+// Shutdown stops without telling anyone, as a crash would.
+func (l *List) Shutdown() error { return l.ml.Shutdown() }
+
+// merge takes a peer's claim sets, keeping the newest version of each.
+func (l *List) merge(data []byte) {
+	var sets map[string]claimSet
+	if err := json.Unmarshal(data, &sets); err != nil {
+		l.opts.Logger.Debug("ignoring malformed claims", "err", err)
+		return
+	}
+	changed := false
+	l.mu.Lock()
+	for node, cs := range sets {
+		if node == l.opts.NodeName {
+			continue
+		}
+		if old, ok := l.remote[node]; !ok || cs.Version > old.Version {
+			l.remote[node] = cs
+			changed = true
+		}
+	}
+	l.mu.Unlock()
+	if changed {
+		l.onChange()
+	}
+}
+
+type delegate List
+
+func (d *delegate) NodeMeta(limit int) []byte {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	b, _ := json.Marshal(d.meta)
+	if len(b) > limit {
+		b, _ = json.Marshal(Meta{Draining: d.meta.Draining})
+	}
+	return b
+}
+
+func (d *delegate) NotifyMsg(b []byte) { (*List)(d).merge(b) }
+
+func (d *delegate) GetBroadcasts(int, int) [][]byte { return nil }
+
+func (d *delegate) LocalState(bool) []byte {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	all := map[string]claimSet{d.opts.NodeName: d.claims}
+	for n, cs := range d.remote {
+		all[n] = cs
+	}
+	b, _ := json.Marshal(all)
+	return b
+}
+
+func (d *delegate) MergeRemoteState(buf []byte, _ bool) { (*List)(d).merge(buf) }
+
+type events List
+
+func (e *events) NotifyJoin(*memberlist.Node)   { e.onChange() }
+func (e *events) NotifyLeave(*memberlist.Node)  { e.onChange() }
+func (e *events) NotifyUpdate(*memberlist.Node) { e.onChange() }
+
+// slogWriter sends memberlist's log lines to slog at debug level, except
+// its warnings and errors.
+type slogWriter struct{ l *slog.Logger }
+
+func (w *slogWriter) Write(p []byte) (int, error) {
+	s := string(p)
+	level := slog.LevelDebug
+	if len(s) > 8 && (s[:6] == "[WARN]" || s[:7] == "[ERR] ") {
+		level = slog.LevelWarn
+	}
+	w.l.Log(context.Background(), level, "memberlist", "msg", s)
+	return len(p), nil
+}
+
+var _ io.Writer = (*slogWriter)(nil)
