@@ -49,10 +49,11 @@ generate: tools ## Regenerate deep-copy code, the CRDs (config/crd/bases) and th
 	$(CONTROLLER_GEN) object:headerFile=hack/boilerplate.go.txt paths=./api/...
 	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=config/crd/bases
 	$(CONTROLLER_GEN) rbac:roleName=pharos-controller paths=./controller/... output:rbac:artifacts:config=config/rbac
+	$(CONTROLLER_GEN) rbac:roleName=pharos-speaker paths=./speaker/... output:rbac:artifacts:config=config/rbac/speaker
 
 .PHONY: build
 build: ## Build the controller into bin/controller
-	CGO_ENABLED=0 go build -trimpath -o bin/ ./controller
+	CGO_ENABLED=0 go build -trimpath -o bin/ ./controller ./speaker
 
 .PHONY: kube-bins
 kube-bins: ## Build (once; cached by version) the pinned Kubernetes binaries and print their directory

@@ -115,7 +115,9 @@ func buildRequest(svc *corev1.Service, nsLabels map[string]string) (allocator.Re
 		req.SharingKey = v
 	}
 	if svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal {
-		req.BackendKey = labels.Set(svc.Spec.Selector).String()
+		// The prefix keeps a Local Service without a selector from
+		// matching Cluster Services, whose key is empty.
+		req.BackendKey = "local:" + labels.Set(svc.Spec.Selector).String()
 	}
 	for _, p := range svc.Spec.Ports {
 		proto := string(p.Protocol)

@@ -45,15 +45,17 @@
 // holding a ready local endpoint of it. The candidates are the nodes that pass
 // the node rules and serve the most of these Services (at least one).
 //
-// The allocator lets Local Services share an address only when they have the
-// same selector (and Local and Cluster Services never share), so in practice
-// their endpoints coincide and this is simply "a node holding a ready local
-// endpoint". The rule only decides the cases the allocator forbids or that
-// arise in transition (a selector changed, endpoints not yet updated): it
-// prefers nodes that serve every Service, and when no node can, it still
-// announces from a node that serves as many as possible rather than from none.
-// A Local Service with no serving endpoint anywhere cannot be served by any
-// node, so it does not veto the others.
+// The allocator lets a Local Service share an address only with Services of
+// the same selector (its backend key), so in practice the endpoints of Local
+// Services on an address coincide and the rule is simply "a node holding a
+// ready local endpoint". It matters only in the remaining cases: Services
+// without a selector, whose endpoints are managed by hand (their backend key
+// is empty, like a Cluster Service's), and transitions (a selector changed,
+// endpoints not yet updated). Then it prefers the nodes that serve every
+// Service, and when no node can, it still announces from the nodes serving as
+// many as possible rather than from none: a partial outage instead of a total
+// one. A Local Service with no serving endpoint anywhere cannot be served by
+// any node, so it does not veto the others.
 //
 // Terminating endpoints: kube-proxy sends Local traffic to local endpoints
 // that are terminating but still serving when a node has no ready one. So, for
@@ -219,7 +221,8 @@ func (f Fault) count() int {
 type Exclusion struct {
 	Node   string
 	Faults Fault
-	// DownInterfaces are the announcing interfaces reported down, sorted.
+	// DownInterfaces are the announcing interfaces reported down, sorted;
+	// set with FaultInterfaceDown.
 	DownInterfaces []string
 	// Unserved are the Local Services the node holds no usable endpoint of,
 	// sorted; set with FaultNoLocalEndpoint.
@@ -289,11 +292,12 @@ const maxListed = 8
 
 // nodeInfo is a merged Node.
 type nodeInfo struct {
-	name     string
-	faults   Fault
-	up, down []string
-	unserved []string
-	serves   int
+	name   string
+	faults Fault
+	// ifs are the interfaces of all the node's entries; sorted lists are
+	// made from them only for the winner and excluded nodes.
+	ifs    []Interface
+	serves int
 }
 
 // Elect elects the node that announces in.IP. It is a pure function of its
@@ -301,12 +305,10 @@ type nodeInfo struct {
 func Elect(in Input) Result {
 	nodes := mergeNodes(in.Nodes)
 
-	// Services with a serving endpoint, and whether any is Local.
+	// The Services with a serving endpoint; without one, nobody announces.
 	var serving []*Service
-	var keys []string
 	for i := range in.Services {
 		s := &in.Services[i]
-		keys = append(keys, s.Key)
 		for _, ep := range s.Endpoints {
 			if ep.Ready > 0 || ep.Terminating > 0 {
 				serving = append(serving, s)
@@ -315,6 +317,10 @@ func Elect(in Input) Result {
 		}
 	}
 	if len(serving) == 0 {
+		keys := make([]string, 0, len(in.Services))
+		for _, s := range in.Services {
+			keys = append(keys, s.Key)
+		}
 		slices.Sort(keys)
 		keys = slices.Compact(keys)
 		msg := "no Service uses the address"
@@ -330,28 +336,30 @@ func Elect(in Input) Result {
 
 	// How many Services each node serves. Cluster Services count for every
 	// node; Local ones for the nodes holding a usable local endpoint.
-	for _, s := range serving {
+	// Terminating endpoints are usable only if no node that passes the node
+	// rules has a ready one.
+	fallback := make([]bool, len(serving))
+	serves := func(s *Service, fallback bool, node string) bool {
+		ep := s.Endpoints[node]
+		return !s.LocalPolicy || ep.Ready > 0 || (fallback && ep.Terminating > 0)
+	}
+	for k, s := range serving {
 		if !s.LocalPolicy {
 			for i := range nodes {
 				nodes[i].serves++
 			}
 			continue
 		}
-		// Terminating endpoints count only if no node that passes the
-		// node rules has a ready one.
-		fallback := true
+		fallback[k] = true
 		for i := range nodes {
 			if nodes[i].faults == 0 && s.Endpoints[nodes[i].name].Ready > 0 {
-				fallback = false
+				fallback[k] = false
 				break
 			}
 		}
 		for i := range nodes {
-			ep := s.Endpoints[nodes[i].name]
-			if ep.Ready > 0 || (fallback && ep.Terminating > 0) {
+			if serves(s, fallback[k], nodes[i].name) {
 				nodes[i].serves++
-			} else {
-				nodes[i].unserved = append(nodes[i].unserved, s.Key)
 			}
 		}
 	}
@@ -361,27 +369,43 @@ func Elect(in Input) Result {
 			target = max(target, nodes[i].serves)
 		}
 	}
-	var candidates []string
+	candidates := make([]string, 0, len(nodes))
+	excluded := 0
 	for i := range nodes {
 		n := &nodes[i]
 		if n.serves < target {
 			n.faults |= FaultNoLocalEndpoint
-			slices.Sort(n.unserved)
-			n.unserved = slices.Compact(n.unserved)
-		} else {
-			n.unserved = nil
 		}
 		if n.faults == 0 {
 			candidates = append(candidates, n.name)
+		} else {
+			excluded++
 		}
 	}
 
 	res := Result{Candidates: Order(in.IP, candidates)}
+	if excluded > 0 {
+		res.Excluded = make([]Exclusion, 0, excluded)
+	}
 	for i := range nodes {
 		n := &nodes[i]
-		if n.faults != 0 {
-			res.Excluded = append(res.Excluded, Exclusion{Node: n.name, Faults: n.faults, DownInterfaces: n.down, Unserved: n.unserved})
+		if n.faults == 0 {
+			continue
 		}
+		e := Exclusion{Node: n.name, Faults: n.faults}
+		if n.faults&FaultInterfaceDown != 0 {
+			e.DownInterfaces = interfaceNames(n.ifs, false)
+		}
+		if n.faults&FaultNoLocalEndpoint != 0 {
+			for k, s := range serving {
+				if !serves(s, fallback[k], n.name) {
+					e.Unserved = append(e.Unserved, s.Key)
+				}
+			}
+			slices.Sort(e.Unserved)
+			e.Unserved = slices.Compact(e.Unserved)
+		}
+		res.Excluded = append(res.Excluded, e)
 	}
 
 	if len(res.Candidates) == 0 {
@@ -415,24 +439,27 @@ func Elect(in Input) Result {
 	first := res.Candidates[0]
 	res.Winner = first
 	ownerCandidate := in.CurrentOwner != "" && slices.Contains(res.Candidates, in.CurrentOwner)
-	n := len(res.Candidates)
+	rank := "first in hash order of " + plural(len(res.Candidates), "candidate")
+	if len(res.Candidates) == 1 {
+		rank = "the only candidate"
+	}
 	switch {
 	case ownerCandidate && in.CurrentOwner == first:
-		res.Message = fmt.Sprintf("%s is the current owner and first in hash order of %s", first, plural(n, "candidate"))
+		res.Message = first + " is the current owner and " + rank
 	case ownerCandidate && !in.ReturnToPreferred:
 		res.Winner = in.CurrentOwner
 		res.KeptOwner = true
-		res.Message = fmt.Sprintf("%s keeps the address as current owner (%s; %s is first in hash order)", in.CurrentOwner, plural(n, "candidate"), first)
+		res.Message = fmt.Sprintf("%s keeps the address as current owner (%s is %s)", in.CurrentOwner, first, rank)
 	case ownerCandidate:
-		res.Message = fmt.Sprintf("%s is first in hash order of %s; it takes the address back from %s (return to preferred node)", first, plural(n, "candidate"), in.CurrentOwner)
+		res.Message = fmt.Sprintf("%s is %s; it takes the address back from %s (return to preferred node)", first, rank, in.CurrentOwner)
 	case in.CurrentOwner != "":
-		res.Message = fmt.Sprintf("%s is first in hash order of %s; current owner %s is not a candidate", first, plural(n, "candidate"), in.CurrentOwner)
+		res.Message = fmt.Sprintf("%s is %s; current owner %s is not a candidate", first, rank, in.CurrentOwner)
 	default:
-		res.Message = fmt.Sprintf("%s is first in hash order of %s", first, plural(n, "candidate"))
+		res.Message = first + " is " + rank
 	}
 	for i := range nodes {
 		if nodes[i].name == res.Winner {
-			res.Interfaces = nodes[i].up
+			res.Interfaces = interfaceNames(nodes[i].ifs, true)
 		}
 	}
 	return res
@@ -452,7 +479,7 @@ func mergeNodes(in []Node) []nodeInfo {
 	for i := 0; i < len(sorted); {
 		j := i
 		var faults Fault
-		var ifs []Interface
+		ifs := sorted[i].Interfaces
 		for ; j < len(sorted) && sorted[j].Name == sorted[i].Name; j++ {
 			n := sorted[j]
 			if !n.Alive {
@@ -467,50 +494,58 @@ func mergeNodes(in []Node) []nodeInfo {
 			if n.Excluded {
 				faults |= FaultExcluded
 			}
-			ifs = append(ifs, n.Interfaces...)
+			if j > i {
+				ifs = append(slices.Clip(ifs), n.Interfaces...)
+			}
 		}
-		up, down := mergeInterfaces(ifs)
-		if len(up) == 0 {
+		if !anyUp(ifs) {
 			faults |= FaultInterfaceDown
 		}
-		out = append(out, nodeInfo{name: sorted[i].Name, faults: faults, up: up, down: down})
+		out = append(out, nodeInfo{name: sorted[i].Name, faults: faults, ifs: ifs})
 		i = j
 	}
 	return out
 }
 
-// mergeInterfaces returns the sorted names of the interfaces that are up
-// (never reported down) and of those reported down.
-func mergeInterfaces(ifs []Interface) (up, down []string) {
-	if len(ifs) == 0 {
-		return nil, nil
-	}
-	ifs = slices.Clone(ifs)
-	// Down sorts before up, so the first entry of a name decides.
-	slices.SortFunc(ifs, func(a, b Interface) int {
-		if c := strings.Compare(a.Name, b.Name); c != 0 {
-			return c
-		}
-		switch {
-		case a.Up == b.Up:
-			return 0
-		case !a.Up:
-			return -1
-		default:
-			return 1
-		}
-	})
+// anyUp reports whether some named interface is up and never reported down.
+func anyUp(ifs []Interface) bool {
 	for i, f := range ifs {
-		if f.Name == "" || (i > 0 && ifs[i-1].Name == f.Name) {
+		if !f.Up || f.Name == "" {
 			continue
 		}
-		if f.Up {
-			up = append(up, f.Name)
-		} else {
-			down = append(down, f.Name)
+		down := false
+		for _, g := range ifs[:i] {
+			down = down || (g.Name == f.Name && !g.Up)
+		}
+		for _, g := range ifs[i+1:] {
+			down = down || (g.Name == f.Name && !g.Up)
+		}
+		if !down {
+			return true
 		}
 	}
-	return up, down
+	return false
+}
+
+// interfaceNames returns the sorted names of the interfaces that are up
+// (never reported down), or of those reported down.
+func interfaceNames(ifs []Interface, up bool) []string {
+	var names []string
+	for _, f := range ifs {
+		if f.Name == "" {
+			continue
+		}
+		// Up only if no entry reports it down.
+		isUp := true
+		for _, g := range ifs {
+			isUp = isUp && (g.Name != f.Name || g.Up)
+		}
+		if isUp == up {
+			names = append(names, f.Name)
+		}
+	}
+	slices.Sort(names)
+	return slices.Compact(names)
 }
 
 // explain words the exclusions for a message. The nodes closest to being

@@ -100,6 +100,13 @@ func TestCandidateRules(t *testing.T) {
 			excluded:   map[string]Fault{},
 		},
 		{
+			name:       "a terminating but serving endpoint is serving: the address is announced",
+			nodes:      healthy(three...),
+			services:   []Service{cluster("default/web", eps{"plab-n2": {Terminating: 1}})},
+			candidates: three,
+			excluded:   map[string]Fault{},
+		},
+		{
 			name:  "Local: a terminating endpoint does not count while a candidate node holds a ready one",
 			nodes: healthy(three...),
 			services: []Service{local("default/web", eps{
@@ -339,7 +346,7 @@ func TestWinnerMessage(t *testing.T) {
 	}{
 		{"", false, order[0] + " is first in hash order of 3 candidates"},
 		{order[0], false, order[0] + " is the current owner and first in hash order of 3 candidates"},
-		{order[1], false, order[1] + " keeps the address as current owner (3 candidates; " + order[0] + " is first in hash order)"},
+		{order[1], false, order[1] + " keeps the address as current owner (" + order[0] + " is first in hash order of 3 candidates)"},
 		{order[1], true, order[0] + " is first in hash order of 3 candidates; it takes the address back from " + order[1] + " (return to preferred node)"},
 		{"plab-n9", false, order[0] + " is first in hash order of 3 candidates; current owner plab-n9 is not a candidate"},
 	}
@@ -348,6 +355,10 @@ func TestWinnerMessage(t *testing.T) {
 		if r.Message != tc.want {
 			t.Errorf("owner %q preferred %v:\n got: %s\nwant: %s", tc.owner, tc.preferred, r.Message, tc.want)
 		}
+	}
+	one := Elect(Input{IP: ip4, Nodes: healthy("plab-n1"), Services: []Service{web}, CurrentOwner: "plab-n1"})
+	if want := "plab-n1 is the current owner and the only candidate"; one.Message != want {
+		t.Errorf("got %q, want %q", one.Message, want)
 	}
 }
 
@@ -397,7 +408,7 @@ func TestSharedIP(t *testing.T) {
 			candidates: []string{"plab-n3"},
 		},
 		{
-			name: "Local and Cluster mixed (the allocator forbids it): the Local endpoints decide",
+			name: "Local and Cluster mixed (a Local Service without selector): the Local endpoints decide",
 			services: []Service{
 				cluster("default/a", ready("plab-n1")),
 				local("default/b", ready("plab-n3")),

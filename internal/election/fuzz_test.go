@@ -136,22 +136,51 @@ func checkInvariants(t *testing.T, in Input, r Result) {
 
 	// No candidate fails a rule.
 	allLocal := len(local) == len(servable)
-	readyEverywhere := func(n string) bool {
+	// A node serves a Local Service with a ready local endpoint, or with a
+	// terminating one when no node passing the node rules has a ready one.
+	readyOnBase := map[*Service]bool{}
+	for _, s := range local {
+		for name, f := range fs {
+			readyOnBase[s] = readyOnBase[s] || (f.base() && s.Endpoints[name].Ready > 0)
+		}
+	}
+	servesAll := func(n string) bool {
 		for _, s := range local {
-			if s.Endpoints[n].Ready <= 0 {
+			ep := s.Endpoints[n]
+			if ep.Ready <= 0 && (readyOnBase[s] || ep.Terminating <= 0) {
 				return false
 			}
 		}
 		return true
 	}
-	someBaseReadyEverywhere := false
+	// When some node passing the node rules serves every Local Service,
+	// the candidates are exactly those nodes.
+	var full []string
 	for name, f := range fs {
-		if f.base() && readyEverywhere(name) {
-			someBaseReadyEverywhere = true
-			if !slices.Contains(r.Candidates, name) {
-				fail("%s passes every rule and serves every Local Service but is not a candidate", name)
+		if f.base() && servesAll(name) {
+			full = append(full, name)
+		}
+	}
+	if len(full) > 0 && !slices.Equal(sorted(full), sorted(r.Candidates)) {
+		fail("candidates %v, want the nodes serving every Service %v", r.Candidates, sorted(full))
+	}
+	// Some candidate exists when a node passing the node rules serves one
+	// Service: any node serves a Cluster Service.
+	servesOne := func(n string) bool {
+		for _, s := range servable {
+			ep := s.Endpoints[n]
+			if !s.LocalPolicy || ep.Ready > 0 || (!readyOnBase[s] && ep.Terminating > 0) {
+				return true
 			}
 		}
+		return false
+	}
+	someServes := false
+	for name, f := range fs {
+		someServes = someServes || (f.base() && servesOne(name))
+	}
+	if someServes != (len(r.Candidates) > 0) {
+		fail("a node passing the node rules serves a Service: %v, but candidates are %v", someServes, r.Candidates)
 	}
 	for _, c := range r.Candidates {
 		if !fs[c].base() {
@@ -165,18 +194,6 @@ func checkInvariants(t *testing.T, in Input, r Result) {
 			}
 			if !holds {
 				fail("candidate %s holds no local endpoint", c)
-			}
-		}
-		if someBaseReadyEverywhere && !readyEverywhere(c) {
-			fail("candidate %s lacks a ready endpoint of a Local Service that another candidate serves", c)
-		}
-		if len(local) == 1 && allLocal {
-			anyReady := false
-			for name, f := range fs {
-				anyReady = anyReady || (f.base() && local[0].Endpoints[name].Ready > 0)
-			}
-			if ep := local[0].Endpoints[c]; anyReady && ep.Ready <= 0 || !anyReady && ep.Terminating <= 0 {
-				fail("candidate %s: endpoints %+v, a ready one exists on a candidate node: %v", c, ep, anyReady)
 			}
 		}
 	}

@@ -38,8 +38,8 @@ type Timers struct {
 // DefaultTimers are tuned for a LAN.
 func DefaultTimers() Timers {
 	return Timers{
-		ProbeInterval:           150 * time.Millisecond,
-		ProbeTimeout:            80 * time.Millisecond,
+		ProbeInterval:           100 * time.Millisecond,
+		ProbeTimeout:            60 * time.Millisecond,
 		SuspicionMult:           3,
 		SuspicionMaxTimeoutMult: 3,
 		GossipInterval:          50 * time.Millisecond,

@@ -40,6 +40,11 @@ metadata: {name: e2e}
 spec:
   addresses: ["198.18.100.0/24", "2001:db8:96::100:0/120"]
 ---
+apiVersion: pharos.io/v1beta1
+kind: L2Advertisement
+metadata: {name: e2e}
+spec: {ipAddressPools: [e2e]}
+---
 apiVersion: v1
 kind: Service
 metadata: {name: my-nginx, namespace: default}

@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-const probe = `apiVersion: apps/v1
+const probeApp = `apiVersion: apps/v1
 kind: Deployment
 metadata: {name: probe, namespace: default}
 spec:
@@ -35,7 +35,7 @@ spec:
 // on: each one must really cut or restore what it says.
 func TestFaultControls(t *testing.T) {
 	ctx := context.Background()
-	if err := lab.Apply(ctx, probe); err != nil {
+	if err := lab.Apply(ctx, probeApp); err != nil {
 		t.Fatal(err)
 	}
 	nodePort := ""

@@ -41,7 +41,7 @@ func setupAndRun(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "e2e setup:", err)
 		return 1
 	}
-	for pkg, name := range map[string]string{"./test/lab": "lab", "./controller": "controller"} {
+	for pkg, name := range map[string]string{"./test/lab": "lab", "./controller": "controller", "./speaker": "speaker"} {
 		cmd := exec.Command("go", "build", "-o", filepath.Join(bins, name), pkg)
 		cmd.Dir, cmd.Stdout, cmd.Stderr = root, os.Stderr, os.Stderr
 		if err := cmd.Run(); err != nil {
@@ -58,6 +58,7 @@ func setupAndRun(m *testing.M) int {
 		KubeBinDir:       strings.TrimSpace(string(kube)),
 		LabBinary:        filepath.Join(bins, "lab"),
 		ControllerBinary: filepath.Join(bins, "controller"),
+		SpeakerBinary:    filepath.Join(bins, "speaker"),
 		RepoRoot:         root,
 		Out:              os.Stderr,
 	})

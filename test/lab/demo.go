@@ -17,6 +17,10 @@ metadata: {name: demo}
 spec:
   addresses: [%q, %q]
 ---
+apiVersion: pharos.io/v1beta1
+kind: L2Advertisement
+metadata: {name: demo}
+---
 apiVersion: apps/v1
 kind: Deployment
 metadata: {name: my-nginx, namespace: default}

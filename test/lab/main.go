@@ -26,10 +26,12 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/pharos-lb/pharos/test/lab/agent"
 	"github.com/pharos-lb/pharos/test/lab/cluster"
 	"github.com/pharos-lb/pharos/test/lab/echo"
+	"github.com/pharos-lb/pharos/test/lab/probe"
 )
 
 func main() {
@@ -45,6 +47,8 @@ func main() {
 		err = runAgent(ctx, args)
 	case "echo":
 		err = runEcho(ctx, args)
+	case "probe":
+		err = runProbe(ctx, args)
 	default:
 		err = runLab(ctx, cmd, args)
 	}
@@ -67,6 +71,7 @@ func runLab(ctx context.Context, cmd string, args []string) error {
 	dir := fs.String("dir", "_output/lab", "state directory: kubeconfigs, keys, logs")
 	kubeBins := fs.String("kube-bin-dir", "", "directory with the Kubernetes binaries and etcd (default: hack/kube-bins/ensure.sh)")
 	controller := fs.String("controller", "bin/controller", "Pharos controller binary (built if missing)")
+	speaker := fs.String("speaker", "bin/speaker", "Pharos speaker binary (built if missing)")
 	// Flags may follow the positional arguments; kubectl's are its own.
 	var positional []string
 	if cmd == "kubectl" {
@@ -103,7 +108,10 @@ func runLab(ctx context.Context, cmd string, args []string) error {
 		if opts.LabBinary, err = installSelf(*dir); err != nil {
 			return err
 		}
-		if opts.ControllerBinary, err = ensureController(*controller); err != nil {
+		if opts.ControllerBinary, err = ensureBinary(*controller, "./controller"); err != nil {
+			return err
+		}
+		if opts.SpeakerBinary, err = ensureBinary(*speaker, "./speaker"); err != nil {
 			return err
 		}
 	}
@@ -195,7 +203,7 @@ func installSelf(dir string) (string, error) {
 	return abs, os.Rename(tmp, abs)
 }
 
-func ensureController(path string) (string, error) {
+func ensureBinary(path, pkg string) (string, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return "", err
@@ -203,8 +211,8 @@ func ensureController(path string) (string, error) {
 	if _, err := os.Stat(abs); err == nil {
 		return abs, nil
 	}
-	fmt.Println("lab: building the Pharos controller into", abs)
-	cmd := exec.Command("go", "build", "-o", abs, "./controller")
+	fmt.Println("lab: building", pkg, "into", abs)
+	cmd := exec.Command("go", "build", "-o", abs, pkg)
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	return abs, cmd.Run()
 }
@@ -241,6 +249,16 @@ func runAgent(ctx context.Context, args []string) error {
 	}
 	o.EchoCommand = []string{self, "echo"}
 	return agent.Run(ctx, o)
+}
+
+func runProbe(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("probe", flag.ExitOnError)
+	url := fs.String("url", "", "URL to request")
+	interval := fs.Duration("interval", 20*time.Millisecond, "time between new connections")
+	timeout := fs.Duration("timeout", 200*time.Millisecond, "per-request timeout")
+	_ = fs.Parse(args)
+	probe.Run(ctx, *url, *interval, *timeout, os.Stdout)
+	return nil
 }
 
 func runEcho(ctx context.Context, args []string) error {

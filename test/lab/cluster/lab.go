@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/pem"
 	"fmt"
@@ -34,6 +35,8 @@ type Options struct {
 	LabBinary string
 	// ControllerBinary is Pharos's controller; empty skips it.
 	ControllerBinary string
+	// SpeakerBinary is Pharos's speaker, run on every node; empty skips it.
+	SpeakerBinary string
 	// RepoRoot is the repository, for the CRDs and RBAC in config/.
 	RepoRoot string
 	// Out receives progress lines.
@@ -349,6 +352,7 @@ func (l *Lab) identities() []identity {
 		// Node authorizer here) cannot scope to one node.
 		{"node-agent", "lab-node-agent", []string{"system:masters"}},
 		{"pharos-controller", "pharos-controller", []string{"pharos:controllers"}},
+		{"pharos-speaker", "pharos-speaker", []string{"pharos:speakers"}},
 	}
 }
 
@@ -529,7 +533,7 @@ func (l *Lab) installPharos(ctx context.Context) error {
 	if l.ControllerBinary == "" {
 		return nil
 	}
-	for _, dir := range []string{"config/crd/bases", "config/rbac"} {
+	for _, dir := range []string{"config/crd/bases", "config/rbac", "config/rbac/speaker"} {
 		if _, err := l.Kubectl(ctx, "apply", "-f", filepath.Join(l.RepoRoot, dir)); err != nil {
 			return err
 		}
@@ -544,6 +548,18 @@ metadata: {name: pharos-controller}
 roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: pharos-controller}
 subjects:
 - {apiGroup: rbac.authorization.k8s.io, kind: User, name: pharos-controller}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: pharos-speaker}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: pharos-speaker}
+subjects:
+- {apiGroup: rbac.authorization.k8s.io, kind: User, name: pharos-speaker}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: pharos-memberlist, namespace: pharos-system}
+stringData: {key: "` + randomKey() + `"}
 `
 	if err := l.apply(ctx, manifest); err != nil {
 		return err
@@ -551,11 +567,35 @@ subjects:
 	if _, err := l.Kubectl(ctx, "wait", "--for=condition=Established", "crd/ipaddresspools.pharos.io", "--timeout=30s"); err != nil {
 		return err
 	}
-	return l.Start(Process{Name: "pharos-controller", Netns: l.Control.Name, Argv: []string{l.ControllerBinary,
+	if err := l.Start(Process{Name: "pharos-controller", Netns: l.Control.Name, Argv: []string{l.ControllerBinary,
 		"--kubeconfig", filepath.Join(l.Dir, "pharos-controller.kubeconfig"),
 		"--leader-election-namespace", "pharos-system",
 		"--metrics-bind-address", "127.0.0.1:7472", "--health-probe-bind-address", "127.0.0.1:7473",
-	}})
+	}}); err != nil {
+		return err
+	}
+	if l.SpeakerBinary == "" {
+		return nil
+	}
+	for _, n := range l.Nodes {
+		if err := l.Start(Process{Name: n.Name + "-speaker", Netns: n.Name, Argv: []string{l.SpeakerBinary,
+			"--node-name", n.Name,
+			"--kubeconfig", filepath.Join(l.Dir, "pharos-speaker.kubeconfig"),
+			"--bind-addr", n.V4.String(),
+			"--memberlist-secret", "pharos-system/pharos-memberlist",
+			"--metrics-bind-address", "127.0.0.1:7474",
+		}}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// randomKey is a memberlist key: 32 random bytes, base64.
+func randomKey() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return base64.StdEncoding.EncodeToString(b)
 }
 
 // Apply applies a manifest as admin.
@@ -580,6 +620,11 @@ func (l *Lab) checkRunning() error {
 	names := []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"}
 	if l.ControllerBinary != "" {
 		names = append(names, "pharos-controller")
+	}
+	if l.SpeakerBinary != "" {
+		for _, n := range l.Nodes {
+			names = append(names, n.Name+"-speaker")
+		}
 	}
 	for _, n := range l.Nodes {
 		names = append(names, n.Name+"-agent", n.Name+"-proxy")
@@ -628,4 +673,29 @@ func (l *Lab) waitReady(ctx context.Context) error {
 // client on that host would.
 func (l *Lab) HTTPGet(ctx context.Context, ns, url string) (string, error) {
 	return l.Exec(ctx, ns, "curl", "-sS", "--max-time", "3", "-g", url)
+}
+
+// ProbeRun is a client loop running in one of the lab's namespaces.
+type ProbeRun struct {
+	cmd *exec.Cmd
+	out *strings.Builder
+}
+
+// StartProbe starts the lab's client loop (a new TCP connection to url
+// every interval) in namespace ns.
+func (l *Lab) StartProbe(ns, url string, interval time.Duration) (*ProbeRun, error) {
+	out := &strings.Builder{}
+	cmd := exec.Command("ip", "netns", "exec", ns, l.LabBinary, "probe", "--url", url, "--interval", interval.String())
+	cmd.Stdout = out
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	return &ProbeRun{cmd: cmd, out: out}, nil
+}
+
+// Stop ends the loop and returns its output, for probe.Parse.
+func (p *ProbeRun) Stop() string {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	_ = p.cmd.Wait()
+	return p.out.String()
 }

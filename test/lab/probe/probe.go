@@ -1,0 +1,98 @@
+// Package probe is the lab's client loop: it opens a new TCP connection to
+// a URL at a fixed interval and records when each attempt succeeded, so
+// that failover tests measure outages as a client sees them.
+package probe
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Attempt is one request.
+type Attempt struct {
+	Start time.Time
+	OK    bool
+	// Body is the first line the server answered, when OK.
+	Body string
+}
+
+// Run requests url every interval, each on a new connection with the given
+// timeout, until ctx is done, writing one line per attempt to w:
+// "<unix nanos> ok|fail <first line of the body>".
+func Run(ctx context.Context, url string, interval, timeout time.Duration, w io.Writer) {
+	client := &http.Client{Timeout: timeout, Transport: &http.Transport{DisableKeepAlives: true}}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		start := time.Now()
+		status, body := "fail", ""
+		if resp, err := client.Get(url); err == nil {
+			b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				status, body = "ok", strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0])
+			}
+		}
+		fmt.Fprintf(w, "%d %s %s\n", start.UnixNano(), status, body)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Parse reads Run's output.
+func Parse(r io.Reader) ([]Attempt, error) {
+	var out []Attempt
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		f := strings.SplitN(sc.Text(), " ", 3)
+		if len(f) < 2 {
+			continue
+		}
+		ns, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("bad probe line %q", sc.Text())
+		}
+		a := Attempt{Start: time.Unix(0, ns), OK: f[1] == "ok"}
+		if len(f) == 3 {
+			a.Body = f[2]
+		}
+		out = append(out, a)
+	}
+	return out, sc.Err()
+}
+
+// Outage returns how long after t the first successful attempt started,
+// among attempts that started after t, and how many failed before it.
+func Outage(attempts []Attempt, t time.Time) (time.Duration, int, bool) {
+	failed := 0
+	for _, a := range attempts {
+		if a.Start.Before(t) {
+			continue
+		}
+		if a.OK {
+			return a.Start.Sub(t), failed, true
+		}
+		failed++
+	}
+	return 0, failed, false
+}
+
+// Failures counts the failed attempts.
+func Failures(attempts []Attempt) int {
+	n := 0
+	for _, a := range attempts {
+		if !a.OK {
+			n++
+		}
+	}
+	return n
+}
