@@ -85,7 +85,7 @@ fuzz: ## Fuzz the config parser for FUZZTIME per fuzzer
 .NOTPARALLEL: bench
 
 .PHONY: bench
-bench: bench-alloc bench-controller bench-lab ## Run all benchmarks and print _output/bench/summary.json
+bench: bench-alloc bench-controller bench-lab bench-l2 ## Run all benchmarks and print _output/bench/summary.json
 	@echo "== $(BENCH_SUMMARY)"
 	@cat $(BENCH_SUMMARY)
 
@@ -122,6 +122,10 @@ e2e: ## End-to-end tests in a fresh lab (root; builds what it needs, tears the l
 .PHONY: bench-lab
 bench-lab: build ## Time a warm lab up (binaries cached); merges lab_up_warm_s
 	go run ./test/bench/lab | go run ./hack/benchmerge -out $(BENCH_SUMMARY) -require lab_up_warm_s,demo_external_ip_warm_s
+
+.PHONY: bench-l2
+bench-l2: ## Layer-2 failover in the lab (root): crash and NIC-down p50/p95, rolling restart, speaker RSS/CPU at 1,000 IPs
+	go run ./test/bench/l2 | go run ./hack/benchmerge -out $(BENCH_SUMMARY) -require l2_failover_crash_p50_ms,l2_failover_crash_p95_ms,l2_failover_nic_down_p95_ms,l2_graceful_failed_requests,speaker_rss_mib_1000,speaker_cpu_pct_idle_1000
 
 .PHONY: bench-lab-cold
 bench-lab-cold: ## Time a newcomer's first lab (Kubernetes built from nothing, ~12 min); merges lab_up_cold_s

@@ -100,7 +100,8 @@ func (s *Speaker) Reconcile(ctx context.Context, _ reconcile.Request) (reconcile
 		}
 	}
 	s.apply(wanted)
-	return reconcile.Result{RequeueAfter: 10 * time.Second}, s.writeStatus(ctx, v, results, members)
+	// Every change triggers a reconcile; the periodic one only repairs.
+	return reconcile.Result{RequeueAfter: 30 * time.Second}, s.writeStatus(ctx, v, results, members)
 }
 
 // apply makes the announcers answer exactly for the wanted addresses and

@@ -55,7 +55,8 @@ func (l *Lab) RecoverNode(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	if err := ip(n.Name, "link", "set", "eth0", "up"); err != nil {
+	// Link down dropped the routes through eth0; LinkUp restores them.
+	if err := l.LinkUp(n.Name); err != nil {
 		return err
 	}
 	if err := ip(l.Switch, "link", "set", n.Port, "up"); err != nil {

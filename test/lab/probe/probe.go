@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -22,29 +23,42 @@ type Attempt struct {
 	Body string
 }
 
-// Run requests url every interval, each on a new connection with the given
-// timeout, until ctx is done, writing one line per attempt to w:
+// Run starts a request to url every interval, each on a new connection
+// with the given timeout and without waiting for the previous one (a slow
+// or failed attempt does not delay the next), until ctx is done. It writes
+// one line per attempt to w, in start order:
 // "<unix nanos> ok|fail <first line of the body>".
 func Run(ctx context.Context, url string, interval, timeout time.Duration, w io.Writer) {
 	client := &http.Client{Timeout: timeout, Transport: &http.Transport{DisableKeepAlives: true}}
 	t := time.NewTicker(interval)
 	defer t.Stop()
-	for {
+	var lines []chan string
+	var wg sync.WaitGroup
+	for ctx.Err() == nil {
 		start := time.Now()
-		status, body := "fail", ""
-		if resp, err := client.Get(url); err == nil {
-			b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				status, body = "ok", strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0])
+		line := make(chan string, 1)
+		lines = append(lines, line)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			status, body := "fail", ""
+			if resp, err := client.Get(url); err == nil {
+				b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					status, body = "ok", strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0])
+				}
 			}
-		}
-		fmt.Fprintf(w, "%d %s %s\n", start.UnixNano(), status, body)
+			line <- fmt.Sprintf("%d %s %s\n", start.UnixNano(), status, body)
+		}()
 		select {
 		case <-ctx.Done():
-			return
 		case <-t.C:
 		}
+	}
+	wg.Wait()
+	for _, l := range lines {
+		fmt.Fprint(w, <-l)
 	}
 }
 

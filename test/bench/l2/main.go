@@ -1,0 +1,360 @@
+// Command l2 measures layer-2 failover in the lab, as a client sees it: a
+// client on the LAN opens a new TCP connection every 20 ms to a
+// LoadBalancer address whose backends live on a node that never
+// announces, and each trial takes the announcing node away.
+//
+//   - l2_failover_crash_p50_ms, l2_failover_crash_p95_ms: the node crashes
+//     (every process killed, links down); time from the crash to the first
+//     successful new connection.
+//   - l2_failover_nic_down_p95_ms: the node's LAN interface goes down.
+//   - l2_graceful_failed_requests: failed requests during a rolling restart
+//     of every speaker (SIGTERM, then start again).
+//   - speaker_rss_mib_1000, speaker_cpu_pct_idle_1000: the largest speaker
+//     RSS and CPU use (percent of one core, idle for 10 s) with 1,000
+//     announced addresses.
+//
+// It needs root, like the lab.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/pharos-lb/pharos/test/lab/cluster"
+	"github.com/pharos-lb/pharos/test/lab/probe"
+)
+
+var (
+	trials   = flag.Int("trials", 20, "failover trials per kind")
+	services = flag.Int("services", 1000, "announced addresses for the memory and CPU figures")
+)
+
+func main() {
+	flag.Parse()
+	if err := run(); err != nil {
+		fmt.Println("FAIL:", err)
+		os.Exit(1)
+	}
+}
+
+const setup = `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: pinned, namespace: default}
+spec:
+  replicas: 2
+  selector: {matchLabels: {run: pinned}}
+  template:
+    metadata: {labels: {run: pinned}}
+    spec:
+      nodeSelector: {kubernetes.io/hostname: %[1]s}
+      containers: [{name: pinned, image: echo, ports: [{containerPort: 80}]}]
+---
+apiVersion: pharos.io/v1beta1
+kind: IPAddressPool
+metadata: {name: bench}
+spec: {addresses: ["198.18.104.0/22"]}
+---
+apiVersion: pharos.io/v1beta1
+kind: L2Advertisement
+metadata: {name: bench}
+spec:
+  nodeSelectors:
+  - matchExpressions: [{key: kubernetes.io/hostname, operator: NotIn, values: [%[1]s]}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: pinned, namespace: default}
+spec: {type: LoadBalancer, selector: {run: pinned}, ports: [{port: 80}]}
+`
+
+type bench struct {
+	l       *cluster.Lab
+	ctx     context.Context
+	ip      string
+	url     string
+	backend string
+}
+
+func run() error {
+	if err := cluster.CheckHost(); err != nil {
+		return err
+	}
+	root, _ := os.Getwd()
+	bins := filepath.Join(root, "_output", "bench", "l2-bin")
+	for pkg, name := range map[string]string{"./test/lab": "lab", "./controller": "controller", "./speaker": "speaker"} {
+		cmd := exec.Command("go", "build", "-o", filepath.Join(bins, name), pkg)
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			return err
+		}
+	}
+	kube, err := exec.Command("hack/kube-bins/ensure.sh").Output()
+	if err != nil {
+		return fmt.Errorf("hack/kube-bins/ensure.sh: %w", err)
+	}
+	l, err := cluster.New(cluster.Options{
+		Prefix: "pbl2", Dir: filepath.Join(root, "_output", "bench", "l2-lab"),
+		KubeBinDir: strings.TrimSpace(string(kube)), LabBinary: filepath.Join(bins, "lab"),
+		ControllerBinary: filepath.Join(bins, "controller"), SpeakerBinary: filepath.Join(bins, "speaker"),
+		RepoRoot: root, Out: os.Stderr,
+	})
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	if err := l.Up(ctx); err != nil {
+		return err
+	}
+	defer func() { _ = l.Down() }()
+	b := &bench{l: l, ctx: ctx, backend: l.Nodes[len(l.Nodes)-1].Name}
+	if err := l.Apply(ctx, fmt.Sprintf(setup, b.backend)); err != nil {
+		return err
+	}
+	if b.ip, err = b.waitIP("pinned"); err != nil {
+		return err
+	}
+	b.url = "http://" + b.ip + "/"
+	if err := b.waitServing(60 * time.Second); err != nil {
+		return err
+	}
+
+	crash, err := b.failovers(*trials, l.CrashNode, func(n string) error { return l.RecoverNode(ctx, n) })
+	if err != nil {
+		return err
+	}
+	report("L2FailoverCrashP50", "l2_failover_crash_p50_ms", percentile(crash, 50))
+	report("L2FailoverCrashP95", "l2_failover_crash_p95_ms", percentile(crash, 95))
+	nic, err := b.failovers(*trials, l.LinkDown, l.LinkUp)
+	if err != nil {
+		return err
+	}
+	report("L2FailoverNICDownP50", "l2_failover_nic_down_p50_ms", percentile(nic, 50))
+	report("L2FailoverNICDownP95", "l2_failover_nic_down_p95_ms", percentile(nic, 95))
+
+	failed, total, err := b.rollingRestart()
+	if err != nil {
+		return err
+	}
+	report("L2GracefulFailedRequests", "l2_graceful_failed_requests", float64(failed))
+	fmt.Fprintf(os.Stderr, "rolling restart: %d of %d requests failed\n", failed, total)
+
+	rss, cpu, err := b.scale(*services)
+	if err != nil {
+		return err
+	}
+	report("SpeakerRSS", "speaker_rss_mib_1000", rss)
+	report("SpeakerCPUIdle", "speaker_cpu_pct_idle_1000", cpu)
+	return nil
+}
+
+func report(name, key string, v float64) {
+	fmt.Printf("Benchmark%s 1 0 ns/op %.4g %s\n", name, v, key)
+}
+
+func percentile(v []float64, p int) float64 {
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	i := (len(s)*p + 99) / 100
+	if i > 0 {
+		i--
+	}
+	return s[i]
+}
+
+func (b *bench) waitIP(svc string) (string, error) {
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		out, err := b.l.Kubectl(b.ctx, "get", "svc", svc, "-o", "jsonpath={.status.loadBalancer.ingress[0].ip}")
+		if ip := strings.TrimSpace(out); err == nil && ip != "" {
+			return ip, nil
+		}
+	}
+	return "", fmt.Errorf("Service %s got no address", svc)
+}
+
+func (b *bench) waitServing(timeout time.Duration) error {
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if body, err := b.l.HTTPGet(b.ctx, b.l.Client.Name, b.url); err == nil && strings.Contains(body, "pod=pinned") {
+			return nil
+		}
+	}
+	return fmt.Errorf("%s does not answer the LAN client", b.url)
+}
+
+var fromNode = regexp.MustCompile(`from node (\S+) on`)
+
+// owner waits until the Service's condition names one announcing node.
+func (b *bench) owner() (string, error) {
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		out, err := b.l.Kubectl(b.ctx, "get", "svc", "pinned", "-o", `jsonpath={.status.conditions[?(@.type=="pharos.io/Announced")].message}`)
+		if m := fromNode.FindStringSubmatch(out); err == nil && m != nil {
+			return m[1], nil
+		}
+	}
+	return "", fmt.Errorf("nobody announces %s", b.ip)
+}
+
+// failovers runs trials of fault/recover on the announcing node and
+// returns each outage in milliseconds.
+func (b *bench) failovers(n int, fault, recover func(string) error) ([]float64, error) {
+	var out []float64
+	for i := 0; i < n; i++ {
+		if err := b.waitServing(30 * time.Second); err != nil {
+			return nil, err
+		}
+		owner, err := b.owner()
+		if err != nil {
+			return nil, err
+		}
+		p, err := b.l.StartProbe(b.l.Client.Name, b.url, 20*time.Millisecond)
+		if err != nil {
+			return nil, err
+		}
+		time.Sleep(500 * time.Millisecond)
+		at := time.Now()
+		if err := fault(owner); err != nil {
+			p.Stop()
+			return nil, err
+		}
+		time.Sleep(3 * time.Second)
+		attempts, err := probe.Parse(strings.NewReader(p.Stop()))
+		if err != nil {
+			return nil, err
+		}
+		outage, failed, ok := probe.Outage(attempts, at)
+		if !ok {
+			return nil, fmt.Errorf("trial %d: no success within 3 s of taking %s away (%d failed)", i, owner, failed)
+		}
+		out = append(out, float64(outage.Milliseconds()))
+		fmt.Fprintf(os.Stderr, "trial %d: %s away, first success after %s (%d failed)\n", i, owner, outage, failed)
+		if err := recover(owner); err != nil {
+			return nil, err
+		}
+		// Let the node rejoin before the next trial takes its peer away.
+		if err := b.waitMember(owner); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// waitMember waits until the node's speaker runs and the cluster has had
+// time to see it alive again.
+func (b *bench) waitMember(node string) error {
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if b.l.Running(node + "-speaker") {
+			time.Sleep(3 * time.Second)
+			return nil
+		}
+	}
+	return fmt.Errorf("the speaker of %s did not come back", node)
+}
+
+// rollingRestart stops and restarts every speaker in turn while a client
+// loop runs, and counts its failed requests.
+func (b *bench) rollingRestart() (int, int, error) {
+	if err := b.waitServing(30 * time.Second); err != nil {
+		return 0, 0, err
+	}
+	p, err := b.l.StartProbe(b.l.Client.Name, b.url, 20*time.Millisecond)
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, n := range b.l.Nodes {
+		name := n.Name + "-speaker"
+		if err := b.l.Stop(name, syscall.SIGTERM); err != nil {
+			p.Stop()
+			return 0, 0, err
+		}
+		if err := b.l.Restart(name); err != nil {
+			p.Stop()
+			return 0, 0, err
+		}
+		time.Sleep(3 * time.Second)
+	}
+	attempts, err := probe.Parse(strings.NewReader(p.Stop()))
+	return probe.Failures(attempts), len(attempts), err
+}
+
+// scale creates Services until n addresses are announced, then reads the
+// speakers' peak RSS and their CPU use over 10 idle seconds.
+func (b *bench) scale(n int) (float64, float64, error) {
+	var m strings.Builder
+	for i := 1; i < n; i++ {
+		fmt.Fprintf(&m, "---\napiVersion: v1\nkind: Service\nmetadata: {name: scale-%04d, namespace: default}\nspec: {type: LoadBalancer, selector: {run: pinned}, ports: [{port: 80}]}\n", i)
+	}
+	if err := b.l.Apply(b.ctx, m.String()); err != nil {
+		return 0, 0, err
+	}
+	for deadline := time.Now().Add(5 * time.Minute); ; time.Sleep(time.Second) {
+		out, err := b.l.Kubectl(b.ctx, "get", "svc", "-o", `jsonpath={range .items[*]}{.status.conditions[?(@.type=="pharos.io/Announced")].status}{"\n"}{end}`)
+		if got := strings.Count(out, "True"); err == nil && got >= n {
+			break
+		} else if time.Now().After(deadline) {
+			return 0, 0, fmt.Errorf("%d of %d Services announced after 5 minutes", got, n)
+		}
+	}
+	time.Sleep(5 * time.Second)
+	var rss, cpu float64
+	before := map[string]float64{}
+	for _, node := range b.l.Nodes {
+		before[node.Name] = cpuSeconds(b.l, node.Name+"-speaker")
+	}
+	time.Sleep(10 * time.Second)
+	for _, node := range b.l.Nodes {
+		name := node.Name + "-speaker"
+		if pct := (cpuSeconds(b.l, name) - before[node.Name]) / 10 * 100; pct > cpu {
+			cpu = pct
+		}
+		if r := statusKB(b.l, name, "VmHWM:") / 1024; r > rss {
+			rss = r
+		}
+	}
+	return rss, cpu, nil
+}
+
+// speakerPID finds the speaker process itself (the component's pid is the
+// `ip netns exec` that exec'd it, so it is the same process).
+func speakerPID(l *cluster.Lab, name string) int {
+	data, err := os.ReadFile(filepath.Join(l.Dir, "proc", name+".pid"))
+	if err != nil {
+		return 0
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(data)))
+	return pid
+}
+
+func cpuSeconds(l *cluster.Lab, name string) float64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", speakerPID(l, name)))
+	if err != nil {
+		return 0
+	}
+	s := string(data)
+	f := strings.Fields(s[strings.LastIndex(s, ")")+2:])
+	utime, _ := strconv.ParseFloat(f[11], 64)
+	stime, _ := strconv.ParseFloat(f[12], 64)
+	return (utime + stime) / 100 // USER_HZ
+}
+
+func statusKB(l *cluster.Lab, name, field string) float64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", speakerPID(l, name)))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(line, field) {
+			v, _ := strconv.ParseFloat(strings.Fields(line)[1], 64)
+			return v
+		}
+	}
+	return 0
+}
