@@ -12,12 +12,12 @@ CONTROLLER_GEN ?= $(TOOLS_BIN)/controller-gen
 
 IMG ?= ghcr.io/pharos-lb/pharos:dev
 FUZZTIME ?= 60s
-FUZZERS := FuzzParseRange FuzzBuild
+FUZZERS := internal/config:FuzzParseRange internal/config:FuzzBuild internal/election:FuzzElect internal/layer2:FuzzDecideARP internal/layer2:FuzzDecideNDP
 BENCH_SUMMARY := _output/bench/summary.json
 
-# $(call fuzz,DURATION) runs each fuzzer of internal/config for DURATION.
+# $(call fuzz,DURATION) runs each fuzzer (package:Fuzzer) for DURATION.
 define fuzz
-	for f in $(FUZZERS); do go test ./internal/config/ -run='^$$' -fuzz="^$$f\$$" -fuzztime=$(1); done
+	for pf in $(FUZZERS); do go test ./$${pf%%:*}/ -run='^$$' -fuzz="^$${pf##*:}\$$" -fuzztime=$(1); done
 endef
 
 # Sets the shell variable assets to the directory with kube-apiserver and etcd

@@ -52,10 +52,12 @@ func main() {
 		garpInterval = flag.Duration("gratuitous-interval", 200*time.Millisecond, "time between them")
 		drainTimeout = flag.Duration("drain-timeout", 3*time.Second, "on SIGTERM, how long to wait for other nodes to take over before stopping")
 		metricsAddr  = flag.String("metrics-bind-address", ":7474", "Prometheus metrics address; 0 disables it")
+		splitBrain   = flag.Duration("split-brain-probe-interval", 5*time.Second, "how often the announcing node asks the LAN whether another MAC answers for its addresses")
 	)
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
+	splitBrainInterval = *splitBrain
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})).With("node", *nodeName)
 	if err := run(logger, *nodeName, *bindAddr, *port, *secret, speakerlist.Timers{
@@ -66,6 +68,8 @@ func main() {
 		os.Exit(1)
 	}
 }
+
+var splitBrainInterval = 5 * time.Second
 
 func envOr(k, def string) string {
 	if v := os.Getenv(k); v != "" {
@@ -141,6 +145,7 @@ func run(logger *slog.Logger, nodeName, bindAddr string, port int, secretRef str
 	}
 
 	go publishInterfaces(ctx, members)
+	go sp.probeOwned(ctx, mgr.GetEventRecorder("pharos-speaker"), splitBrainInterval)
 	go joinPeers(ctx, logger, direct, members, nodeName)
 
 	signals := make(chan os.Signal, 1)

@@ -63,28 +63,28 @@ func demo(ctx context.Context, l *cluster.Lab) error {
 	out, _ := l.Kubectl(ctx, "get", "svc", "my-nginx")
 	fmt.Printf("\n$ kubectl get svc my-nginx\n%s", out)
 	fmt.Printf("\nEXTERNAL-IP %s assigned by Pharos %.1fs after the start.\n", ip, time.Since(start).Seconds())
-	n := l.Nodes[0].Name
+	n := l.Client.Name
 	var body string
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
 		if body, err = l.HTTPGet(ctx, n, "http://"+ip+"/"); err == nil {
 			break
 		}
 	}
-	fmt.Printf("\n$ ip netns exec %s curl http://%s/   # through real kube-proxy on %s\n%s", n, ip, n, body)
+	fmt.Printf("\n$ ip netns exec %s curl http://%s/   # a LAN client: ARP, then kube-proxy on the announcing node\n%s", n, ip, body)
 	if err != nil {
 		return fmt.Errorf("the demo Service does not answer: %w", err)
 	}
 	fmt.Printf("answered %.1fs after the start.\n", time.Since(start).Seconds())
 	fmt.Printf(`
-Clients on the LAN (namespace %s) reach %s once the speaker announces it
-(layer 2, next on the roadmap); until then the address works from the nodes.
+Which node announces it, and why:
+  go run ./test/lab kubectl get svc my-nginx -o jsonpath='{.status.conditions}'
 
 Use kubectl against the lab:
   go run ./test/lab kubectl get svc,pods -o wide
   ip netns exec %s %s --kubeconfig %s get svc
 Tear it down:
   make lab-down
-`, l.Client.Name, ip, l.Client.Name, l.KubeBinDir+"/kubectl", l.Kubeconfig())
+`, l.Client.Name, l.KubeBinDir+"/kubectl", l.Kubeconfig())
 	return nil
 }
 

@@ -1,0 +1,96 @@
+package main
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
+)
+
+var splitBrainTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+	Name: "pharos_l2_split_brain_total",
+	Help: "Probes in which another MAC answered for an address this node announces.",
+}, []string{"ip"})
+
+func init() { metrics.Registry.MustRegister(splitBrainTotal) }
+
+// probeOwned asks the LAN, every interval, who else answers for each
+// address this node announces. Another MAC means two stations claim the
+// address (another load balancer, a static assignment, or a speaker that
+// missed the election): it is counted, logged and recorded as a Warning
+// event on the Services of the address, once per conflict.
+func (s *Speaker) probeOwned(ctx context.Context, rec recorder.EventRecorder, interval time.Duration) {
+	reported := map[netip.Addr]string{}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(interval):
+		}
+		s.mu.Lock()
+		type job struct {
+			ip    netip.Addr
+			iface string
+		}
+		var jobs []job
+		for ip, o := range s.owned {
+			jobs = append(jobs, job{ip, o.iface})
+		}
+		s.mu.Unlock()
+		for _, j := range jobs {
+			s.mu.Lock()
+			a := s.announcers[j.iface]
+			s.mu.Unlock()
+			if a == nil {
+				continue
+			}
+			macs, err := a.Probe(ctx, j.ip, 300*time.Millisecond)
+			if err != nil || len(macs) == 0 {
+				delete(reported, j.ip)
+				continue
+			}
+			splitBrainTotal.WithLabelValues(j.ip.String()).Inc()
+			seen := macList(macs)
+			if reported[j.ip] == seen {
+				continue
+			}
+			reported[j.ip] = seen
+			s.log.Warn("split brain: another station answers for an address this node announces", "ip", j.ip, "macs", seen)
+			for _, svc := range s.servicesOf(ctx, j.ip) {
+				rec.Eventf(svc, nil, corev1.EventTypeWarning, "SplitBrain", "Announce",
+					"%s is announced by node %s but MAC %s also answers for it: find the other device or load balancer that uses this address", j.ip, s.node, seen)
+			}
+		}
+	}
+}
+
+func macList(macs []net.HardwareAddr) string {
+	s := make([]string, len(macs))
+	for i, m := range macs {
+		s[i] = m.String()
+	}
+	return strings.Join(s, ",")
+}
+
+// servicesOf returns the Services whose status shows ip.
+func (s *Speaker) servicesOf(ctx context.Context, ip netip.Addr) []*corev1.Service {
+	var list corev1.ServiceList
+	if err := s.client.List(ctx, &list); err != nil {
+		return nil
+	}
+	var out []*corev1.Service
+	for i := range list.Items {
+		for _, ing := range list.Items[i].Status.LoadBalancer.Ingress {
+			if ing.IP == ip.String() {
+				out = append(out, &list.Items[i])
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,207 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pharos-lb/pharos/test/lab/probe"
+)
+
+// pinnedOwner prepares the pinned Service of the failover test (backends
+// on the last node, announced only by the others) and returns its address
+// and current announcer.
+func pinnedOwner(t *testing.T) (ip, url, owner string) {
+	t.Helper()
+	backend := lab.Nodes[len(lab.Nodes)-1].Name
+	if err := lab.Apply(context.Background(), fmt.Sprintf(pinned, backend)); err != nil {
+		t.Fatal(err)
+	}
+	ip = loadBalancerIPs(t, "pinned")[0]
+	url = "http://" + ip + "/"
+	expectBody(t, lab.Client.Name, url, "pod=pinned-")
+	eventually(t, 30*time.Second, func() (err error) { owner, err = announcer(t, "pinned", ip); return err })
+	return ip, url, owner
+}
+
+// measure runs the client loop around fault and returns the attempts.
+func measure(t *testing.T, url string, fault func(), settle time.Duration) []probe.Attempt {
+	t.Helper()
+	p, err := lab.StartProbe(lab.Client.Name, url, 20*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	fault()
+	time.Sleep(settle)
+	attempts, err := probe.Parse(strings.NewReader(p.Stop()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return attempts
+}
+
+func TestL2FailoverOnSpeakerKillAndNICDown(t *testing.T) {
+	ip, url, owner := pinnedOwner(t)
+	for _, fault := range []struct {
+		name          string
+		apply, revert func(string) error
+	}{
+		{"speaker SIGKILL", func(n string) error { return lab.Stop(n+"-speaker", syscall.SIGKILL) }, func(n string) error { return lab.Restart(n + "-speaker") }},
+		{"NIC down", lab.LinkDown, lab.LinkUp},
+	} {
+		var at time.Time
+		attempts := measure(t, url, func() {
+			at = time.Now()
+			if err := fault.apply(owner); err != nil {
+				t.Fatal(err)
+			}
+		}, 3*time.Second)
+		outage, failed, ok := probe.Outage(attempts, at)
+		if !ok || outage > 2*time.Second {
+			t.Errorf("%s on %s: outage %s (%d failed, recovered %v)", fault.name, owner, outage, failed, ok)
+		}
+		t.Logf("%s on %s: first success after %s", fault.name, owner, outage)
+		if err := fault.revert(owner); err != nil {
+			t.Fatal(err)
+		}
+		var next string
+		eventually(t, 10*time.Second, func() (err error) { next, err = announcer(t, "pinned", ip); return err })
+		owner = next
+		time.Sleep(3 * time.Second)
+	}
+}
+
+// TestL2RollingRestartAndDrainFailNoRequest: every speaker restarted in
+// turn, then the announcing node cordoned, while the client loop runs.
+func TestL2RollingRestartAndDrainFailNoRequest(t *testing.T) {
+	ip, url, owner := pinnedOwner(t)
+	attempts := measure(t, url, func() {
+		for _, n := range lab.Nodes {
+			if err := lab.Stop(n.Name+"-speaker", syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			if err := lab.Restart(n.Name + "-speaker"); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(2 * time.Second)
+		}
+	}, time.Second)
+	if n := probe.Failures(attempts); n > 0 {
+		t.Errorf("rolling restart: %d of %d requests failed", n, len(attempts))
+	}
+	eventually(t, 10*time.Second, func() (err error) { owner, err = announcer(t, "pinned", ip); return err })
+	attempts = measure(t, url, func() { kubectl(t, "cordon", owner) }, 3*time.Second)
+	defer kubectl(t, "uncordon", owner)
+	if n := probe.Failures(attempts); n > 0 {
+		t.Errorf("cordon of %s: %d of %d requests failed", owner, n, len(attempts))
+	}
+	eventually(t, 10*time.Second, func() error {
+		now, err := announcer(t, "pinned", ip)
+		if err == nil && now == owner {
+			return fmt.Errorf("cordoned %s still announces", owner)
+		}
+		return err
+	})
+}
+
+// TestL2BusyNodeKeepsItsAddresses loads the CPUs for 10 s; memberlist's
+// awareness must keep that from looking like a failure.
+func TestL2BusyNodeKeepsItsAddresses(t *testing.T) {
+	ip, url, owner := pinnedOwner(t)
+	var burners []*exec.Cmd
+	attempts := measure(t, url, func() {
+		for i := 0; i < 4; i++ {
+			cmd := exec.Command("ip", "netns", "exec", owner, "sh", "-c", "while :; do :; done")
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			burners = append(burners, cmd)
+		}
+	}, 10*time.Second)
+	for _, b := range burners {
+		_ = b.Process.Kill()
+		_ = b.Wait()
+	}
+	if n := probe.Failures(attempts); n > 0 {
+		t.Errorf("under CPU load: %d of %d requests failed", n, len(attempts))
+	}
+	if now, err := announcer(t, "pinned", ip); err != nil || now != owner {
+		t.Errorf("under CPU load the address moved from %s to %q (%v)", owner, now, err)
+	}
+}
+
+// TestL2ExcludeLabelAndSplitBrain: the exclude label moves the address off
+// a node; a static address on another LAN host is reported as split brain.
+func TestL2ExcludeLabelAndSplitBrain(t *testing.T) {
+	ip, url, owner := pinnedOwner(t)
+	kubectl(t, "label", "node", owner, "node.kubernetes.io/exclude-from-external-load-balancers=true")
+	defer kubectl(t, "label", "node", owner, "node.kubernetes.io/exclude-from-external-load-balancers-")
+	eventually(t, 10*time.Second, func() error {
+		now, err := announcer(t, "pinned", ip)
+		if err == nil && now == owner {
+			return fmt.Errorf("excluded %s still announces", owner)
+		}
+		return err
+	})
+	expectBody(t, lab.Client.Name, url, "pod=pinned-")
+
+	// Another station claims the address: the remote router's LAN leg.
+	if _, err := lab.Exec(context.Background(), lab.Router.Name, "ip", "addr", "add", ip+"/32", "dev", "eth0"); err != nil {
+		t.Fatal(err)
+	}
+	defer lab.Exec(context.Background(), lab.Router.Name, "ip", "addr", "del", ip+"/32", "dev", "eth0")
+	eventually(t, 20*time.Second, func() error {
+		evs := kubectl(t, "get", "events", "--field-selector", "involvedObject.name=pinned,reason=SplitBrain", "-o", "jsonpath={.items[*].message}")
+		if !strings.Contains(evs, "also answers") {
+			return fmt.Errorf("no SplitBrain event: %q", evs)
+		}
+		return nil
+	})
+}
+
+// TestL2LocalPolicyAnnouncesFromAnEndpointNode: with
+// externalTrafficPolicy Local only a node with a ready local endpoint
+// announces, and clients keep their source address.
+func TestL2LocalPolicyAnnouncesFromAnEndpointNode(t *testing.T) {
+	backend := lab.Nodes[0].Name
+	manifest := fmt.Sprintf(`apiVersion: apps/v1
+kind: Deployment
+metadata: {name: local, namespace: default}
+spec:
+  replicas: 1
+  selector: {matchLabels: {run: local}}
+  template:
+    metadata: {labels: {run: local}}
+    spec:
+      nodeSelector: {kubernetes.io/hostname: %s}
+      containers: [{name: local, image: echo, ports: [{containerPort: 80}]}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: local, namespace: default}
+spec:
+  type: LoadBalancer
+  externalTrafficPolicy: Local
+  selector: {run: local}
+  ports: [{port: 80, protocol: TCP}]
+`, backend)
+	if err := lab.Apply(context.Background(), manifest); err != nil {
+		t.Fatal(err)
+	}
+	ip := loadBalancerIPs(t, "local")[0]
+	eventually(t, 30*time.Second, func() error {
+		now, err := announcer(t, "local", ip)
+		if err == nil && now != backend {
+			return fmt.Errorf("%s announces, want %s, the only node with an endpoint", now, backend)
+		}
+		return err
+	})
+	expectBody(t, lab.Client.Name, "http://"+ip+"/", "client="+lab.Client.V4.String()+":")
+}
