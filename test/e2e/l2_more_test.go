@@ -205,3 +205,70 @@ spec:
 	})
 	expectBody(t, lab.Client.Name, "http://"+ip+"/", "client="+lab.Client.V4.String()+":")
 }
+
+// TestL2SharedAddressAndInterfaces: Services sharing an address are
+// announced from one node; an advertisement naming an interface that no
+// node has gives InterfaceDown with the reason.
+func TestL2SharedAddressAndInterfaces(t *testing.T) {
+	manifest := `apiVersion: pharos.io/v1beta1
+kind: IPAddressPool
+metadata: {name: shared}
+spec: {addresses: ["198.18.103.0/28"]}
+---
+apiVersion: pharos.io/v1beta1
+kind: L2Advertisement
+metadata: {name: shared}
+spec: {ipAddressPools: [shared]}
+---
+apiVersion: pharos.io/v1beta1
+kind: IPAddressPool
+metadata: {name: wrongif}
+spec: {addresses: ["198.18.103.16/28"]}
+---
+apiVersion: pharos.io/v1beta1
+kind: L2Advertisement
+metadata: {name: wrongif}
+spec: {ipAddressPools: [wrongif], interfaces: [eth9]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: share-a, namespace: default, annotations: {pharos.io/address-pool: shared, pharos.io/allow-shared-ip: k}}
+spec: {type: LoadBalancer, selector: {run: my-nginx}, ports: [{port: 80, protocol: TCP}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: share-b, namespace: default, annotations: {pharos.io/address-pool: shared, pharos.io/allow-shared-ip: k}}
+spec: {type: LoadBalancer, selector: {run: my-nginx}, ports: [{port: 81, targetPort: 80, protocol: TCP}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: wrongif, namespace: default, annotations: {pharos.io/address-pool: wrongif}}
+spec: {type: LoadBalancer, selector: {run: my-nginx}, ports: [{port: 80, protocol: TCP}]}
+`
+	if err := lab.Apply(context.Background(), manifest); err != nil {
+		t.Fatal(err)
+	}
+	a, b := loadBalancerIPs(t, "share-a")[0], loadBalancerIPs(t, "share-b")[0]
+	if a != b {
+		t.Fatalf("share-a has %s and share-b %s, want one shared address", a, b)
+	}
+	var na, nb string
+	eventually(t, 30*time.Second, func() (err error) {
+		if na, err = announcer(t, "share-a", a); err != nil {
+			return err
+		}
+		nb, err = announcer(t, "share-b", b)
+		return err
+	})
+	if na != nb {
+		t.Errorf("the shared address is announced from %s for share-a and %s for share-b", na, nb)
+	}
+	expectBody(t, lab.Client.Name, "http://"+a+":81/", "pod=my-nginx-")
+	eventually(t, 30*time.Second, func() error {
+		c := kubectl(t, "get", "svc", "wrongif", "-o", `jsonpath={.status.conditions[?(@.type=="pharos.io/Announced")].reason} {.status.conditions[?(@.type=="pharos.io/Announced")].message}`)
+		if !strings.HasPrefix(c, "InterfaceDown ") || !strings.Contains(c, "eth9") {
+			return fmt.Errorf("wrongif: %q", c)
+		}
+		return nil
+	})
+}

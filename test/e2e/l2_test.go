@@ -43,6 +43,12 @@ func TestL2AnnouncesFromExactlyOneNode(t *testing.T) {
 		eventually(t, 30*time.Second, func() (err error) { node, err = announcer(t, "my-nginx", ip); return err })
 		expectPod(t, lab.Client.Name, "http://"+hostPort(ip, "80")+"/")
 		if strings.Contains(ip, ":") {
+			// The client resolved the address by NDP: its neighbour entry
+			// holds the winner's MAC.
+			out, _ := lab.Exec(context.Background(), lab.Client.Name, "ip", "-6", "neigh", "show", ip)
+			if !strings.Contains(strings.ToUpper(out), macOf(t, node)) {
+				t.Errorf("NDP: the client's neighbour entry for %s is %q, want %s's MAC %s", ip, strings.TrimSpace(out), node, macOf(t, node))
+			}
 			continue
 		}
 		out, _ := lab.Exec(context.Background(), lab.Client.Name, "arping", "-c", "3", "-w", "3", "-I", "eth0", ip)

@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"testing"
 	"time"
 
@@ -36,32 +35,16 @@ func setupAndRun(m *testing.M) int {
 	}
 	root := repoRoot()
 	out := filepath.Join(root, "_output", "e2e")
-	bins := filepath.Join(out, "bin")
 	fail := func(err error) int {
 		fmt.Fprintln(os.Stderr, "e2e setup:", err)
 		return 1
 	}
-	for pkg, name := range map[string]string{"./test/lab": "lab", "./controller": "controller", "./speaker": "speaker"} {
-		cmd := exec.Command("go", "build", "-o", filepath.Join(bins, name), pkg)
-		cmd.Dir, cmd.Stdout, cmd.Stderr = root, os.Stderr, os.Stderr
-		if err := cmd.Run(); err != nil {
-			return fail(fmt.Errorf("building %s: %w", pkg, err))
-		}
-	}
-	kube, err := exec.Command(filepath.Join(root, "hack", "kube-bins", "ensure.sh")).Output()
+	opts, err := cluster.Prepare(root, out, nil)
 	if err != nil {
-		return fail(fmt.Errorf("hack/kube-bins/ensure.sh: %w", err))
+		return fail(err)
 	}
-	lab, err = cluster.New(cluster.Options{
-		Prefix:           "pe2e",
-		Dir:              filepath.Join(out, "lab"),
-		KubeBinDir:       strings.TrimSpace(string(kube)),
-		LabBinary:        filepath.Join(bins, "lab"),
-		ControllerBinary: filepath.Join(bins, "controller"),
-		SpeakerBinary:    filepath.Join(bins, "speaker"),
-		RepoRoot:         root,
-		Out:              os.Stderr,
-	})
+	opts.Prefix, opts.Dir = "pe2e", filepath.Join(out, "lab")
+	lab, err = cluster.New(opts)
 	if err != nil {
 		return fail(err)
 	}

@@ -21,7 +21,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -90,24 +89,12 @@ func run() error {
 		return err
 	}
 	root, _ := os.Getwd()
-	bins := filepath.Join(root, "_output", "bench", "l2-bin")
-	for pkg, name := range map[string]string{"./test/lab": "lab", "./controller": "controller", "./speaker": "speaker"} {
-		cmd := exec.Command("go", "build", "-o", filepath.Join(bins, name), pkg)
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-		if err := cmd.Run(); err != nil {
-			return err
-		}
-	}
-	kube, err := exec.Command("hack/kube-bins/ensure.sh").Output()
+	opts, err := cluster.Prepare(root, filepath.Join(root, "_output", "bench", "l2"), nil)
 	if err != nil {
-		return fmt.Errorf("hack/kube-bins/ensure.sh: %w", err)
+		return err
 	}
-	l, err := cluster.New(cluster.Options{
-		Prefix: "pbl2", Dir: filepath.Join(root, "_output", "bench", "l2-lab"),
-		KubeBinDir: strings.TrimSpace(string(kube)), LabBinary: filepath.Join(bins, "lab"),
-		ControllerBinary: filepath.Join(bins, "controller"), SpeakerBinary: filepath.Join(bins, "speaker"),
-		RepoRoot: root, Out: os.Stderr,
-	})
+	opts.Prefix, opts.Dir = "pbl2", filepath.Join(root, "_output", "bench", "l2", "lab")
+	l, err := cluster.New(opts)
 	if err != nil {
 		return err
 	}

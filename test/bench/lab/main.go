@@ -10,7 +10,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -41,23 +40,12 @@ func run(runs int) error {
 		return err
 	}
 	root, _ := os.Getwd()
-	bins := filepath.Join(root, "_output", "bench", "lab-bin")
-	for pkg, name := range map[string]string{"./test/lab": "lab", "./controller": "controller"} {
-		cmd := exec.Command("go", "build", "-o", filepath.Join(bins, name), pkg)
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-		if err := cmd.Run(); err != nil {
-			return err
-		}
-	}
-	kube, err := exec.Command("hack/kube-bins/ensure.sh").Output()
+	opts, err := cluster.Prepare(root, filepath.Join(root, "_output", "bench", "lab"), nil)
 	if err != nil {
-		return fmt.Errorf("hack/kube-bins/ensure.sh: %w", err)
+		return err
 	}
-	l, err := cluster.New(cluster.Options{
-		Prefix: "pbench", Dir: filepath.Join(root, "_output", "bench", "lab"),
-		KubeBinDir: strings.TrimSpace(string(kube)), LabBinary: filepath.Join(bins, "lab"),
-		ControllerBinary: filepath.Join(bins, "controller"), RepoRoot: root, Out: os.Stderr,
-	})
+	opts.Prefix, opts.Dir = "pbench", filepath.Join(root, "_output", "bench", "lab", "lab")
+	l, err := cluster.New(opts)
 	if err != nil {
 		return err
 	}
@@ -96,27 +84,12 @@ func runCold() error {
 	}
 	defer os.RemoveAll(tmp)
 	start := time.Now()
-	ensure := exec.Command("hack/kube-bins/ensure.sh")
-	ensure.Env = append(os.Environ(), "XDG_CACHE_HOME="+filepath.Join(tmp, "cache"), "GOCACHE="+filepath.Join(tmp, "gocache"))
-	ensure.Stderr = os.Stderr
-	kube, err := ensure.Output()
+	opts, err := cluster.Prepare(root, tmp, []string{"XDG_CACHE_HOME=" + filepath.Join(tmp, "cache"), "GOCACHE=" + filepath.Join(tmp, "gocache")})
 	if err != nil {
 		return fmt.Errorf("cold build: %w", err)
 	}
-	bins := filepath.Join(tmp, "bin")
-	for pkg, name := range map[string]string{"./test/lab": "lab", "./controller": "controller"} {
-		cmd := exec.Command("go", "build", "-o", filepath.Join(bins, name), pkg)
-		cmd.Env = append(os.Environ(), "GOCACHE="+filepath.Join(tmp, "gocache"))
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-		if err := cmd.Run(); err != nil {
-			return err
-		}
-	}
-	l, err := cluster.New(cluster.Options{
-		Prefix: "pbench", Dir: filepath.Join(root, "_output", "bench", "lab"),
-		KubeBinDir: strings.TrimSpace(string(kube)), LabBinary: filepath.Join(bins, "lab"),
-		ControllerBinary: filepath.Join(bins, "controller"), RepoRoot: root, Out: os.Stderr,
-	})
+	opts.Prefix, opts.Dir = "pbench", filepath.Join(root, "_output", "bench", "lab", "lab")
+	l, err := cluster.New(opts)
 	if err != nil {
 		return err
 	}
