@@ -13,24 +13,30 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	"github.com/vishvananda/netlink"
 
 	"github.com/pharos-lb/pharos/api/v1beta1"
 	"github.com/pharos-lb/pharos/internal/layer2"
@@ -58,6 +64,9 @@ func main() {
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
 	splitBrainInterval = *splitBrain
+	// The speaker's heap is mostly the informers' objects, which live long;
+	// collecting at 50% growth keeps its peak memory near the live set.
+	debug.SetGCPercent(50)
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})).With("node", *nodeName)
 	if err := run(logger, *nodeName, *bindAddr, *port, *secret, speakerlist.Timers{
@@ -135,7 +144,7 @@ func run(logger *slog.Logger, nodeName, bindAddr string, port int, secretRef str
 	err = ctrl.NewControllerManagedBy(mgr).Named("speaker").
 		Watches(&corev1.Service{}, all).
 		Watches(&discoveryv1.EndpointSlice{}, all).
-		Watches(&corev1.Node{}, all).
+		Watches(&corev1.Node{}, all, builder.WithPredicates(nodeChanged)).
 		Watches(&v1beta1.IPAddressPool{}, all).
 		Watches(&v1beta1.L2Advertisement{}, all).
 		WatchesRawSource(source.Channel(changes, all)).
@@ -146,7 +155,7 @@ func run(logger *slog.Logger, nodeName, bindAddr string, port int, secretRef str
 
 	go publishInterfaces(ctx, members)
 	go sp.probeOwned(ctx, mgr.GetEventRecorder("pharos-speaker"), splitBrainInterval)
-	go joinPeers(ctx, logger, direct, members, nodeName)
+	go joinPeers(ctx, logger, mgr.GetClient(), members, nodeName)
 
 	signals := make(chan os.Signal, 1)
 	signal.Notify(signals, syscall.SIGTERM, os.Interrupt)
@@ -193,10 +202,16 @@ func nodeAddress(ctx context.Context, c client.Client, name string) (string, err
 }
 
 // publishInterfaces keeps the node's metadata in step with its links, so
-// that a node whose interface goes down stops being a candidate.
+// that a node whose interface goes down stops being a candidate. Link and
+// address changes arrive from netlink as they happen; a slow poll covers a
+// lost notification.
 func publishInterfaces(ctx context.Context, members *speakerlist.List) {
+	links := make(chan netlink.LinkUpdate, 16)
+	addrs := make(chan netlink.AddrUpdate, 16)
+	_ = netlink.LinkSubscribe(links, ctx.Done())
+	_ = netlink.AddrSubscribe(addrs, ctx.Done())
 	last := ""
-	t := time.NewTicker(200 * time.Millisecond)
+	t := time.NewTicker(10 * time.Second)
 	defer t.Stop()
 	for {
 		up := localInterfaces()
@@ -208,6 +223,8 @@ func publishInterfaces(ctx context.Context, members *speakerlist.List) {
 		select {
 		case <-ctx.Done():
 			return
+		case <-links:
+		case <-addrs:
 		case <-t.C:
 		}
 	}
@@ -245,3 +262,19 @@ func joinPeers(ctx context.Context, logger *slog.Logger, c client.Client, member
 		}
 	}
 }
+
+// nodeChanged passes Node updates that can change an election: labels,
+// cordon, readiness and addresses. Every kubelet heartbeat rewrites the
+// Node's status; reacting to those would recompute every election every
+// few seconds for nothing.
+var nodeChanged = predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+	o, ok1 := e.ObjectOld.(*corev1.Node)
+	n, ok2 := e.ObjectNew.(*corev1.Node)
+	if !ok1 || !ok2 {
+		return true
+	}
+	return !equality.Semantic.DeepEqual(o.Labels, n.Labels) ||
+		o.Spec.Unschedulable != n.Spec.Unschedulable ||
+		nodeReady(o) != nodeReady(n) ||
+		!equality.Semantic.DeepEqual(o.Status.Addresses, n.Status.Addresses)
+}}

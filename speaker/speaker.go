@@ -70,7 +70,10 @@ func (s *Speaker) Reconcile(ctx context.Context, _ reconcile.Request) (reconcile
 		advs   v1beta1.L2AdvertisementList
 	)
 	for _, l := range []client.ObjectList{&svcs, &slices, &nodes, &pools, &advs} {
-		if err := s.client.List(ctx, l); err != nil {
+		// Read-only use of the cache's objects: copying thousands of
+		// Services and EndpointSlices on every change would dominate the
+		// speaker's CPU and memory.
+		if err := s.client.List(ctx, l, client.UnsafeDisableDeepCopy); err != nil {
 			return reconcile.Result{}, err
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"sort"
 	"strings"
 	"time"
 
@@ -12,6 +13,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 )
+
+// probesPerRound bounds the addresses probed per interval.
+const probesPerRound = 16
 
 var splitBrainTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
 	Name: "pharos_l2_split_brain_total",
@@ -27,6 +31,7 @@ func init() { metrics.Registry.MustRegister(splitBrainTotal) }
 // event on the Services of the address, once per conflict.
 func (s *Speaker) probeOwned(ctx context.Context, rec recorder.EventRecorder, interval time.Duration) {
 	reported := map[netip.Addr]string{}
+	offset := 0
 	for {
 		select {
 		case <-ctx.Done():
@@ -43,6 +48,15 @@ func (s *Speaker) probeOwned(ctx context.Context, rec recorder.EventRecorder, in
 			jobs = append(jobs, job{ip, o.iface})
 		}
 		s.mu.Unlock()
+		// A bounded, rotating share per round keeps the cost flat however
+		// many addresses the node announces; each is still probed within
+		// len/probesPerRound rounds.
+		sort.Slice(jobs, func(i, j int) bool { return jobs[i].ip.Less(jobs[j].ip) })
+		if n := len(jobs); n > probesPerRound {
+			offset %= n
+			jobs = append(jobs[offset:], jobs[:offset]...)[:probesPerRound]
+			offset += probesPerRound
+		}
 		for _, j := range jobs {
 			s.mu.Lock()
 			a := s.announcers[j.iface]

@@ -38,11 +38,11 @@ type Timers struct {
 // DefaultTimers are tuned for a LAN.
 func DefaultTimers() Timers {
 	return Timers{
-		ProbeInterval:           100 * time.Millisecond,
-		ProbeTimeout:            60 * time.Millisecond,
+		ProbeInterval:           120 * time.Millisecond,
+		ProbeTimeout:            70 * time.Millisecond,
 		SuspicionMult:           3,
 		SuspicionMaxTimeoutMult: 3,
-		GossipInterval:          50 * time.Millisecond,
+		GossipInterval:          150 * time.Millisecond,
 		PushPullInterval:        5 * time.Second,
 	}
 }

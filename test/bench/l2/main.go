@@ -10,7 +10,7 @@
 //   - l2_graceful_failed_requests: failed requests during a rolling restart
 //     of every speaker (SIGTERM, then start again).
 //   - speaker_rss_mib_1000, speaker_cpu_pct_idle_1000: the largest speaker
-//     RSS and CPU use (percent of one core, idle for 10 s) with 1,000
+//     RSS and CPU use (percent of one core, idle for 30 s) with 1,000
 //     announced addresses.
 //
 // It needs root, like the lab.
@@ -296,10 +296,11 @@ func (b *bench) scale(n int) (float64, float64, error) {
 	for _, node := range b.l.Nodes {
 		before[node.Name] = cpuSeconds(b.l, node.Name+"-speaker")
 	}
-	time.Sleep(10 * time.Second)
+	// 30 s covers one periodic resync of every speaker.
+	time.Sleep(30 * time.Second)
 	for _, node := range b.l.Nodes {
 		name := node.Name + "-speaker"
-		if pct := (cpuSeconds(b.l, name) - before[node.Name]) / 10 * 100; pct > cpu {
+		if pct := (cpuSeconds(b.l, name) - before[node.Name]) / 30 * 100; pct > cpu {
 			cpu = pct
 		}
 		if r := statusKB(b.l, name, "VmHWM:") / 1024; r > rss {
