@@ -15,6 +15,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -155,7 +156,7 @@ func run(logger *slog.Logger, nodeName, bindAddr string, port int, secretRef str
 
 	go publishInterfaces(ctx, members)
 	go sp.probeOwned(ctx, mgr.GetEventRecorder("pharos-speaker"), splitBrainInterval)
-	go joinPeers(ctx, logger, mgr.GetClient(), members, nodeName)
+	go joinPeers(ctx, logger, mgr.GetClient(), members, nodeName, &sp.joined, kick)
 
 	signals := make(chan os.Signal, 1)
 	signal.Notify(signals, syscall.SIGTERM, os.Interrupt)
@@ -233,7 +234,7 @@ func publishInterfaces(ctx context.Context, members *speakerlist.List) {
 // joinPeers joins the speakers of the other nodes, found by the nodes'
 // InternalIPs of the memberlist address's family, and keeps retrying for
 // nodes that are not members, so that a partition heals by itself.
-func joinPeers(ctx context.Context, logger *slog.Logger, c client.Client, members *speakerlist.List, self string) {
+func joinPeers(ctx context.Context, logger *slog.Logger, c client.Client, members *speakerlist.List, self string, joined *atomic.Bool, kick func()) {
 	for {
 		var nodes corev1.NodeList
 		if err := c.List(ctx, &nodes); err == nil {
@@ -254,11 +255,22 @@ func joinPeers(ctx context.Context, logger *slog.Logger, c client.Client, member
 					logger.Debug("joining peers", "peers", peers, "err", err)
 				}
 			}
+			// One attempt at every known peer is enough: a join pulls the
+			// cluster's claims; a node alone (or cut off) then announces
+			// what it wins.
+			if !joined.Swap(true) {
+				logger.Info("joined the speakers' cluster", "members", len(members.Members()))
+				kick()
+			}
+		}
+		wait := 2 * time.Second
+		if !joined.Load() {
+			wait = 100 * time.Millisecond // the cache is still syncing
 		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(2 * time.Second):
+		case <-time.After(wait):
 		}
 	}
 }

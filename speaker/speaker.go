@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -52,6 +53,30 @@ type Speaker struct {
 	owned      map[netip.Addr]ownership
 	draining   bool
 	runCtx     context.Context
+	// joined is set once the speaker has met the cluster (or found nobody
+	// to meet), and has its members' claims.
+	joined atomic.Bool
+}
+
+// currentOwner is the node that holds the address now: among the nodes
+// that claim it and are still candidates, the one that claimed it first,
+// so that a node that returns, or claims by mistake, never takes it away
+// from the established owner. Ties go to the hash order.
+func currentOwner(in election.Input, claims []speakerlist.Claim) string {
+	if len(claims) == 0 {
+		return ""
+	}
+	candidates := map[string]bool{}
+	for _, c := range election.Elect(in).Candidates {
+		candidates[c] = true
+	}
+	ec := make([]election.Claim, 0, len(claims))
+	for _, c := range claims {
+		if candidates[c.Node] {
+			ec = append(ec, election.Claim{Node: c.Node, Epoch: uint64(c.Epoch)})
+		}
+	}
+	return election.ResolveConflict(in.IP, "", ec)
 }
 
 type ownership struct {
@@ -77,6 +102,11 @@ func (s *Speaker) Reconcile(ctx context.Context, _ reconcile.Request) (reconcile
 			return reconcile.Result{}, err
 		}
 	}
+	if !s.joined.Load() {
+		// Announcing before meeting the cluster would take addresses that
+		// others hold, only to give them back: a needless outage.
+		return reconcile.Result{RequeueAfter: 100 * time.Millisecond}, nil
+	}
 	v := buildView(svcs.Items, slices.Items, nodes.Items, pools.Items, advs.Items)
 	members := s.members.Members()
 	claims := s.members.Claims()
@@ -86,16 +116,7 @@ func (s *Speaker) Reconcile(ctx context.Context, _ reconcile.Request) (reconcile
 	for _, ip := range v.sortedIPs() {
 		iv := v.ips[ip]
 		in := v.electionInput(iv, members)
-		owner := ""
-		if cs := claims[ip]; len(cs) > 0 {
-			first := election.Elect(in)
-			ec := make([]election.Claim, len(cs))
-			for i, c := range cs {
-				ec[i] = election.Claim{Node: c.Node, Epoch: uint64(c.Epoch)}
-			}
-			owner = election.ResolveConflict(ip, first.Winner, ec)
-		}
-		in.CurrentOwner = owner
+		in.CurrentOwner = currentOwner(in, claims[ip])
 		r := election.Elect(in)
 		results[ip] = r
 		if r.Winner == s.node && len(r.Interfaces) > 0 {

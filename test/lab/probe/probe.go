@@ -84,20 +84,26 @@ func Parse(r io.Reader) ([]Attempt, error) {
 	return out, sc.Err()
 }
 
-// Outage returns how long after t the first successful attempt started,
-// among attempts that started after t, and how many failed before it.
+// Outage measures the outage that a fault at t caused: from t to the start
+// of the first successful attempt after the first failed one. Attempts
+// that still succeed just after t (before the fault took effect) do not
+// end the outage. It also returns the failed attempts; with none, the
+// outage is zero. ok is false if no attempt succeeded after the failures.
 func Outage(attempts []Attempt, t time.Time) (time.Duration, int, bool) {
 	failed := 0
 	for _, a := range attempts {
 		if a.Start.Before(t) {
 			continue
 		}
-		if a.OK {
+		if !a.OK {
+			failed++
+			continue
+		}
+		if failed > 0 {
 			return a.Start.Sub(t), failed, true
 		}
-		failed++
 	}
-	return 0, failed, false
+	return 0, failed, failed == 0
 }
 
 // Failures counts the failed attempts.
