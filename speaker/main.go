@@ -138,7 +138,8 @@ func run(logger *slog.Logger, nodeName, bindAddr string, port int, secretRef str
 		return err
 	}
 	sp := &Speaker{node: nodeName, client: mgr.GetClient(), members: members, log: logger, annOpts: annOpts,
-		announcers: map[string]*layer2.Announcer{}, owned: map[netip.Addr]ownership{}, runCtx: ctx}
+		announcers: map[string]*layer2.Announcer{}, owned: map[netip.Addr]ownership{}, runCtx: ctx,
+		conflicts: map[netip.Addr]string{}, kick: kick}
 	all := handler.EnqueueRequestsFromMapFunc(func(context.Context, client.Object) []reconcile.Request {
 		return []reconcile.Request{{NamespacedName: types.NamespacedName{Name: "all"}}}
 	})

@@ -56,6 +56,10 @@ type Speaker struct {
 	// joined is set once the speaker has met the cluster (or found nobody
 	// to meet), and has its members' claims.
 	joined atomic.Bool
+	// conflicts are the other MACs that answer for addresses this node
+	// announces (split brain), by address.
+	conflicts map[netip.Addr]string
+	kick      func()
 }
 
 // currentOwner is the node that holds the address now: among the nodes
@@ -256,7 +260,15 @@ func (s *Speaker) condition(svc *corev1.Service, results map[netip.Addr]election
 			if ip.Is6() {
 				proto = "NDP"
 			}
-			parts = append(parts, fmt.Sprintf("%s from node %s on %s (%s)", ip, r.Winner, strings.Join(r.Interfaces, ","), proto))
+			part := fmt.Sprintf("%s from node %s on %s (%s)", ip, r.Winner, strings.Join(r.Interfaces, ","), proto)
+			s.mu.Lock()
+			conflict := s.conflicts[ip]
+			s.mu.Unlock()
+			if conflict != "" && r.Winner == s.node {
+				cond.Reason = "SplitBrain"
+				part += fmt.Sprintf(", but MAC %s also answers for it: find the other device or load balancer using this address", conflict)
+			}
+			parts = append(parts, part)
 			if writer == "" {
 				writer = r.Winner
 			}

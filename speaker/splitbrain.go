@@ -66,7 +66,10 @@ func (s *Speaker) probeOwned(ctx context.Context, rec recorder.EventRecorder, in
 			}
 			macs, err := a.Probe(ctx, j.ip, 300*time.Millisecond)
 			if err != nil || len(macs) == 0 {
-				delete(reported, j.ip)
+				if _, was := reported[j.ip]; was {
+					delete(reported, j.ip)
+					s.setConflict(j.ip, "")
+				}
 				continue
 			}
 			splitBrainTotal.WithLabelValues(j.ip.String()).Inc()
@@ -75,6 +78,7 @@ func (s *Speaker) probeOwned(ctx context.Context, rec recorder.EventRecorder, in
 				continue
 			}
 			reported[j.ip] = seen
+			s.setConflict(j.ip, seen)
 			s.log.Warn("split brain: another station answers for an address this node announces", "ip", j.ip, "macs", seen)
 			for _, svc := range s.servicesOf(ctx, j.ip) {
 				rec.Eventf(svc, nil, corev1.EventTypeWarning, "SplitBrain", "Announce",
@@ -107,4 +111,19 @@ func (s *Speaker) servicesOf(ctx context.Context, ip netip.Addr) []*corev1.Servi
 		}
 	}
 	return out
+}
+
+// setConflict records (or, with "", clears) the other MACs seen answering
+// for ip, for the Announced condition, and triggers a status update.
+func (s *Speaker) setConflict(ip netip.Addr, macs string) {
+	s.mu.Lock()
+	if macs == "" {
+		delete(s.conflicts, ip)
+	} else {
+		s.conflicts[ip] = macs
+	}
+	s.mu.Unlock()
+	if s.kick != nil {
+		s.kick()
+	}
 }

@@ -164,6 +164,13 @@ func TestL2ExcludeLabelAndSplitBrain(t *testing.T) {
 		}
 		return nil
 	})
+	eventually(t, 20*time.Second, func() error {
+		c := kubectl(t, "get", "svc", "pinned", "-o", `jsonpath={.status.conditions[?(@.type=="pharos.io/Announced")].reason}`)
+		if strings.TrimSpace(c) != "SplitBrain" {
+			return fmt.Errorf("Announced reason %q, want SplitBrain", c)
+		}
+		return nil
+	})
 }
 
 // TestL2LocalPolicyAnnouncesFromAnEndpointNode: with

@@ -128,6 +128,15 @@ func (l *Lab) RestartAPIServer(ctx context.Context) error {
 	if err := l.Stop("kube-apiserver", syscall.SIGKILL); err != nil {
 		return err
 	}
+	// A killed process can hold its listening socket for a moment while
+	// it exits; starting the next one before that fails to bind.
+	port := fmt.Sprintf("sport = :%d", APIPort)
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		out, err := run("ip", "netns", "exec", l.Control.Name, "ss", "-Hltn", port)
+		if err == nil && strings.TrimSpace(out) == "" {
+			break
+		}
+	}
 	if err := l.Restart("kube-apiserver"); err != nil {
 		return err
 	}
