@@ -9,6 +9,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 
 	"github.com/pharos-lb/pharos/api/v1beta1"
+	"github.com/pharos-lb/pharos/controller/allocation"
 	"github.com/pharos-lb/pharos/internal/config"
 	"github.com/pharos-lb/pharos/internal/election"
 	"github.com/pharos-lb/pharos/internal/speakerlist"
@@ -20,7 +21,6 @@ const (
 	// AnnotationReturnToPreferred asks that an address move back to its
 	// preferred node when that node returns, at the cost of a second move.
 	AnnotationReturnToPreferred = "pharos.io/l2-return-to-preferred-node"
-	annotationAllocatedFromPool = "pharos.io/ip-allocated-from-pool"
 )
 
 // ipView is everything about one load-balancer address.
@@ -54,7 +54,7 @@ func buildView(svcs []corev1.Service, slices []discoveryv1.EndpointSlice, nodes 
 	}
 	for i := range svcs {
 		s := &svcs[i]
-		if s.Spec.Type != corev1.ServiceTypeLoadBalancer || s.Annotations[annotationAllocatedFromPool] == "" {
+		if s.Spec.Type != corev1.ServiceTypeLoadBalancer || s.Annotations[allocation.AnnotationAllocatedFromPool] == "" {
 			continue
 		}
 		for _, ing := range s.Status.LoadBalancer.Ingress {

@@ -17,12 +17,7 @@ import (
 // for ip.
 func announcer(t *testing.T, svc, ip string) (string, error) {
 	t.Helper()
-	msg := kubectl(t, "get", "svc", svc, "-o", `jsonpath={.status.conditions[?(@.type=="pharos.io/Announced")].message}`)
-	m := regexp.MustCompile(regexp.QuoteMeta(ip) + ` from node (\S+) on`).FindStringSubmatch(msg)
-	if m == nil {
-		return "", fmt.Errorf("Service %s: %s is not announced: %q", svc, ip, msg)
-	}
-	return m[1], nil
+	return lab.AnnouncingNode(context.Background(), svc, ip)
 }
 
 func macOf(t *testing.T, node string) string {

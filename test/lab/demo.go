@@ -9,48 +9,12 @@ import (
 	"github.com/pharos-lb/pharos/test/lab/cluster"
 )
 
-// DemoManifest is the tutorial: a pool on the lab's LAN, a Deployment
-// my-nginx with 2 replicas and a LoadBalancer Service on port 80.
-var DemoManifest = fmt.Sprintf(`apiVersion: pharos.io/v1beta1
-kind: IPAddressPool
-metadata: {name: demo}
-spec:
-  addresses: [%q, %q]
----
-apiVersion: pharos.io/v1beta1
-kind: L2Advertisement
-metadata: {name: demo}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: my-nginx, namespace: default}
-spec:
-  replicas: 2
-  selector: {matchLabels: {run: my-nginx}}
-  template:
-    metadata: {labels: {run: my-nginx}}
-    spec:
-      containers:
-      - name: my-nginx
-        image: nginx
-        ports: [{containerPort: 80}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: my-nginx, namespace: default, labels: {run: my-nginx}}
-spec:
-  type: LoadBalancer
-  ipFamilyPolicy: PreferDualStack
-  selector: {run: my-nginx}
-  ports: [{port: 80, protocol: TCP}]
-`, cluster.DemoPoolV4, cluster.DemoPoolV6)
-
 func demo(ctx context.Context, l *cluster.Lab) error {
 	start := time.Now()
 	if err := l.Up(ctx); err != nil {
 		return err
 	}
-	if err := l.Apply(ctx, DemoManifest); err != nil {
+	if err := l.Apply(ctx, cluster.DemoManifest); err != nil {
 		return err
 	}
 	ip, err := waitExternalIP(ctx, l, "default", "my-nginx", 60*time.Second)

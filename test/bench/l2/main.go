@@ -22,7 +22,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -177,14 +176,11 @@ func (b *bench) waitServing(timeout time.Duration) error {
 	return fmt.Errorf("%s does not answer the LAN client", b.url)
 }
 
-var fromNode = regexp.MustCompile(`from node (\S+) on`)
-
 // owner waits until the Service's condition names one announcing node.
 func (b *bench) owner() (string, error) {
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		out, err := b.l.Kubectl(b.ctx, "get", "svc", "pinned", "-o", `jsonpath={.status.conditions[?(@.type=="pharos.io/Announced")].message}`)
-		if m := fromNode.FindStringSubmatch(out); err == nil && m != nil {
-			return m[1], nil
+		if node, err := b.l.AnnouncingNode(b.ctx, "pinned", b.ip); err == nil {
+			return node, nil
 		}
 	}
 	return "", fmt.Errorf("nobody announces %s", b.ip)

@@ -58,7 +58,7 @@ func run(runs int) error {
 			return err
 		}
 		up = append(up, time.Since(start).Seconds())
-		if err := l.Apply(ctx, demoManifest); err != nil {
+		if err := l.Apply(ctx, cluster.DemoManifest); err != nil {
 			return err
 		}
 		if err := waitAnswer(ctx, l, 120*time.Second); err != nil {
@@ -105,27 +105,6 @@ func median(v []float64) float64 {
 	sort.Float64s(v)
 	return v[len(v)/2]
 }
-
-const demoManifest = `apiVersion: pharos.io/v1beta1
-kind: IPAddressPool
-metadata: {name: demo}
-spec: {addresses: ["198.18.100.0/24"]}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: my-nginx, namespace: default}
-spec:
-  replicas: 2
-  selector: {matchLabels: {run: my-nginx}}
-  template:
-    metadata: {labels: {run: my-nginx}}
-    spec: {containers: [{name: my-nginx, image: nginx, ports: [{containerPort: 80}]}]}
----
-apiVersion: v1
-kind: Service
-metadata: {name: my-nginx, namespace: default}
-spec: {type: LoadBalancer, selector: {run: my-nginx}, ports: [{port: 80}]}
-`
 
 // waitAnswer waits until the Service has an EXTERNAL-IP and a pod answers
 // on it through kube-proxy.

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"syscall"
@@ -461,15 +462,26 @@ func (l *Lab) waitAPIServer(ctx context.Context, timeout time.Duration) error {
 // Kubectl runs the lab's kubectl as admin from inside the client
 // namespace (the root namespace cannot reach the LAN).
 func (l *Lab) Kubectl(ctx context.Context, args ...string) (string, error) {
-	full := append([]string{"netns", "exec", l.Client.Name, l.bin("kubectl"), "--kubeconfig", l.Kubeconfig()}, args...)
-	var out strings.Builder
-	cmd := exec.CommandContext(ctx, "ip", full...)
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
+	return l.Exec(ctx, l.Client.Name, append([]string{l.bin("kubectl"), "--kubeconfig", l.Kubeconfig()}, args...)...)
+}
+
+// announcedFrom finds the node in a pharos.io/Announced message
+// ("198.18.100.0 from node plab-n1 on eth0 (ARP); ...").
+var announcedFrom = regexp.MustCompile(`(\S+) from node (\S+) on`)
+
+// AnnouncingNode returns the node that the Announced condition of Service
+// default/svc names for ip.
+func (l *Lab) AnnouncingNode(ctx context.Context, svc, ip string) (string, error) {
+	msg, err := l.Kubectl(ctx, "get", "svc", svc, "-o", `jsonpath={.status.conditions[?(@.type=="pharos.io/Announced")].message}`)
 	if err != nil {
-		return out.String(), fmt.Errorf("kubectl %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(out.String()))
+		return "", err
 	}
-	return out.String(), nil
+	for _, m := range announcedFrom.FindAllStringSubmatch(msg, -1) {
+		if m[1] == ip {
+			return m[2], nil
+		}
+	}
+	return "", fmt.Errorf("Service %s: %s is not announced: %q", svc, ip, msg)
 }
 
 // Exec runs a command in one of the lab's namespaces.
