@@ -4,6 +4,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"flag"
 	"fmt"
 	"os"
@@ -13,16 +14,24 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/pharos-lb/pharos/api/v1beta1"
 	"github.com/pharos-lb/pharos/controller/advertisement"
 	"github.com/pharos-lb/pharos/controller/allocation"
+	webhookpkg "github.com/pharos-lb/pharos/controller/webhook"
+	"github.com/pharos-lb/pharos/internal/kubecheck"
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "check-webhook" {
+		checkWebhook(os.Args[2:])
+		return
+	}
 	var (
 		lbClass        = flag.String("lb-class", "", "handle only Services with this spec.loadBalancerClass (for example pharos.io/lb); empty handles Services without a class")
 		workers        = flag.Int("workers", 8, "Services reconciled in parallel")
@@ -35,6 +44,12 @@ func main() {
 		retryPeriod    = flag.Duration("leader-retry-period", 2*time.Second, "how often candidates try to take the Lease")
 		metricsAddr    = flag.String("metrics-bind-address", ":7472", "address of the Prometheus metrics endpoint; 0 disables it")
 		probeAddr      = flag.String("health-probe-bind-address", ":7473", "address of the /healthz and /readyz endpoints")
+		namespace      = flag.String("namespace", envOr("POD_NAMESPACE", "pharos-system"), "the controller's namespace: its Lease and webhook Secret live there (env POD_NAMESPACE)")
+		webhookPort    = flag.Int("webhook-port", 0, "port of the validating webhook server; 0 disables it (the Helm chart sets 9443)")
+		webhookService = flag.String("webhook-service", "pharos-webhook", "the Service in front of the webhook; its DNS names go into the serving certificate")
+		webhookConfig  = flag.String("webhook-configuration", "pharos-webhook", "the ValidatingWebhookConfiguration that gets the CA bundle")
+		webhookSecret  = flag.String("webhook-secret", "pharos-webhook-cert", "the Secret, in --namespace, that holds the webhook's CA and serving certificate")
+		skipPreflight  = flag.Bool("skip-preflight", false, "start without checking CRDs and permissions first")
 	)
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
@@ -57,8 +72,38 @@ func main() {
 	cfg.QPS, cfg.Burst = float32(*qps), *burst
 	cfg.UserAgent = "pharos-controller"
 
+	if *leaseNamespace == "" {
+		*leaseNamespace = *namespace
+	}
+	if !*skipPreflight {
+		if err := preflight(cfg, preflightOptions{
+			leaseNamespace: *leaseNamespace, leaderElect: *leaderElect,
+			webhook: *webhookPort != 0, namespace: *namespace, secret: *webhookSecret, configuration: *webhookConfig,
+		}); err != nil {
+			kubecheck.WriteTerminationMessage(err)
+			fail(err)
+		}
+	}
+
+	var certManager *webhookpkg.CertManager
+	var webhookServer webhook.Server
+	if *webhookPort != 0 {
+		apiReader, err := client.New(cfg, client.Options{Scheme: scheme})
+		if err != nil {
+			fail(err)
+		}
+		certManager = webhookpkg.NewCertManager(apiReader, apiReader, webhookpkg.CertOptions{
+			Namespace: *namespace, SecretName: *webhookSecret, ServiceName: *webhookService, ConfigurationName: *webhookConfig,
+		})
+		webhookServer = webhook.NewServer(webhook.Options{
+			Port:    *webhookPort,
+			TLSOpts: []func(*tls.Config){func(c *tls.Config) { c.GetCertificate = certManager.GetCertificate }},
+		})
+	}
+
 	shutdownTimeout := 5 * time.Second
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		WebhookServer:                 webhookServer,
 		Scheme:                        scheme,
 		Metrics:                       metricsserver.Options{BindAddress: *metricsAddr},
 		HealthProbeBindAddress:        *probeAddr,
@@ -91,10 +136,29 @@ func main() {
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
 		fail(err)
 	}
-	logger.Info("starting", "lbClass", *lbClass, "workers", *workers, "qps", *qps, "burst", *burst, "leaderElect", *leaderElect)
+	if certManager != nil {
+		if err := mgr.Add(certManager); err != nil {
+			fail(err)
+		}
+		webhookpkg.Register(mgr.GetWebhookServer(), scheme, mgr.GetAPIReader())
+		if err := mgr.AddReadyzCheck("webhook-certificate", certManager.ReadyCheck); err != nil {
+			fail(err)
+		}
+		if err := mgr.AddReadyzCheck("webhook-server", mgr.GetWebhookServer().StartedChecker()); err != nil {
+			fail(err)
+		}
+	}
+	logger.Info("starting", "namespace", *namespace, "webhookPort", *webhookPort, "lbClass", *lbClass, "workers", *workers, "qps", *qps, "burst", *burst, "leaderElect", *leaderElect)
 	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
 		fail(err)
 	}
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
 }
 
 func fail(err error) {

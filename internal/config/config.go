@@ -353,3 +353,20 @@ func parseSelectors(in []metav1.LabelSelector, path *field.Path, errs field.Erro
 	}
 	return out, errs
 }
+
+// ValidatePool says what is wrong with obj if it joined the pools others
+// (obj's own current version, if any, is ignored). It is the admission
+// webhook's check and agrees with Build by construction: Build gives
+// precedence to unchanged pools, and every existing pool counts as
+// unchanged here while obj is the edit, so obj gets exactly the errors that
+// Build would report for it once it is stored.
+func ValidatePool(obj *v1beta1.IPAddressPool, others []v1beta1.IPAddressPool) field.ErrorList {
+	rest := make([]v1beta1.IPAddressPool, 0, len(others)+1)
+	for _, o := range others {
+		if o.Name != obj.Name {
+			rest = append(rest, o)
+		}
+	}
+	previous := Build(rest, nil).Config
+	return Build(append(rest, *obj), previous).Errors[obj.Name]
+}

@@ -1,0 +1,68 @@
+package main
+
+import (
+	"context"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/pharos-lb/pharos/internal/kubecheck"
+)
+
+type preflightOptions struct {
+	leaderElect    bool
+	leaseNamespace string
+	webhook        bool
+	namespace      string
+	secret         string
+	configuration  string
+}
+
+// preflight checks the CRDs and the permissions the controller's code uses
+// (the kubebuilder:rbac markers next to that code list the same ones), so
+// that a broken install says what is missing instead of looping on 403s.
+func preflight(cfg *rest.Config, o preflightOptions) error {
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	perms := []kubecheck.Permission{
+		{Verb: "list", Resource: "services", Why: "find LoadBalancer Services"},
+		{Verb: "watch", Resource: "services", Why: "follow LoadBalancer Services"},
+		{Verb: "update", Resource: "services", Subresource: "status", Why: "write the assigned addresses"},
+		{Verb: "list", Resource: "namespaces", Why: "match pools' namespace selectors"},
+		{Verb: "watch", Resource: "namespaces", Why: "match pools' namespace selectors"},
+		{Verb: "list", Group: "pharos.io", Resource: "ipaddresspools", Why: "read the pools"},
+		{Verb: "watch", Group: "pharos.io", Resource: "ipaddresspools", Why: "follow the pools"},
+		{Verb: "update", Group: "pharos.io", Resource: "ipaddresspools", Subresource: "status", Why: "report pool usage and validity"},
+		{Verb: "list", Group: "pharos.io", Resource: "l2advertisements", Why: "validate L2Advertisements"},
+		{Verb: "update", Group: "pharos.io", Resource: "l2advertisements", Subresource: "status", Why: "report L2Advertisement validity"},
+		{Verb: "create", Group: "events.k8s.io", Resource: "events", Why: "record events on Services"},
+	}
+	if o.leaderElect {
+		for _, verb := range []string{"get", "create", "update"} {
+			perms = append(perms, kubecheck.Permission{Verb: verb, Group: "coordination.k8s.io", Resource: "leases", Namespace: o.leaseNamespace, Name: "pharos-controller", Why: "elect the active replica"})
+		}
+	}
+	if o.webhook {
+		for _, verb := range []string{"get", "update"} {
+			perms = append(perms,
+				kubecheck.Permission{Verb: verb, Resource: "secrets", Namespace: o.namespace, Name: o.secret, Why: "keep the webhook certificate"},
+				kubecheck.Permission{Verb: verb, Group: "admissionregistration.k8s.io", Resource: "validatingwebhookconfigurations", Name: o.configuration, Why: "inject the webhook's CA bundle"},
+			)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return kubecheck.Check(ctx, cs, kubecheck.Options{
+		Component: "pharos-controller",
+		Resources: []kubecheck.Resource{
+			{GroupVersion: "pharos.io/v1beta1", Resource: "ipaddresspools"},
+			{GroupVersion: "pharos.io/v1beta1", Resource: "l2advertisements"},
+		},
+		CRDHint:     "install Pharos's CRDs (helm installs them from the chart's crds/ directory; or kubectl apply -f config/crd/bases)",
+		Permissions: perms,
+		RBACHint:    "grant it to the controller's ServiceAccount (the Helm chart's ClusterRole and Role for the controller do; see config/rbac/)",
+	})
+}

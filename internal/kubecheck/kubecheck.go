@@ -1,0 +1,137 @@
+// Package kubecheck checks, before a component starts its watches, that the
+// API it needs is there: the CRDs and the permissions. Without it a missing
+// CRD or RBAC rule shows only as an endless stream of 404s and 403s from
+// informers; with it the component says which CRD or permission it lacks
+// and how to get it, then stops.
+package kubecheck
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+)
+
+// Resource is an API resource a component watches, e.g. ipaddresspools in
+// pharos.io/v1beta1.
+type Resource struct {
+	GroupVersion string
+	Resource     string
+}
+
+// Permission is one access a component needs, with the reason it needs it
+// (shown to the user when it is missing).
+type Permission struct {
+	Verb        string
+	Group       string
+	Resource    string
+	Subresource string
+	// Namespace empty means cluster-wide (every namespace).
+	Namespace string
+	// Name narrows the check to one object, for rules with resourceNames.
+	Name string
+	Why  string
+}
+
+func (p Permission) String() string {
+	r := p.Resource
+	if p.Subresource != "" {
+		r += "/" + p.Subresource
+	}
+	if p.Group != "" {
+		r += "." + p.Group
+	}
+	s := p.Verb + " " + r
+	if p.Name != "" {
+		s += fmt.Sprintf(" named %q", p.Name)
+	}
+	if p.Namespace != "" {
+		s += " in namespace " + p.Namespace
+	} else {
+		s += " cluster-wide"
+	}
+	return s
+}
+
+// Options describe what to check and how to phrase the fix.
+type Options struct {
+	// Component names who is checking, e.g. "pharos-controller".
+	Component string
+	// Resources must be served by the apiserver.
+	Resources []Resource
+	// CRDHint says how to install missing CRDs.
+	CRDHint string
+	// Permissions must be allowed.
+	Permissions []Permission
+	// RBACHint says where the permissions are granted.
+	RBACHint string
+}
+
+// Check returns nil if everything is in place, or one error that lists
+// every missing CRD and permission.
+func Check(ctx context.Context, cs kubernetes.Interface, o Options) error {
+	var problems []string
+	for _, r := range o.Resources {
+		list, err := cs.Discovery().ServerResourcesForGroupVersion(r.GroupVersion)
+		if err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("%s: discovery of %s: %w", o.Component, r.GroupVersion, err)
+		}
+		found := false
+		if list != nil {
+			for _, ar := range list.APIResources {
+				if ar.Name == r.Resource {
+					found = true
+				}
+			}
+		}
+		if !found {
+			group := r.GroupVersion
+			if i := strings.Index(group, "/"); i >= 0 {
+				group = group[:i]
+			}
+			problems = append(problems, fmt.Sprintf("the CRD %s.%s (%s) is not installed; %s", r.Resource, group, r.GroupVersion, o.CRDHint))
+		}
+	}
+
+	who := "this component's identity"
+	if rev, err := cs.AuthenticationV1().SelfSubjectReviews().Create(ctx, &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{}); err == nil {
+		who = fmt.Sprintf("%q", rev.Status.UserInfo.Username)
+	}
+	for _, p := range o.Permissions {
+		rev, err := cs.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authorizationv1.SelfSubjectAccessReview{
+			Spec: authorizationv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &authorizationv1.ResourceAttributes{
+				Verb: p.Verb, Group: p.Group, Resource: p.Resource, Subresource: p.Subresource, Namespace: p.Namespace, Name: p.Name,
+			}},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			return fmt.Errorf("%s: cannot check permission %s: %w", o.Component, p, err)
+		}
+		if !rev.Status.Allowed {
+			problems = append(problems, fmt.Sprintf("%s may not %s (needed to %s); %s", who, p, p.Why, o.RBACHint))
+		}
+	}
+	if len(problems) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%s cannot start:\n  - %s", o.Component, strings.Join(problems, "\n  - "))
+}
+
+// WriteTerminationMessage puts err where `kubectl describe pod` shows it
+// (the container's terminationMessagePath), if that file exists.
+func WriteTerminationMessage(err error) {
+	const path = "/dev/termination-log"
+	if err == nil {
+		return
+	}
+	if _, statErr := os.Stat(path); errors.Is(statErr, os.ErrNotExist) {
+		return
+	}
+	_ = os.WriteFile(path, []byte(err.Error()), 0o644)
+}
