@@ -49,6 +49,7 @@ func main() {
 		webhookService = flag.String("webhook-service", "pharos-webhook", "the Service in front of the webhook; its DNS names go into the serving certificate")
 		webhookConfig  = flag.String("webhook-configuration", "pharos-webhook", "the ValidatingWebhookConfiguration that gets the CA bundle")
 		webhookSecret  = flag.String("webhook-secret", "pharos-webhook-cert", "the Secret, in --namespace, that holds the webhook's CA and serving certificate")
+		serviceLBNS    = flag.String("servicelb-namespace", "kube-system", "namespace where K3s ServiceLB creates its svclb-* DaemonSets; Services that ServiceLB also handles are left to it (condition reason ServiceLBConflict) until its DaemonSet is gone; empty disables the detection; unused with --lb-class")
 		skipPreflight  = flag.Bool("skip-preflight", false, "start without checking CRDs and permissions first")
 	)
 	zapOpts := zap.Options{}
@@ -78,7 +79,8 @@ func main() {
 	if !*skipPreflight {
 		if err := preflight(cfg, preflightOptions{
 			leaseNamespace: *leaseNamespace, leaderElect: *leaderElect,
-			webhook: *webhookPort != 0, namespace: *namespace, secret: *webhookSecret, configuration: *webhookConfig,
+			serviceLBNamespace: map[bool]string{true: *serviceLBNS}[*lbClass == ""],
+			webhook:            *webhookPort != 0, namespace: *namespace, secret: *webhookSecret, configuration: *webhookConfig,
 		}); err != nil {
 			kubecheck.WriteTerminationMessage(err)
 			fail(err)
@@ -124,7 +126,7 @@ func main() {
 	if err != nil {
 		fail(err)
 	}
-	if err := allocation.New(mgr, allocation.Options{LoadBalancerClass: *lbClass, Workers: *workers}).SetupWithManager(mgr); err != nil {
+	if err := allocation.New(mgr, allocation.Options{LoadBalancerClass: *lbClass, Workers: *workers, ServiceLBNamespace: *serviceLBNS}).SetupWithManager(mgr); err != nil {
 		fail(err)
 	}
 	if err := advertisement.SetupWithManager(mgr); err != nil {
@@ -148,7 +150,7 @@ func main() {
 			fail(err)
 		}
 	}
-	logger.Info("starting", "namespace", *namespace, "webhookPort", *webhookPort, "lbClass", *lbClass, "workers", *workers, "qps", *qps, "burst", *burst, "leaderElect", *leaderElect)
+	logger.Info("starting", "namespace", *namespace, "webhookPort", *webhookPort, "lbClass", *lbClass, "serviceLBNamespace", *serviceLBNS, "workers", *workers, "qps", *qps, "burst", *burst, "leaderElect", *leaderElect)
 	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
 		fail(err)
 	}

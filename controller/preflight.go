@@ -13,10 +13,13 @@ import (
 type preflightOptions struct {
 	leaderElect    bool
 	leaseNamespace string
-	webhook        bool
-	namespace      string
-	secret         string
-	configuration  string
+	// serviceLBNamespace is where K3s ServiceLB's DaemonSets are watched;
+	// empty when detection is off.
+	serviceLBNamespace string
+	webhook            bool
+	namespace          string
+	secret             string
+	configuration      string
 }
 
 // preflight checks the CRDs and the permissions the controller's code uses
@@ -43,6 +46,11 @@ func preflight(cfg *rest.Config, o preflightOptions) error {
 	if o.leaderElect {
 		for _, verb := range []string{"get", "create", "update"} {
 			perms = append(perms, kubecheck.Permission{Verb: verb, Group: "coordination.k8s.io", Resource: "leases", Namespace: o.leaseNamespace, Name: "pharos-controller", Why: "elect the active replica"})
+		}
+	}
+	if o.serviceLBNamespace != "" {
+		for _, verb := range []string{"list", "watch"} {
+			perms = append(perms, kubecheck.Permission{Verb: verb, Group: "apps", Resource: "daemonsets", Namespace: o.serviceLBNamespace, Why: "detect K3s ServiceLB handling the same Services (or pass --servicelb-namespace= to turn the detection off)"})
 		}
 	}
 	if o.webhook {

@@ -40,6 +40,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/pharos-lb/pharos/api/v1beta1"
+	"github.com/pharos-lb/pharos/internal/kubecheck"
 	"github.com/pharos-lb/pharos/internal/layer2"
 	"github.com/pharos-lb/pharos/internal/speakerlist"
 )
@@ -100,6 +101,10 @@ func run(logger *slog.Logger, nodeName, bindAddr string, port int, secretRef str
 		return fmt.Errorf("no Kubernetes configuration: %w", err)
 	}
 	cfg.UserAgent = "pharos-speaker/" + nodeName
+	if err := preflight(cfg, secretRef); err != nil {
+		kubecheck.WriteTerminationMessage(err)
+		return err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 

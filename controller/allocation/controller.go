@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -23,6 +24,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
@@ -46,7 +48,10 @@ import (
 // +kubebuilder:rbac:groups=pharos.io,resources=ipaddresspools,verbs=get;list;watch
 // +kubebuilder:rbac:groups=pharos.io,resources=ipaddresspools/status,verbs=update
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
-// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;create;update
+// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;create;update,namespace=pharos-system
+// K3s ServiceLB detection (Options.ServiceLBNamespace): a Role in that
+// namespace only; metadata of the labelled DaemonSets is all that is read.
+// +kubebuilder:rbac:groups=apps,resources=daemonsets,verbs=list;watch,namespace=kube-system
 
 // ConditionIPAllocated is the Service condition that says whether the
 // Service has its addresses, and if not, why.
@@ -74,6 +79,15 @@ type Options struct {
 	// double the apiserver's write load; the condition always records the
 	// outcome, and Warning events are never limited.
 	NormalEventsPerSecond float64
+	// ServiceLBNamespace is where K3s ServiceLB creates its DaemonSets
+	// ("kube-system" unless K3s sets lbNamespace). When it is set and
+	// LoadBalancerClass is empty, the controller watches the DaemonSets
+	// there that carry ServiceLB's labels, and leaves the status of a
+	// Service that ServiceLB also handles to ServiceLB: it writes only its
+	// IPAllocated condition (reason ServiceLBConflict) and keeps the
+	// Service's address reserved, until the DaemonSet is gone. Empty
+	// disables the detection, and needs no access to that namespace.
+	ServiceLBNamespace string
 }
 
 // Controller assigns addresses to Services.
@@ -94,6 +108,11 @@ type Controller struct {
 	serviceEvents chan event.GenericEvent
 	poolEvents    chan event.GenericEvent
 	normalEvents  *rate.Limiter
+
+	// serviceLB reads ServiceLB's DaemonSets (metadata only) from a cache
+	// restricted to Options.ServiceLBNamespace and ServiceLB's labels; nil
+	// when detection is off.
+	serviceLB cache.Cache
 }
 
 // New returns a controller that uses the manager's client and recorder.
@@ -123,14 +142,36 @@ func New(mgr ctrl.Manager, opts Options) *Controller {
 
 // SetupWithManager registers the Service and IPAddressPool controllers.
 func (c *Controller) SetupWithManager(mgr ctrl.Manager) error {
-	err := ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		Named("service").
 		For(&corev1.Service{}).
 		WatchesRawSource(source.Channel(c.serviceEvents, &handler.EnqueueRequestForObject{})).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(c.pendingRequests)).
-		WithOptions(controller.Options{MaxConcurrentReconciles: c.opts.Workers}).
-		Complete(reconcile.Func(c.reconcileService))
-	if err != nil {
+		WithOptions(controller.Options{MaxConcurrentReconciles: c.opts.Workers})
+	if c.opts.ServiceLBNamespace != "" && c.opts.LoadBalancerClass == "" {
+		// ServiceLB ignores Services with a class, so with --lb-class set
+		// there is nothing to detect and no cache to run.
+		slb, err := cache.New(mgr.GetConfig(), cache.Options{
+			HTTPClient:           mgr.GetHTTPClient(),
+			Scheme:               mgr.GetScheme(),
+			Mapper:               mgr.GetRESTMapper(),
+			DefaultNamespaces:    map[string]cache.Config{c.opts.ServiceLBNamespace: {}},
+			DefaultLabelSelector: serviceLBSelector(),
+			DefaultTransform:     cache.TransformStripManagedFields(),
+		})
+		if err != nil {
+			return fmt.Errorf("creating the ServiceLB DaemonSet cache: %w", err)
+		}
+		// In the leader's group, with the controllers: without the Role in
+		// that namespace, the watch below fails to sync within the
+		// controller's CacheSyncTimeout and the manager exits, saying so.
+		if err := mgr.Add(slb); err != nil {
+			return err
+		}
+		c.serviceLB = slb
+		b = b.WatchesRawSource(source.Kind[client.Object](slb, newDaemonSetMeta(), handler.EnqueueRequestsFromMapFunc(serviceLBRequests)))
+	}
+	if err := b.Complete(reconcile.Func(c.reconcileService)); err != nil {
 		return err
 	}
 	return ctrl.NewControllerManagedBy(mgr).
@@ -288,6 +329,11 @@ func (c *Controller) reconcileService(ctx context.Context, req reconcile.Request
 		c.holdForeign(svc)
 		return reconcile.Result{}, nil
 	}
+	if daemonSets, err := c.serviceLBDaemonSets(ctx, req.NamespacedName); err != nil {
+		return reconcile.Result{}, err
+	} else if len(daemonSets) > 0 {
+		return c.yieldToServiceLB(ctx, svc, daemonSets)
+	}
 
 	var nsLabels map[string]string
 	ns := &corev1.Namespace{}
@@ -402,6 +448,41 @@ func (c *Controller) release(nn types.NamespacedName) {
 	c.poolChanged(asg.Pool)
 }
 
+// serviceLBDaemonSets returns the ServiceLB DaemonSets that handle the
+// Service; none when detection is off.
+func (c *Controller) serviceLBDaemonSets(ctx context.Context, nn types.NamespacedName) ([]string, error) {
+	if c.serviceLB == nil {
+		return nil, nil
+	}
+	list := &metav1.PartialObjectMetadataList{}
+	list.SetGroupVersionKind(appsv1.SchemeGroupVersion.WithKind("DaemonSetList"))
+	if err := c.serviceLB.List(ctx, list, client.InNamespace(c.opts.ServiceLBNamespace),
+		client.MatchingLabels{ServiceLBLabelName: nn.Name, ServiceLBLabelNamespace: nn.Namespace}); err != nil {
+		return nil, fmt.Errorf("listing K3s ServiceLB DaemonSets: %w", err)
+	}
+	return activeServiceLB(list.Items, nn), nil
+}
+
+// yieldToServiceLB handles a Service that K3s ServiceLB also handles. It
+// assigns nothing new and releases nothing: an address already assigned
+// stays reserved, since it may still show in the status, and the Service
+// takes it back when ServiceLB goes away. It writes only the condition,
+// never the ingress or the pool annotation, so there is no tug-of-war.
+func (c *Controller) yieldToServiceLB(ctx context.Context, svc *corev1.Service, daemonSets []string) (reconcile.Result, error) {
+	nn := types.NamespacedName{Namespace: svc.Namespace, Name: svc.Name}
+	c.mu.Lock()
+	// The DaemonSet's watch, not a pool change, ends the conflict.
+	delete(c.pending, nn)
+	asg, _ := c.alloc.Assigned(nn.Namespace + "/" + nn.Name)
+	c.mu.Unlock()
+	cond := serviceLBCondition(daemonSets, asg.IPs, svc.Generation)
+	desired := svc.DeepCopy()
+	meta.SetStatusCondition(&desired.Status.Conditions, cond)
+	// The update carries the resourceVersion read: if ServiceLB wrote the
+	// ingress since, it fails with a conflict instead of undoing that.
+	return c.update(ctx, svc, desired, cond)
+}
+
 // writeStatus writes the Service's addresses, pool annotation and
 // condition in one update, and records an event when the outcome changed.
 func (c *Controller) writeStatus(ctx context.Context, svc *corev1.Service, asg allocator.Assignment, cond metav1.Condition) (reconcile.Result, error) {
@@ -419,8 +500,16 @@ func (c *Controller) writeStatus(ctx context.Context, svc *corev1.Service, asg a
 	} else {
 		delete(desired.Annotations, AnnotationAllocatedFromPool)
 	}
-	old := meta.FindStatusCondition(svc.Status.Conditions, ConditionIPAllocated)
 	meta.SetStatusCondition(&desired.Status.Conditions, cond)
+	return c.update(ctx, svc, desired, cond)
+}
+
+// update writes desired, a changed copy of svc, through the status
+// subresource when it differs, and records an event when the outcome
+// (the condition's status, reason or message) changed: once per change,
+// however often the Service is reconciled.
+func (c *Controller) update(ctx context.Context, svc, desired *corev1.Service, cond metav1.Condition) (reconcile.Result, error) {
+	old := meta.FindStatusCondition(svc.Status.Conditions, ConditionIPAllocated)
 	if equality.Semantic.DeepEqual(desired.Status, svc.Status) && equality.Semantic.DeepEqual(desired.Annotations, svc.Annotations) {
 		return reconcile.Result{}, nil
 	}
@@ -437,7 +526,7 @@ func (c *Controller) writeStatus(ctx context.Context, svc *corev1.Service, asg a
 				c.recorder.Eventf(desired, nil, corev1.EventTypeNormal, "IPAllocated", "Allocate", "%s", cond.Message)
 			}
 		} else {
-			log.FromContext(ctx).Info("Service has no address", "service", svc.Namespace+"/"+svc.Name, "reason", cond.Reason, "message", cond.Message)
+			log.FromContext(ctx).Info("Service is not allocated", "service", svc.Namespace+"/"+svc.Name, "reason", cond.Reason, "message", cond.Message)
 			c.recorder.Eventf(desired, nil, corev1.EventTypeWarning, cond.Reason, "Allocate", "%s", cond.Message)
 		}
 	}
@@ -510,8 +599,13 @@ func (c *Controller) reconcilePool(ctx context.Context, req reconcile.Request) (
 
 	pool := &v1beta1.IPAddressPool{}
 	if err := c.client.Get(ctx, req.NamespacedName, pool); err != nil {
+		if apierrors.IsNotFound(err) {
+			deletePoolMetrics(req.Name)
+		}
 		return reconcile.Result{}, client.IgnoreNotFound(err)
 	}
+	// The gauges follow every count, even when the status write waits.
+	setPoolMetrics(req.Name, stats)
 	desired := pool.DeepCopy()
 	desired.Status.AssignedIPv4, desired.Status.AssignedIPv6 = stats.AssignedIPv4, stats.AssignedIPv6
 	desired.Status.AvailableIPv4, desired.Status.AvailableIPv6 = stats.AvailableIPv4, stats.AvailableIPv6

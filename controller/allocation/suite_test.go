@@ -73,6 +73,9 @@ type controllerOpts struct {
 	leaderElect   bool
 	identity      string
 	releaseOnStop bool
+	// noServiceLB turns K3s ServiceLB detection off; by default it watches
+	// kube-system, as the controller's flag does.
+	noServiceLB bool
 }
 
 // runningController is a controller manager started by a test.
@@ -112,7 +115,11 @@ func startController(t *testing.T, o controllerOpts) *runningController {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := allocation.New(mgr, allocation.Options{LoadBalancerClass: o.class, PoolStatusInterval: 200 * time.Millisecond}).SetupWithManager(mgr); err != nil {
+	aopts := allocation.Options{LoadBalancerClass: o.class, PoolStatusInterval: 200 * time.Millisecond, ServiceLBNamespace: "kube-system"}
+	if o.noServiceLB {
+		aopts.ServiceLBNamespace = ""
+	}
+	if err := allocation.New(mgr, aopts).SetupWithManager(mgr); err != nil {
 		t.Fatal(err)
 	}
 	if err := advertisement.SetupWithManager(mgr); err != nil {

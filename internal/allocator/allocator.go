@@ -660,6 +660,9 @@ func (a *Allocator) assignRequested(req Request) (Assignment, *Error) {
 type PoolStats struct {
 	AssignedIPv4, AssignedIPv6   int64
 	AvailableIPv4, AvailableIPv6 int64
+	// SizeIPv4 and SizeIPv6 count the pool's usable addresses, as floats
+	// so that an IPv6 pool larger than 2^63 addresses is not capped.
+	SizeIPv4, SizeIPv6 float64
 }
 
 // Stats returns the pool's counts; ok is false for an unknown pool.
@@ -681,5 +684,7 @@ func (a *Allocator) Stats(pool string) (PoolStats, bool) {
 		AssignedIPv6:  used6.int64Capped(),
 		AvailableIPv4: size4.sub(used4).int64Capped(),
 		AvailableIPv6: size6.sub(used6).int64Capped(),
+		SizeIPv4:      size4.float64(),
+		SizeIPv6:      size6.float64(),
 	}, true
 }

@@ -452,7 +452,7 @@ func TestAddsMissingFamilyToExistingAssignment(t *testing.T) {
 	if ipsString(got.IPs) != "2001:db8:100::" {
 		t.Fatalf("dropping a family gave %v", got.IPs)
 	}
-	if st, _ := a.Stats("p"); st.AssignedIPv4 != 0 || st.AssignedIPv6 != 1 {
+	if st, _ := a.Stats("p"); st.AssignedIPv4 != 0 || st.AssignedIPv6 != 1 || st.SizeIPv4 != 256 || st.SizeIPv6 != 0x1p64 {
 		t.Fatalf("stats %+v", st)
 	}
 }

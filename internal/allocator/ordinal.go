@@ -48,6 +48,11 @@ func (a ordinal) int64Capped() int64 {
 	return int64(a.lo)
 }
 
+// float64 converts to the nearest float64.
+func (a ordinal) float64() float64 {
+	return float64(a.hi)*0x1p64 + float64(a.lo)
+}
+
 func addrOrdinal(a netip.Addr) ordinal {
 	b := a.As16()
 	var o ordinal

@@ -1,0 +1,107 @@
+package allocation
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"sort"
+	"strings"
+
+	appsv1 "k8s.io/api/apps/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+)
+
+// K3s ServiceLB (klipper-lb) serves every LoadBalancer Service without
+// spec.loadBalancerClass by creating a DaemonSet svclb-<name>-<uid[:8]> in
+// its namespace (kube-system unless K3s's lbNamespace says otherwise),
+// labelled with the Service's name and namespace, and writes node addresses
+// into status.loadBalancer.ingress once its pods are Ready. While such a
+// DaemonSet exists, ServiceLB owns that status; Pharos would only fight it.
+//
+// Only DaemonSets are watched, not their pods: ServiceLB's controller, not
+// its pods, writes the status, and it (re)creates the DaemonSet on every
+// sync of the Service, so the DaemonSet exists exactly while ServiceLB is
+// active for the Service. Pods left over from a deleted DaemonSet do not
+// write anything, and watching them would only cost memory and RBAC.
+const (
+	ServiceLBLabelName      = "svccontroller.k3s.cattle.io/svcname"
+	ServiceLBLabelNamespace = "svccontroller.k3s.cattle.io/svcnamespace"
+)
+
+// ReasonServiceLBConflict is the IPAllocated reason, and the Warning
+// event's, while K3s ServiceLB also handles the Service.
+const ReasonServiceLBConflict = "ServiceLBConflict"
+
+// exampleLoadBalancerClass is the class that the conflict message suggests.
+const exampleLoadBalancerClass = "pharos.io/lb"
+
+// serviceLBSelector selects ServiceLB's DaemonSets of every Service.
+func serviceLBSelector() labels.Selector {
+	name, _ := labels.NewRequirement(ServiceLBLabelName, selection.Exists, nil)
+	ns, _ := labels.NewRequirement(ServiceLBLabelNamespace, selection.Exists, nil)
+	return labels.NewSelector().Add(*name, *ns)
+}
+
+// serviceLBOwner returns the Service that a ServiceLB object's labels name.
+func serviceLBOwner(l map[string]string) (types.NamespacedName, bool) {
+	nn := types.NamespacedName{Namespace: l[ServiceLBLabelNamespace], Name: l[ServiceLBLabelName]}
+	return nn, nn.Namespace != "" && nn.Name != ""
+}
+
+// activeServiceLB returns "namespace/name" of the objects that show
+// ServiceLB handling the Service, sorted. Objects being deleted are gone
+// for this purpose: K3s deletes them when ServiceLB is disabled.
+func activeServiceLB(objs []metav1.PartialObjectMetadata, svc types.NamespacedName) []string {
+	var out []string
+	for i := range objs {
+		o := &objs[i]
+		if owner, ok := serviceLBOwner(o.Labels); !ok || owner != svc || o.DeletionTimestamp != nil {
+			continue
+		}
+		out = append(out, o.Namespace+"/"+o.Name)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// serviceLBCondition is the IPAllocated condition of a Service that
+// ServiceLB also handles; reserved is what Pharos keeps for it meanwhile.
+func serviceLBCondition(daemonSets []string, reserved []netip.Addr, generation int64) metav1.Condition {
+	kept := "Pharos has no address reserved for it"
+	if len(reserved) > 0 {
+		kept = "Pharos keeps " + joinIPs(reserved) + " reserved for it"
+	}
+	return metav1.Condition{
+		Type:               ConditionIPAllocated,
+		Status:             metav1.ConditionFalse,
+		Reason:             ReasonServiceLBConflict,
+		ObservedGeneration: generation,
+		Message: fmt.Sprintf("K3s ServiceLB also handles this Service (DaemonSet %s), so Pharos does not write "+
+			"status.loadBalancer.ingress; %s. Either start K3s with --disable=servicelb (Pharos then takes over), "+
+			"or run Pharos with --lb-class=%s and create this Service with spec.loadBalancerClass: %s "+
+			"(the class cannot be added to an existing LoadBalancer Service).",
+			strings.Join(daemonSets, ", "), kept, exampleLoadBalancerClass, exampleLoadBalancerClass),
+	}
+}
+
+// newDaemonSetMeta is the metadata-only object that the ServiceLB cache
+// watches: the labels are all that is needed.
+func newDaemonSetMeta() *metav1.PartialObjectMetadata {
+	o := &metav1.PartialObjectMetadata{}
+	o.SetGroupVersionKind(appsv1.SchemeGroupVersion.WithKind("DaemonSet"))
+	return o
+}
+
+// serviceLBRequests maps a ServiceLB DaemonSet to the Service it names, on
+// creation, change and deletion alike.
+func serviceLBRequests(_ context.Context, o client.Object) []reconcile.Request {
+	if nn, ok := serviceLBOwner(o.GetLabels()); ok {
+		return []reconcile.Request{{NamespacedName: nn}}
+	}
+	return nil
+}

@@ -1,0 +1,50 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/pharos-lb/pharos/internal/kubecheck"
+)
+
+// preflight checks the CRDs and the permissions the speaker's code uses
+// (the kubebuilder:rbac markers in speaker.go list the same ones), so that
+// a broken install says what is missing instead of looping on 403s.
+func preflight(cfg *rest.Config, secretRef string) error {
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	secretNS, secretName, _ := strings.Cut(secretRef, "/")
+	perms := []kubecheck.Permission{
+		{Verb: "list", Resource: "services", Why: "find the addresses to announce"},
+		{Verb: "watch", Resource: "services", Why: "follow the addresses to announce"},
+		{Verb: "update", Resource: "services", Subresource: "status", Why: "report the Announced condition"},
+		{Verb: "list", Resource: "nodes", Why: "know which nodes may announce"},
+		{Verb: "watch", Resource: "nodes", Why: "follow node readiness and labels"},
+		{Verb: "get", Resource: "secrets", Namespace: secretNS, Name: secretName, Why: "read the memberlist key"},
+		{Verb: "list", Group: "discovery.k8s.io", Resource: "endpointslices", Why: "announce only Services with ready endpoints"},
+		{Verb: "watch", Group: "discovery.k8s.io", Resource: "endpointslices", Why: "follow endpoints"},
+		{Verb: "list", Group: "pharos.io", Resource: "ipaddresspools", Why: "read the pools"},
+		{Verb: "watch", Group: "pharos.io", Resource: "ipaddresspools", Why: "follow the pools"},
+		{Verb: "list", Group: "pharos.io", Resource: "l2advertisements", Why: "read the L2Advertisements"},
+		{Verb: "watch", Group: "pharos.io", Resource: "l2advertisements", Why: "follow the L2Advertisements"},
+		{Verb: "create", Group: "events.k8s.io", Resource: "events", Why: "record events on Services"},
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return kubecheck.Check(ctx, cs, kubecheck.Options{
+		Component: "pharos-speaker",
+		Resources: []kubecheck.Resource{
+			{GroupVersion: "pharos.io/v1beta1", Resource: "ipaddresspools"},
+			{GroupVersion: "pharos.io/v1beta1", Resource: "l2advertisements"},
+		},
+		CRDHint:     "install Pharos's CRDs (helm installs them from the chart's crds/ directory; or kubectl apply -f config/crd/bases)",
+		Permissions: perms,
+		RBACHint:    "grant it to the speaker's ServiceAccount (the Helm chart's ClusterRole and Role for the speaker do; see config/rbac/speaker/)",
+	})
+}
