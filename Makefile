@@ -9,6 +9,14 @@ SHELL := /bin/bash
 TOOLS_BIN ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/pharos/tools/bin
 CONTROLLER_TOOLS_VERSION := v0.23.0
 CONTROLLER_GEN ?= $(TOOLS_BIN)/controller-gen
+# A go-installed helm prints only "v3.22" as its version, so a stamp file
+# next to it records the exact version that `make tools` installed (a helm
+# installed by hand is stamped when its module version, from
+# `go version -m`, is HELM_VERSION).
+HELM_VERSION := v3.22.0
+HELM ?= $(TOOLS_BIN)/helm
+HELM_STAMP := $(TOOLS_BIN)/.helm-$(HELM_VERSION)
+CHART := charts/pharos
 
 IMG ?= ghcr.io/pharos-lb/pharos:dev
 FUZZTIME ?= 60s
@@ -30,10 +38,10 @@ help: ## List the targets
 	@echo
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-18s %s\n", $$1, $$2}'
 	@echo
-	@echo "Variables: IMG=$(IMG) FUZZTIME=$(FUZZTIME) TOOLS_BIN=$(TOOLS_BIN) CONTROLLER_TOOLS_VERSION=$(CONTROLLER_TOOLS_VERSION)"
+	@echo "Variables: IMG=$(IMG) FUZZTIME=$(FUZZTIME) TOOLS_BIN=$(TOOLS_BIN) CONTROLLER_TOOLS_VERSION=$(CONTROLLER_TOOLS_VERSION) HELM_VERSION=$(HELM_VERSION)"
 
 .PHONY: tools
-tools: ## Install controller-gen (CONTROLLER_TOOLS_VERSION) into TOOLS_BIN unless it is there
+tools: ## Install controller-gen (CONTROLLER_TOOLS_VERSION) and helm (HELM_VERSION) into TOOLS_BIN unless there
 	@if "$(CONTROLLER_GEN)" --version 2>/dev/null | grep -qxF 'Version: $(CONTROLLER_TOOLS_VERSION)'; then \
 	  echo "controller-gen $(CONTROLLER_TOOLS_VERSION): $(CONTROLLER_GEN)"; \
 	else \
@@ -43,16 +51,31 @@ tools: ## Install controller-gen (CONTROLLER_TOOLS_VERSION) into TOOLS_BIN unles
 	  "$(CONTROLLER_GEN)" --version | grep -qxF 'Version: $(CONTROLLER_TOOLS_VERSION)' || \
 	    { echo "$(CONTROLLER_GEN) is not controller-gen $(CONTROLLER_TOOLS_VERSION); unset CONTROLLER_GEN or point it at that version" >&2; exit 1; }; \
 	fi
+	@if [ -x "$(TOOLS_BIN)/helm" ] && [ ! -f "$(HELM_STAMP)" ] && \
+	    go version -m "$(TOOLS_BIN)/helm" 2>/dev/null | grep -qE '^\s+mod\s+helm\.sh/helm/v3\s+$(HELM_VERSION)\s'; then \
+	  touch "$(HELM_STAMP)"; \
+	fi
+	@if [ -x "$(TOOLS_BIN)/helm" ] && [ -f "$(HELM_STAMP)" ]; then \
+	  echo "helm $(HELM_VERSION): $(TOOLS_BIN)/helm"; \
+	else \
+	  echo "installing helm $(HELM_VERSION) into $(TOOLS_BIN)"; \
+	  mkdir -p "$(TOOLS_BIN)"; rm -f "$(TOOLS_BIN)/helm" "$(TOOLS_BIN)"/.helm-v*; \
+	  GOBIN="$(TOOLS_BIN)" go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION); \
+	  touch "$(HELM_STAMP)"; \
+	fi
 
 .PHONY: generate
-generate: tools ## Regenerate deep-copy code, the CRDs (config/crd/bases) and the ClusterRole (config/rbac)
+generate: tools ## Regenerate deep-copy code, the CRDs (config/crd/bases, copied to charts/pharos/crds) and the RBAC roles (config/rbac)
 	$(CONTROLLER_GEN) object:headerFile=hack/boilerplate.go.txt paths=./api/...
 	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=config/crd/bases
 	$(CONTROLLER_GEN) rbac:roleName=pharos-controller paths=./controller/... output:rbac:artifacts:config=config/rbac
 	$(CONTROLLER_GEN) rbac:roleName=pharos-speaker paths=./speaker/... output:rbac:artifacts:config=config/rbac/speaker
+	mkdir -p $(CHART)/crds
+	rm -f $(CHART)/crds/*.yaml
+	cp config/crd/bases/*.yaml $(CHART)/crds/
 
 .PHONY: build
-build: ## Build the controller into bin/controller
+build: ## Build bin/controller and bin/speaker
 	CGO_ENABLED=0 go build -trimpath -o bin/ ./controller ./speaker
 
 .PHONY: kube-bins
@@ -62,7 +85,7 @@ kube-bins: ## Build (once; cached by version) the pinned Kubernetes binaries and
 .PHONY: test
 test: tools ## Check generated files, run all tests against a real kube-apiserver and etcd, smoke-fuzz
 	hack/verify-generated.sh
-	$(kube_assets); KUBEBUILDER_ASSETS="$$assets" go test -count=1 ./...
+	$(kube_assets); KUBEBUILDER_ASSETS="$$assets" HELM="$(HELM)" go test -count=1 ./...
 	$(call fuzz,10s)
 
 .PHONY: test-unit
@@ -70,12 +93,17 @@ test-unit: ## Run the tests that need no kube-apiserver
 	go test -count=1 ./internal/... ./hack/benchmerge/...
 
 .PHONY: lint
-lint: ## Check formatting (gofmt) and run go vet
+lint: helm-lint ## Check formatting (gofmt), run go vet and helm lint
 	@unformatted="$$(gofmt -l .)"; \
 	if [ -n "$$unformatted" ]; then \
 	  echo "these files need gofmt -w:" >&2; echo "$$unformatted" >&2; exit 1; \
 	fi
 	go vet ./...
+
+.PHONY: helm-lint
+helm-lint: tools ## Lint the Helm chart charts/pharos (defaults, and --strict with pools and monitoring)
+	$(HELM) lint $(CHART)
+	$(HELM) lint --strict $(CHART) -f test/chart/testdata/full-values.yaml
 
 .PHONY: fuzz
 fuzz: ## Fuzz the config parser for FUZZTIME per fuzzer

@@ -28,9 +28,15 @@ import (
 )
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "check-webhook" {
-		checkWebhook(os.Args[2:])
-		return
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "check-webhook":
+			checkWebhook(os.Args[2:])
+			return
+		case "delete-values-config":
+			deleteValuesConfig(os.Args[2:])
+			return
+		}
 	}
 	var (
 		lbClass        = flag.String("lb-class", "", "handle only Services with this spec.loadBalancerClass (for example pharos.io/lb); empty handles Services without a class")

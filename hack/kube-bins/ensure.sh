@@ -16,14 +16,26 @@ if [ ${#bins[@]} -eq 0 ]; then
   bins=(kube-apiserver kube-controller-manager kube-scheduler kube-proxy kubectl)
 fi
 
+# The version is stamped the way Kubernetes' own build does
+# (hack/lib/version.sh), so the apiserver reports v1.37.2 and not
+# v0.0.0-master: Helm checks a chart's kubeVersion against it.
+minor="${KUBE_VERSION#v1.}"; minor="${minor%%.*}"
+ldflags="-s -w"
+for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+  ldflags+=" -X $pkg.gitVersion=$KUBE_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
+done
+# A binary is reused only if it was built with these flags.
+stamp="$KUBE_VERSION $ldflags"
+
 for b in "${bins[@]}"; do
-  if [ -x "$cache/$b" ]; then
+  if [ -x "$cache/$b" ] && [ "$(cat "$cache/.$b.stamp" 2>/dev/null)" = "$stamp" ]; then
     continue
   fi
   echo "building $b $KUBE_VERSION into $cache (cached afterwards)" >&2
-  ( cd "$here" && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -ldflags='-s -w' \
+  ( cd "$here" && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -ldflags="$ldflags" \
       -o "$cache/$b.tmp" "k8s.io/kubernetes/cmd/$b" ) >&2
   mv "$cache/$b.tmp" "$cache/$b"
+  echo "$stamp" > "$cache/.$b.stamp"
 done
 
 etcd_bin="$(command -v etcd || true)"

@@ -1,0 +1,228 @@
+package chart_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+)
+
+// TestInstallUpgrade installs the chart with helm into the test apiserver,
+// plays the parts that need running pods (the post-install hooks' pools,
+// the controller's certificate), upgrades, and checks what the design
+// promises: the first upgrade adopts the pools that the install hook
+// created, in place; the memberlist key, the webhook certificate and the
+// CA bundle survive the upgrade; the ServiceAccounts get exactly the access
+// they need; uninstall removes the adopted pools.
+//
+// No pod runs here (no kubelet), so the hooks, whose Jobs would never
+// finish, are skipped (--no-hooks) and the pools the install hook would
+// create are created from the chart's own rendering; the lab's e2e test
+// runs the chart with its hooks. The webhook's failurePolicy
+// is Ignore, as no controller serves it.
+var installRuns atomic.Int32
+
+func TestInstallUpgrade(t *testing.T) {
+	ctx := context.Background()
+	const (
+		rel    = "edge" // objects are named edge-pharos-*
+		prefix = "edge-pharos"
+	)
+	// A namespace per run: a deleted one stays Terminating here, where no
+	// namespace controller runs.
+	ns := fmt.Sprintf("pharos-install-%d", installRuns.Add(1))
+	user, err := env.AddUser(envtest.User{Name: "helm-test", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kubeconfig, err := user.KubeConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kcPath := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(kcPath, kubeconfig, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	kc := []string{"KUBECONFIG=" + kcPath}
+	values := []string{
+		"--set", "pools[0].name=install-test", "--set", "pools[0].addresses[0]=198.18.200.0/28",
+		"--set", "webhook.failurePolicy=Ignore",
+	}
+
+	chart := chartDir
+
+	notes, err := runHelm(t, kc, append([]string{"install", rel, chart, "-n", ns, "--create-namespace", "--no-hooks"}, values...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_, _ = runHelm(t, kc, "uninstall", rel, "-n", ns, "--no-hooks")
+		_ = k8s.Delete(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
+	})
+	for _, want := range []string{"kubectl -n " + ns + " get pods", "kubectl get ipaddresspools", "install-test", "type: LoadBalancer", "--disable=servicelb"} {
+		if !strings.Contains(notes, want) {
+			t.Errorf("NOTES lack %q:\n%s", want, notes)
+		}
+	}
+
+	// The post-install hooks' pools, as Helm would create them.
+	hooks, err := runHelm(t, nil, append([]string{"template", rel, chartDir, "-n", ns, "--kube-version", kubeVersion, "--show-only", "templates/pools.yaml"}, values...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hookObjs, err := decodeYAML(hooks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hookObjs) != 2 {
+		t.Fatalf("templates/pools.yaml renders %d objects, want a pool and its L2Advertisement", len(hookObjs))
+	}
+	uids := map[string]types.UID{}
+	for _, o := range hookObjs {
+		if o.GetAnnotations()["helm.sh/hook"] != "post-install" {
+			t.Fatalf("%s %s is not a post-install hook on install", o.GetKind(), o.GetName())
+		}
+		if err := k8s.Create(ctx, o); err != nil {
+			t.Fatalf("creating hook %s %s: %v", o.GetKind(), o.GetName(), err)
+		}
+		uids[o.GetKind()] = o.GetUID()
+	}
+
+	// What the controller does at start: fill the certificate Secret and
+	// inject the CA bundle.
+	cert := &corev1.Secret{}
+	if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: prefix + "-webhook-cert"}, cert); err != nil {
+		t.Fatal(err)
+	}
+	cert.Data = map[string][]byte{"ca.crt": []byte("ca"), "ca.key": []byte("key"), "tls.crt": []byte("crt"), "tls.key": []byte("key")}
+	if err := k8s.Update(ctx, cert); err != nil {
+		t.Fatal(err)
+	}
+	vwc := &admissionregistrationv1.ValidatingWebhookConfiguration{}
+	if err := k8s.Get(ctx, client.ObjectKey{Name: prefix + "-webhook"}, vwc); err != nil {
+		t.Fatal(err)
+	}
+	for i := range vwc.Webhooks {
+		vwc.Webhooks[i].ClientConfig.CABundle = []byte("injected CA")
+	}
+	if err := k8s.Update(ctx, vwc); err != nil {
+		t.Fatal(err)
+	}
+	memberlist := &corev1.Secret{}
+	if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: prefix + "-memberlist"}, memberlist); err != nil {
+		t.Fatal(err)
+	}
+	key := memberlist.Data["key"]
+	if len(key) != 32 {
+		t.Fatalf("memberlist key of %d bytes", len(key))
+	}
+
+	// The first upgrade renders the pools as ordinary resources.
+	if _, err := runHelm(t, kc, append([]string{"upgrade", rel, chart, "-n", ns}, values...)...); err != nil {
+		t.Fatalf("the upgrade did not adopt the install hook's pools: %v", err)
+	}
+	for _, o := range hookObjs {
+		got := &unstructured.Unstructured{}
+		got.SetGroupVersionKind(o.GroupVersionKind())
+		if err := k8s.Get(ctx, client.ObjectKey{Name: o.GetName()}, got); err != nil {
+			t.Fatal(err)
+		}
+		if got.GetUID() != uids[o.GetKind()] {
+			t.Errorf("the upgrade replaced %s %s (new UID): its addresses could move", o.GetKind(), o.GetName())
+		}
+		// Helm adopts an existing object by patching it from the rendered
+		// manifest to itself, so the hook annotations stay on the object;
+		// Helm reads hooks from manifests only, and ignores them there.
+		if a := got.GetAnnotations(); a["meta.helm.sh/release-name"] != rel || a["meta.helm.sh/release-namespace"] != ns {
+			t.Errorf("after the upgrade, %s %s has annotations %v", o.GetKind(), o.GetName(), a)
+		}
+	}
+	manifest, err := runHelm(t, kc, "get", "manifest", rel, "-n", ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(manifest, "kind: IPAddressPool") || !strings.Contains(manifest, "name: install-test") {
+		t.Error("after the upgrade, the release does not own the pool")
+	}
+	if err := k8s.Get(ctx, client.ObjectKeyFromObject(cert), cert); err != nil || string(cert.Data["tls.crt"]) != "crt" || len(cert.Data) != 4 {
+		t.Errorf("the upgrade changed the webhook certificate Secret: %v %v", cert.Data, err)
+	}
+	if err := k8s.Get(ctx, client.ObjectKeyFromObject(vwc), vwc); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range vwc.Webhooks {
+		if string(w.ClientConfig.CABundle) != "injected CA" {
+			t.Errorf("the upgrade dropped webhook %s's CA bundle", w.Name)
+		}
+	}
+	if err := k8s.Get(ctx, client.ObjectKeyFromObject(memberlist), memberlist); err != nil || !bytes.Equal(memberlist.Data["key"], key) {
+		t.Errorf("the upgrade changed the memberlist key (err %v)", err)
+	}
+
+	// Access of the ServiceAccounts, as the apiserver's RBAC decides it.
+	controller := "system:serviceaccount:" + ns + ":" + prefix + "-controller"
+	speaker := "system:serviceaccount:" + ns + ":" + prefix + "-speaker"
+	check := "system:serviceaccount:" + ns + ":" + prefix + "-webhook-check"
+	for _, c := range []struct {
+		user string
+		attr authorizationv1.ResourceAttributes
+		want bool
+	}{
+		{speaker, authorizationv1.ResourceAttributes{Verb: "get", Resource: "secrets", Namespace: ns, Name: prefix + "-memberlist"}, true},
+		{speaker, authorizationv1.ResourceAttributes{Verb: "get", Resource: "secrets", Namespace: ns, Name: prefix + "-webhook-cert"}, false},
+		{speaker, authorizationv1.ResourceAttributes{Verb: "list", Resource: "secrets", Namespace: ns}, false},
+		{speaker, authorizationv1.ResourceAttributes{Verb: "get", Resource: "secrets", Namespace: "default", Name: prefix + "-memberlist"}, false},
+		{speaker, authorizationv1.ResourceAttributes{Verb: "list", Group: "discovery.k8s.io", Resource: "endpointslices"}, true},
+		{speaker, authorizationv1.ResourceAttributes{Verb: "update", Resource: "services", Subresource: "status", Namespace: "default"}, true},
+		{controller, authorizationv1.ResourceAttributes{Verb: "update", Resource: "secrets", Namespace: ns, Name: prefix + "-webhook-cert"}, true},
+		{controller, authorizationv1.ResourceAttributes{Verb: "get", Resource: "secrets", Namespace: ns, Name: prefix + "-memberlist"}, false},
+		{controller, authorizationv1.ResourceAttributes{Verb: "update", Group: "admissionregistration.k8s.io", Resource: "validatingwebhookconfigurations", Name: prefix + "-webhook"}, true},
+		{controller, authorizationv1.ResourceAttributes{Verb: "update", Group: "admissionregistration.k8s.io", Resource: "validatingwebhookconfigurations", Name: "another"}, false},
+		{controller, authorizationv1.ResourceAttributes{Verb: "create", Group: "coordination.k8s.io", Resource: "leases", Namespace: ns}, true},
+		{controller, authorizationv1.ResourceAttributes{Verb: "create", Group: "coordination.k8s.io", Resource: "leases", Namespace: "default"}, false},
+		{controller, authorizationv1.ResourceAttributes{Verb: "watch", Group: "apps", Resource: "daemonsets", Namespace: "kube-system"}, true},
+		{controller, authorizationv1.ResourceAttributes{Verb: "watch", Group: "apps", Resource: "daemonsets", Namespace: "default"}, false},
+		{controller, authorizationv1.ResourceAttributes{Verb: "update", Group: "pharos.io", Resource: "ipaddresspools", Subresource: "status"}, true},
+		{controller, authorizationv1.ResourceAttributes{Verb: "create", Group: "pharos.io", Resource: "ipaddresspools"}, false},
+		// The hook's account is gone with the hooks.
+		{check, authorizationv1.ResourceAttributes{Verb: "create", Group: "pharos.io", Resource: "ipaddresspools"}, false},
+	} {
+		sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+			User: c.user, Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + ns, "system:authenticated"},
+			ResourceAttributes: &c.attr,
+		}}
+		if err := k8s.Create(ctx, sar); err != nil {
+			t.Fatal(err)
+		}
+		if sar.Status.Allowed != c.want {
+			t.Errorf("%s may %s %s/%s %s/%s: %v, want %v", c.user[strings.LastIndex(c.user, ":")+1:], c.attr.Verb,
+				c.attr.Resource, c.attr.Subresource, c.attr.Namespace, c.attr.Name, sar.Status.Allowed, c.want)
+		}
+	}
+
+	// Uninstall removes what the release owns, now including the pools.
+	if _, err := runHelm(t, kc, "uninstall", rel, "-n", ns, "--no-hooks"); err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range hookObjs {
+		got := &unstructured.Unstructured{}
+		got.SetGroupVersionKind(o.GroupVersionKind())
+		if err := k8s.Get(ctx, client.ObjectKey{Name: o.GetName()}, got); !apierrors.IsNotFound(err) {
+			t.Errorf("after uninstall, %s %s: %v", o.GetKind(), o.GetName(), err)
+		}
+	}
+}
