@@ -2,6 +2,7 @@
 // namespaces on this machine (see package cluster). It needs root on Linux.
 //
 //	go run ./test/lab up        build the lab (3 nodes), Pharos included
+//	go run ./test/lab up --pharos=none   the lab without Pharos, to install its chart
 //	go run ./test/lab status    show namespaces, components, nodes, Services
 //	go run ./test/lab demo      up, then the my-nginx tutorial
 //	go run ./test/lab down      remove everything the lab made
@@ -9,7 +10,8 @@
 //	go run ./test/lab crash|recover|partition|heal|link-down|link-up NODE
 //	go run ./test/lab restart-apiserver | stop|start COMPONENT
 //
-// The agent and echo subcommands are the lab's own processes.
+// The agent, echo, pod-exec and probe subcommands are the lab's own
+// processes.
 package main
 
 import (
@@ -47,6 +49,9 @@ func main() {
 		err = runAgent(ctx, args)
 	case "echo":
 		err = runEcho(ctx, args)
+	case "pod-exec":
+		// Replaces itself with a Pharos binary; returns only on failure.
+		err = agent.ExecPod(args)
 	case "probe":
 		err = runProbe(ctx, args)
 	default:
@@ -60,7 +65,7 @@ func main() {
 
 func usage() {
 	fmt.Fprintln(os.Stderr, `usage: lab up|down|status|demo|kubectl ARGS|crash NODE|recover NODE|partition NODE|heal NODE|link-down NODE|link-up NODE|restart-apiserver|stop NAME|start NAME [flags]
-flags: --prefix plab --nodes 3 --dir _output/lab --kube-bin-dir DIR --controller bin/controller`)
+flags: --prefix plab --nodes 3 --dir _output/lab --kube-bin-dir DIR --controller bin/controller --speaker bin/speaker --pharos processes|none`)
 	os.Exit(2)
 }
 
@@ -72,6 +77,7 @@ func runLab(ctx context.Context, cmd string, args []string) error {
 	kubeBins := fs.String("kube-bin-dir", "", "directory with the Kubernetes binaries and etcd (default: hack/kube-bins/ensure.sh)")
 	controller := fs.String("controller", "bin/controller", "Pharos controller binary (built if missing)")
 	speaker := fs.String("speaker", "bin/speaker", "Pharos speaker binary (built if missing)")
+	pharos := fs.String("pharos", cluster.PharosProcesses, "how Pharos runs: "+cluster.PharosProcesses+" (its CRDs, RBAC, controller and speakers installed by the lab) or "+cluster.PharosNone+" (nothing installed, to install the Helm chart; pods of "+cluster.PharosImage+" then run the binaries)")
 	// Flags may follow the positional arguments; kubectl's are its own.
 	var positional []string
 	if cmd == "kubectl" {
@@ -87,7 +93,7 @@ func runLab(ctx context.Context, cmd string, args []string) error {
 			args = args[1:]
 		}
 	}
-	opts := cluster.Options{Prefix: *prefix, NodeCount: *nodes, Dir: *dir, KubeBinDir: *kubeBins, Out: os.Stdout}
+	opts := cluster.Options{Prefix: *prefix, NodeCount: *nodes, Dir: *dir, KubeBinDir: *kubeBins, Pharos: *pharos, Out: os.Stdout}
 	root, err := os.Getwd()
 	if err != nil {
 		return err
@@ -129,6 +135,9 @@ func runLab(ctx context.Context, cmd string, args []string) error {
 	case "up":
 		return l.Up(ctx)
 	case "demo":
+		if l.Pharos == cluster.PharosNone {
+			return errors.New("the demo needs Pharos installed: drop --pharos=" + cluster.PharosNone)
+		}
 		return demo(ctx, l)
 	case "down":
 		if err := l.Down(); err != nil {
@@ -220,7 +229,7 @@ func ensureBinary(path, pkg string) (string, error) {
 func runAgent(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("agent", flag.ExitOnError)
 	var o agent.Options
-	var ips, cidrs string
+	var ips, cidrs, binaries, user string
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", "", "kubeconfig")
 	fs.StringVar(&o.NodeName, "node", "", "node name")
 	fs.StringVar(&ips, "node-ips", "", "node addresses, comma-separated")
@@ -228,7 +237,26 @@ func runAgent(ctx context.Context, args []string) error {
 	fs.StringVar(&o.Bridge, "bridge", "cbr0", "pod bridge")
 	fs.StringVar(&o.PodNetnsPrefix, "pod-netns-prefix", "", "prefix of pod network namespaces")
 	fs.StringVar(&o.LogDir, "log-dir", "", "directory for pod logs")
+	fs.StringVar(&o.PharosImage, "pharos-image", "", "repository of Pharos's image, whose pods run the real binaries (empty: none)")
+	fs.StringVar(&binaries, "pharos-binaries", "", "image path=binary here, comma-separated, e.g. /controller=bin/controller,/speaker=bin/speaker")
+	fs.StringVar(&user, "pharos-user", "65532:65532", "uid:gid of Pharos's image (its USER)")
+	fs.StringVar(&o.APIServer, "apiserver", "", "the apiserver's URL, for Pharos pods")
+	fs.StringVar(&o.APIServerCA, "apiserver-ca", "", "PEM file of the CA of the apiserver's certificate, for Pharos pods")
+	fs.StringVar(&o.StateDir, "state-dir", "", "directory for Pharos pods' tokens and kubeconfigs (searchable by all users)")
 	_ = fs.Parse(args)
+	if binaries != "" {
+		o.PharosBinaries = map[string]string{}
+		for _, kv := range strings.Split(binaries, ",") {
+			k, v, ok := strings.Cut(kv, "=")
+			if !ok || k == "" || v == "" {
+				return fmt.Errorf("--pharos-binaries: %q is not PATH=BINARY", kv)
+			}
+			o.PharosBinaries[k] = v
+		}
+	}
+	if _, err := fmt.Sscanf(user, "%d:%d", &o.PharosUID, &o.PharosGID); err != nil {
+		return fmt.Errorf("--pharos-user: %q is not uid:gid: %w", user, err)
+	}
 	for _, s := range strings.Split(ips, ",") {
 		a, err := netip.ParseAddr(s)
 		if err != nil {
@@ -248,6 +276,7 @@ func runAgent(ctx context.Context, args []string) error {
 		return err
 	}
 	o.EchoCommand = []string{self, "echo"}
+	o.LaunchCommand = []string{self, "pod-exec"}
 	return agent.Run(ctx, o)
 }
 

@@ -4,7 +4,10 @@
 // network namespace wired to the node's pod bridge, and an echo server
 // (package echo) in place of its containers. That is all the real control
 // plane (scheduler, endpoint controllers, kube-proxy, pharos) needs to treat
-// the lab as a genuine cluster.
+// the lab as a genuine cluster. Pods of Pharos's own image are the
+// exception: they run the real Pharos binary as a process, under their
+// ServiceAccount's identity and their securityContext's user, so that a
+// Helm install in the lab tests the chart itself (procpods.go).
 package agent
 
 import (
@@ -12,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"os"
 	"slices"
@@ -44,6 +48,33 @@ type Options struct {
 	// LogDir receives each pod's echo-server log as
 	// <pod-namespace>_<pod-name>.log; empty discards the output.
 	LogDir string
+
+	// PharosImage is the repository of Pharos's image, e.g.
+	// "ghcr.io/pharos-lb/pharos". A pod whose container uses it (any tag
+	// or digest) runs the real binary that PharosBinaries names for its
+	// command[0], as a process, instead of an echo server; see
+	// procpods.go. Empty: every pod gets an echo server.
+	PharosImage string
+	// PharosBinaries maps an image path (command[0], e.g. "/controller")
+	// to the binary on this machine that stands in for it.
+	PharosBinaries map[string]string
+	// PharosUID and PharosGID are the user and group a Pharos container
+	// runs as when its securityContext sets none: the image's USER
+	// (65532:65532).
+	PharosUID, PharosGID int64
+	// LaunchCommand is the argv prefix of the launcher that drops to the
+	// container's user and execs a Pharos binary: the lab command's
+	// pod-exec subcommand (ExecPod). The agent appends its flags.
+	LaunchCommand []string
+	// APIServer is the apiserver's URL as pods reach it, and APIServerCA
+	// the PEM file of the CA that signed its serving certificate; both go
+	// into each Pharos pod's kubeconfig.
+	APIServer, APIServerCA string
+	// StateDir holds each Pharos pod's token and kubeconfig, in
+	// <StateDir>/<namespace>_<name>/. Pods running as another user than
+	// root read them by path, so StateDir and its parents must be
+	// searchable by everyone: somewhere under /run, not a home directory.
+	StateDir string
 }
 
 // Run registers the node, keeps it Ready and runs its pods until ctx is
@@ -74,6 +105,11 @@ func Run(ctx context.Context, opts Options) error {
 			return fmt.Errorf("agent: create log dir: %w", err)
 		}
 	}
+	if opts.StateDir != "" {
+		if err := os.MkdirAll(opts.StateDir, 0o755); err != nil {
+			return fmt.Errorf("agent: create state dir: %w", err)
+		}
+	}
 
 	log.Info("agent starting", "ips", opts.InternalIPs, "podCIDRs", opts.PodCIDRs, "bridge", opts.Bridge)
 	n := &nodeAgent{cs: cs, opts: opts, log: log}
@@ -100,6 +136,8 @@ func (o *Options) normalize() error {
 	o.InternalIPs = slices.Clone(o.InternalIPs)
 	o.PodCIDRs = slices.Clone(o.PodCIDRs)
 	o.EchoCommand = slices.Clone(o.EchoCommand)
+	o.LaunchCommand = slices.Clone(o.LaunchCommand)
+	o.PharosBinaries = maps.Clone(o.PharosBinaries)
 	var errs []error
 	if o.Kubeconfig == "" {
 		errs = append(errs, errors.New("Kubeconfig is required"))
@@ -136,6 +174,17 @@ func (o *Options) normalize() error {
 	}
 	if len(o.EchoCommand) == 0 {
 		errs = append(errs, errors.New("EchoCommand is required"))
+	}
+	if o.PharosImage != "" {
+		if len(o.PharosBinaries) == 0 {
+			errs = append(errs, errors.New("PharosImage needs PharosBinaries"))
+		}
+		if len(o.LaunchCommand) == 0 {
+			errs = append(errs, errors.New("PharosImage needs LaunchCommand"))
+		}
+		if o.APIServer == "" || o.APIServerCA == "" || o.StateDir == "" {
+			errs = append(errs, errors.New("PharosImage needs APIServer, APIServerCA and StateDir"))
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("agent: invalid options: %w", err)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -65,6 +66,16 @@ func netnsIndex(prefix, name string) int {
 		return 0
 	}
 	return n
+}
+
+// ownNetns returns the name the agent's own network namespace (the
+// node's) has in /run/netns, or "" if it has none.
+func ownNetns(ctx context.Context) string {
+	out, err := runIP(ctx, "netns", "identify", strconv.Itoa(os.Getpid()))
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(out)
 }
 
 // listNetns returns the names of all named network namespaces that start

@@ -35,11 +35,26 @@ const (
 	envNetnsTest  = "LAB_AGENT_NETNS_TEST"
 	envInner      = "LAB_AGENT_NETNS_INNER"
 	envEchoHelper = "LAB_AGENT_ECHO_HELPER"
+	// The test binary is also the pod launcher (ExecPod) and the binary
+	// of the Pharos pods of TestPharosPodsInNetns (fakePharos).
+	envPodExecHelper = "LAB_AGENT_PODEXEC_HELPER"
+	envFakePharos    = "LAB_AGENT_FAKE_PHAROS"
 )
 
-// TestMain lets the test binary double as the echo command, so the test
-// needs no other binary.
+// TestMain lets the test binary double as the echo command, the pod
+// launcher and a Pharos binary, so the tests need no other binary.
 func TestMain(m *testing.M) {
+	if os.Getenv(envPodExecHelper) == "1" {
+		// Not passed on: the binary it execs is this one again.
+		_ = os.Unsetenv(envPodExecHelper)
+		err := ExecPod(os.Args[1:])
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	if os.Getenv(envFakePharos) == "1" {
+		fakePharos()
+		return
+	}
 	if os.Getenv(envEchoHelper) == "1" {
 		fs := flag.NewFlagSet("echo", flag.ExitOnError)
 		pod := fs.String("pod", "", "")
@@ -73,18 +88,23 @@ func mustIP(t *testing.T, args ...string) {
 	}
 }
 
-// TestPodsInNetns builds a node netns with a pod bridge, then re-runs this
-// test binary inside it, where the agent's process really is in the node's
-// namespace as in the lab.
+// TestPodsInNetns runs echo pods in a node netns.
 func TestPodsInNetns(t *testing.T) {
+	inNodeNetns(t, "TestPodsInNetns", "e", podsInNetns)
+}
+
+// inNodeNetns builds a node netns with a pod bridge, then re-runs this
+// test binary's test name inside it, where the agent's process really is in
+// the node's namespace as in the lab, and inner runs there.
+func inNodeNetns(t *testing.T, name, tag string, inner func(*testing.T)) {
 	if os.Getenv(envInner) != "" {
-		podsInNetns(t)
+		inner(t)
 		return
 	}
 	if os.Getenv(envNetnsTest) == "" || os.Geteuid() != 0 {
 		t.Skipf("set %s=1 and run as root to create network namespaces", envNetnsTest)
 	}
-	base := fmt.Sprintf("plabtest-%d-", os.Getpid())
+	base := fmt.Sprintf("plabtest-%d%s-", os.Getpid(), tag)
 	node := base + "node"
 	t.Cleanup(func() {
 		if err := Cleanup(base); err != nil {
@@ -98,7 +118,7 @@ func TestPodsInNetns(t *testing.T) {
 	mustIP(t, "-n", node, "addr", "add", "2001:db8:250::1/64", "dev", "br0", "nodad")
 	mustIP(t, "-n", node, "link", "set", "br0", "up")
 
-	cmd := exec.Command("ip", "netns", "exec", node, os.Args[0], "-test.run", "^TestPodsInNetns$", "-test.v", "-test.count=1")
+	cmd := exec.Command("ip", "netns", "exec", node, os.Args[0], "-test.run", "^"+name+"$", "-test.v", "-test.count=1")
 	cmd.Env = append(os.Environ(), envInner+"="+base)
 	out, err := cmd.CombinedOutput()
 	t.Logf("inner run:\n%s", out)

@@ -48,7 +48,7 @@ type slot struct {
 	netns string       // PodNetnsPrefix+idx
 	addrs []netip.Addr // one per pod CIDR, same order; zero until allocated
 	netUp bool         // network built by this agent run
-	proc  *echoProc
+	proc  *podProc     // the echo server, or a Pharos pod's process
 
 	ports     []int
 	restarts  int32
@@ -56,6 +56,14 @@ type slot struct {
 
 	failures  int       // consecutive failed starts
 	notBefore time.Time // no new start attempt before this
+
+	// Pharos pods only (procpods.go).
+	creds     *credentials                     // its ServiceAccount token and kubeconfig
+	lastExit  *corev1.ContainerStateTerminated // how the latest run ended
+	prevExit  *corev1.ContainerStateTerminated // and the one before
+	final     bool                             // the latest run ended the pod (restartPolicy)
+	restartAt time.Time                        // CrashLoopBackOff: no restart before this
+	crashes   int                              // consecutive short runs, for that back-off
 }
 
 // podManager runs the pods bound to this node.
@@ -70,6 +78,10 @@ type podManager struct {
 	slots     map[string]*slot      // by pod key "namespace/name"
 	usedAddrs map[netip.Addr]string // address -> owner (pod key, or "orphan:<netns>")
 	usedIdx   map[int]string        // netns index -> owner
+
+	// hostNetns is the name of the agent's netns, where hostNetwork pods
+	// run; set by run before any pod is reconciled.
+	hostNetns string
 }
 
 func newPodManager(cs kubernetes.Interface, opts Options, log *slog.Logger) *podManager {
@@ -121,6 +133,7 @@ func (m *podManager) run(ctx context.Context) {
 		m.log.Warn("cannot pin the pod bridge's MAC address; pod traffic may stall after pod deletions", "err", err)
 	}
 	m.adopt(ctx)
+	m.hostNetns = ownNetns(ctx)
 
 	var wg sync.WaitGroup
 	for range podWorkers {
@@ -181,7 +194,7 @@ func (m *podManager) processNext(ctx context.Context) bool {
 
 // reconcile makes what runs here for key match the Pod in the informer
 // cache: nothing if the pod is gone or terminating, a serving echo server in
-// a wired netns otherwise.
+// a wired netns otherwise, or for a Pharos pod its binary (procpods.go).
 func (m *podManager) reconcile(ctx context.Context, key string) error {
 	ns, name, err := cache.SplitMetaNamespaceKey(key)
 	if err != nil {
@@ -201,7 +214,7 @@ func (m *podManager) reconcile(ctx context.Context, key string) error {
 	// Whatever runs for a previous incarnation of this name, or for a pod
 	// that is going away, is stopped first.
 	if s != nil && (pod == nil || pod.UID != s.uid || pod.DeletionTimestamp != nil || terminal(pod)) {
-		if err := m.teardown(ctx, s); err != nil {
+		if err := m.teardown(ctx, s, stopGraceFor(pod, s)); err != nil {
 			return err
 		}
 		m.log.Info("pod stopped", "pod", key, "netns", s.netns)
@@ -214,17 +227,16 @@ func (m *podManager) reconcile(ctx context.Context, key string) error {
 		return m.finalizeDeletion(ctx, pod)
 	case terminal(pod):
 		return nil
-	case pod.Spec.HostNetwork:
+	}
+	pp, isPharos, err := m.opts.pharosPodOf(pod)
+	switch {
+	case err != nil:
+		return m.unsupported(ctx, pod, err.Error())
+	case pod.Spec.HostNetwork && !isPharos:
 		// A hostNetwork pod would share the node's netns, where an echo
 		// server could clash with kube-proxy's or FRR's ports; say so on
 		// the pod instead of pretending it runs.
-		msg := "the lab node agent does not run hostNetwork pods"
-		if failedStatusCurrent(pod, msg) {
-			return nil
-		}
-		return m.writeStatus(ctx, pod, func(p *corev1.Pod) (corev1.PodStatus, bool) {
-			return failedStatus(p, m.opts.InternalIPs, 0, "Unsupported", msg, metav1.Now()), !failedStatusCurrent(p, msg)
-		})
+		return m.unsupported(ctx, pod, "the lab node agent does not run hostNetwork pods")
 	}
 
 	if s == nil {
@@ -241,7 +253,12 @@ func (m *podManager) reconcile(ctx context.Context, key string) error {
 		m.queue.AddAfter(key, wait)
 		return nil
 	}
-	started, err := m.ensureStarted(ctx, pod, s)
+	var started bool
+	if isPharos {
+		started, err = m.ensureProcess(ctx, pod, s, pp)
+	} else {
+		started, err = m.ensureStarted(ctx, pod, s)
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return err
@@ -254,6 +271,12 @@ func (m *podManager) reconcile(ctx context.Context, key string) error {
 		return nil
 	}
 	s.failures, s.notBefore = 0, time.Time{}
+	if isPharos {
+		if started {
+			m.log.Info("pod process started", "pod", key, "netns", s.netns, "ips", m.podIPs(s, pp), "argv0", s.proc.what, "restarts", s.restarts)
+		}
+		return m.writeProcessStatus(ctx, pod, s, pp)
+	}
 	if started {
 		m.log.Info("pod started", "pod", key, "netns", s.netns, "ips", s.addrs, "ports", s.ports, "restarts", s.restarts)
 	}
@@ -266,6 +289,17 @@ func (m *podManager) reconcile(ctx context.Context, key string) error {
 	})
 }
 
+// unsupported reports on the pod why the lab cannot run it; it is not
+// retried, as the reason lies in the pod's spec.
+func (m *podManager) unsupported(ctx context.Context, pod *corev1.Pod, msg string) error {
+	if failedStatusCurrent(pod, msg) {
+		return nil
+	}
+	return m.writeStatus(ctx, pod, func(p *corev1.Pod) (corev1.PodStatus, bool) {
+		return failedStatus(p, m.opts.InternalIPs, 0, "Unsupported", msg, metav1.Now()), !failedStatusCurrent(p, msg)
+	})
+}
+
 func terminal(pod *corev1.Pod) bool {
 	return pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed
 }
@@ -273,23 +307,8 @@ func terminal(pod *corev1.Pod) bool {
 // ensureStarted brings the pod's network and echo server up if they are
 // not, and reports whether it (re)started the server.
 func (m *podManager) ensureStarted(ctx context.Context, pod *corev1.Pod, s *slot) (bool, error) {
-	if err := m.allocate(s); err != nil {
+	if err := m.ensureNetwork(ctx, s); err != nil {
 		return false, err
-	}
-	if s.netUp && !netnsExists(s.netns) {
-		// Someone removed the netns under us: rebuild it from scratch.
-		m.log.Warn("pod netns vanished; rebuilding", "pod", s.key, "netns", s.netns)
-		s.proc.stop()
-		s.netUp = false
-		s.restarts++
-	}
-	if !s.netUp {
-		s.proc.stop() // a server in a netns about to be replaced is useless
-		s.proc = nil
-		if err := setupPodNetwork(ctx, m.podNet(s)); err != nil {
-			return false, err
-		}
-		s.netUp = true
 	}
 	if s.proc != nil && !s.proc.exited() {
 		return false, nil
@@ -316,6 +335,30 @@ func (m *podManager) ensureStarted(ctx context.Context, pod *corev1.Pod, s *slot
 	return true, nil
 }
 
+// ensureNetwork gives the slot its addresses and a wired netns, building
+// the netns again (and stopping what ran in it) if it vanished.
+func (m *podManager) ensureNetwork(ctx context.Context, s *slot) error {
+	if err := m.allocate(s); err != nil {
+		return err
+	}
+	if s.netUp && !netnsExists(s.netns) {
+		// Someone removed the netns under us: rebuild it from scratch.
+		m.log.Warn("pod netns vanished; rebuilding", "pod", s.key, "netns", s.netns)
+		s.proc.stop()
+		s.netUp = false
+		s.restarts++
+	}
+	if !s.netUp {
+		s.proc.stop() // a process in a netns about to be replaced is useless
+		s.proc = nil
+		if err := setupPodNetwork(ctx, m.podNet(s)); err != nil {
+			return err
+		}
+		s.netUp = true
+	}
+	return nil
+}
+
 // fail undoes a partial start and records the failure on the pod. The
 // addresses and netns index stay reserved for the retry, so the pod keeps
 // its identity across attempts.
@@ -337,12 +380,22 @@ func (m *podManager) fail(ctx context.Context, pod *corev1.Pod, s *slot, cause e
 	}
 }
 
-// teardown stops the pod's server, removes its netns and veth and frees its
-// addresses. If the netns cannot be removed the addresses stay reserved
-// (and the slot stays, to be retried), or they could be handed out twice.
-func (m *podManager) teardown(ctx context.Context, s *slot) error {
-	s.proc.stop()
+// teardown stops the pod's process within grace (its own when negative),
+// removes its credentials, netns and veth and frees its addresses. If the
+// netns cannot be removed the addresses stay reserved (and the slot stays,
+// to be retried), or they could be handed out twice.
+func (m *podManager) teardown(ctx context.Context, s *slot, grace time.Duration) error {
+	if s.proc != nil {
+		if grace < 0 {
+			grace = s.proc.grace
+		}
+		s.proc.stopWithin(grace)
+	}
 	s.proc = nil
+	if err := s.creds.remove(); err != nil {
+		return fmt.Errorf("remove the pod's credentials: %w", err)
+	}
+	s.creds = nil
 	if s.netns != "" {
 		if err := teardownPodNetwork(ctx, m.podNet(s)); err != nil {
 			return err
@@ -356,6 +409,18 @@ func (m *podManager) teardown(ctx context.Context, s *slot) error {
 		delete(m.slots, s.key)
 	}
 	return nil
+}
+
+// stopGraceFor returns how long the process of slot s gets between SIGTERM
+// and SIGKILL when pod (nil once gone) is being deleted: the deletion's
+// grace period if shorter than the process's own, which is what a
+// `kubectl delete --grace-period` asks for. Negative means the process's
+// own.
+func stopGraceFor(pod *corev1.Pod, s *slot) time.Duration {
+	if pod == nil || pod.UID != s.uid || pod.DeletionGracePeriodSeconds == nil || s.proc == nil {
+		return -1
+	}
+	return min(time.Duration(*pod.DeletionGracePeriodSeconds)*time.Second, s.proc.grace)
 }
 
 // finalizeDeletion does the kubelet's last step for a terminating pod whose
@@ -501,11 +566,12 @@ func netnsExists(name string) bool {
 	return !errors.Is(err, os.ErrNotExist)
 }
 
-// stopAll stops every echo server, in parallel so that shutdown takes
-// stopGrace at most rather than stopGrace per pod.
+// stopAll stops every pod's process, in parallel so that shutdown takes
+// stopGrace at most rather than stopGrace per pod. A Pharos pod's longer
+// grace period is not waited for: the node is going away.
 func (m *podManager) stopAll() {
 	m.mu.Lock()
-	procs := make([]*echoProc, 0, len(m.slots))
+	procs := make([]*podProc, 0, len(m.slots))
 	for _, s := range m.slots {
 		if s.proc != nil {
 			procs = append(procs, s.proc)
@@ -514,11 +580,11 @@ func (m *podManager) stopAll() {
 	m.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, p := range procs {
-		wg.Go(p.stop)
+		wg.Go(func() { p.stopWithin(stopGrace) })
 	}
 	wg.Wait()
 	if len(procs) > 0 {
-		m.log.Info("echo servers stopped", "count", len(procs))
+		m.log.Info("pod processes stopped", "count", len(procs))
 	}
 }
 

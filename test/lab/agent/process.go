@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -24,16 +25,27 @@ const (
 	stopGrace = 2 * time.Second
 )
 
-// echoProc is one running echo server, i.e. one pod's "containers".
-type echoProc struct {
+// podProc is one running process that stands in for a pod's containers:
+// an echo server, or one of Pharos's binaries.
+type podProc struct {
 	cmd     *exec.Cmd
+	what    string // "echo server" or the image path, for messages
 	logPath string
-	done    chan struct{} // closed once the process has been reaped
-	err     error         // Wait's result; read only after done is closed
+	grace   time.Duration // between SIGTERM and SIGKILL
+	started time.Time
+
+	// ready is the readiness of a Pharos pod's process, which its prober
+	// (stopped through ctx once the process has been reaped) keeps.
+	ready atomic.Bool
+	ctx   context.Context
+
+	done     chan struct{} // closed once the process has been reaped
+	err      error         // Wait's result; read only after done is closed
+	finished time.Time     // read only after done is closed
 }
 
 // exited reports whether the process has ended.
-func (p *echoProc) exited() bool {
+func (p *podProc) exited() bool {
 	select {
 	case <-p.done:
 		return true
@@ -42,16 +54,27 @@ func (p *echoProc) exited() bool {
 	}
 }
 
-// startEcho starts argv (already including "ip netns exec <ns>") with output
-// appended to logPath (discarded if empty). onExit runs after the process has
-// been reaped, whatever the reason, so the pod gets reconciled at once.
-func startEcho(argv []string, logPath string, onExit func()) (*echoProc, error) {
+// procStart says how to start a pod's process.
+type procStart struct {
+	argv    []string // including any "ip netns exec <ns>" prefix
+	env     []string // nil: the agent's own
+	what    string
+	logPath string        // appended to; empty discards the output
+	grace   time.Duration // zero: stopGrace
+	newUTS  bool          // in a UTS namespace of its own (a hostname of its own)
+}
+
+// startProc starts a pod's process. onExit runs after the process has been
+// reaped, whatever the reason, so the pod gets reconciled at once.
+func startProc(ps procStart, onExit func()) (*podProc, error) {
+	argv := ps.argv
 	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = ps.env
 	var logf *os.File
-	if logPath != "" {
-		f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if ps.logPath != "" {
+		f, err := os.OpenFile(ps.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 		if err != nil {
-			return nil, fmt.Errorf("open echo log: %w", err)
+			return nil, fmt.Errorf("open pod log: %w", err)
 		}
 		logf = f
 		fmt.Fprintf(f, "=== %s lab agent starting: %s\n", time.Now().Format(time.RFC3339), strings.Join(argv, " "))
@@ -65,16 +88,26 @@ func startEcho(argv []string, logPath string, onExit func()) (*echoProc, error) 
 		// instead of lingering in their netns.
 		Pdeathsig: syscall.SIGKILL,
 	}
+	if ps.newUTS {
+		cmd.SysProcAttr.Cloneflags = syscall.CLONE_NEWUTS
+	}
 	err := cmd.Start()
 	if logf != nil {
 		_ = logf.Close() // the child has its own descriptor
 	}
 	if err != nil {
-		return nil, fmt.Errorf("start echo server %q: %w", strings.Join(argv, " "), err)
+		return nil, fmt.Errorf("start %s %q: %w", ps.what, strings.Join(argv, " "), err)
 	}
-	p := &echoProc{cmd: cmd, logPath: logPath, done: make(chan struct{})}
+	grace := ps.grace
+	if grace <= 0 {
+		grace = stopGrace
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &podProc{cmd: cmd, what: ps.what, logPath: ps.logPath, grace: grace, started: time.Now(), ctx: ctx, done: make(chan struct{})}
 	go func() {
 		p.err = cmd.Wait()
+		p.finished = time.Now()
+		cancel()
 		close(p.done)
 		if onExit != nil {
 			onExit()
@@ -83,10 +116,23 @@ func startEcho(argv []string, logPath string, onExit func()) (*echoProc, error) 
 	return p, nil
 }
 
-// stop ends the process: SIGTERM to its group, SIGKILL after stopGrace, and
-// returns once it has been reaped (or gave up after a further few seconds,
-// which only an unkillable process could cause).
-func (p *echoProc) stop() {
+// startEcho starts an echo server: argv already includes "ip netns exec
+// <ns>".
+func startEcho(argv []string, logPath string, onExit func()) (*podProc, error) {
+	return startProc(procStart{argv: argv, what: "echo server", logPath: logPath}, onExit)
+}
+
+// stop ends the process within its grace period; see stopWithin.
+func (p *podProc) stop() {
+	if p != nil {
+		p.stopWithin(p.grace)
+	}
+}
+
+// stopWithin ends the process: SIGTERM to its group, SIGKILL after grace,
+// and returns once it has been reaped (or gave up after a further few
+// seconds, which only an unkillable process could cause).
+func (p *podProc) stopWithin(grace time.Duration) {
 	if p == nil || p.exited() {
 		return
 	}
@@ -95,7 +141,7 @@ func (p *echoProc) stop() {
 	select {
 	case <-p.done:
 		return
-	case <-time.After(stopGrace):
+	case <-time.After(grace):
 	}
 	if !p.exited() {
 		_ = syscall.Kill(-pgid, syscall.SIGKILL)
@@ -106,10 +152,23 @@ func (p *echoProc) stop() {
 	}
 }
 
+// exitCode is the process's exit status as a container runtime reports
+// it: 128+n for a process killed by signal n. Valid once it has exited.
+func (p *podProc) exitCode() int32 {
+	ws, ok := p.cmd.ProcessState.Sys().(syscall.WaitStatus)
+	switch {
+	case !ok:
+		return int32(p.cmd.ProcessState.ExitCode())
+	case ws.Signaled():
+		return 128 + int32(ws.Signal())
+	}
+	return int32(ws.ExitStatus())
+}
+
 // describeExit says how the process ended, with the end of its log, for
 // error messages and pod status.
-func (p *echoProc) describeExit() string {
-	msg := "echo server exited"
+func (p *podProc) describeExit() string {
+	msg := p.what + " exited"
 	if p.err != nil {
 		msg += ": " + p.err.Error()
 	}
@@ -136,11 +195,36 @@ func logTail(path string, n int64) string {
 	return strings.Join(strings.Fields(string(b)), " ")
 }
 
+// logTailRaw returns up to n trailing bytes of a log file as they are,
+// starting at a line boundary when there is one, for a container's
+// termination message.
+func logTailRaw(path string, n int64) string {
+	if path == "" {
+		return ""
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	cut := false
+	if fi, err := f.Stat(); err == nil && fi.Size() > n {
+		_, _ = f.Seek(-n, io.SeekEnd)
+		cut = true
+	}
+	b, _ := io.ReadAll(f)
+	s := string(b)
+	if i := strings.IndexByte(s, '\n'); cut && i >= 0 && i < len(s)-1 {
+		s = s[i+1:]
+	}
+	return strings.TrimRight(s, "\n")
+}
+
 // waitServing polls until a TCP connect succeeds to every port on every
 // address, the process exits, readyTimeout passes or ctx ends. Checking all
 // of them, not just the first, means a pod reported Ready answers on every
 // address family and port a Service may send it.
-func waitServing(ctx context.Context, p *echoProc, addrs []netip.Addr, ports []int) error {
+func waitServing(ctx context.Context, p *podProc, addrs []netip.Addr, ports []int) error {
 	var pending []string
 	for _, a := range addrs {
 		for _, port := range ports {

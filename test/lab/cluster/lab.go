@@ -40,9 +40,30 @@ type Options struct {
 	SpeakerBinary string
 	// RepoRoot is the repository, for the CRDs and RBAC in config/.
 	RepoRoot string
+	// Pharos says how Pharos gets into the lab: PharosProcesses (the
+	// default) installs config/'s CRDs and RBAC and runs the controller
+	// and speakers as lab components; PharosNone installs nothing, for a
+	// test that installs the Helm chart. Either way the node agents run
+	// pods of PharosImage as the real ControllerBinary and SpeakerBinary
+	// (command /controller and /speaker), under the pod's ServiceAccount.
+	Pharos string
 	// Out receives progress lines.
 	Out io.Writer
 }
+
+// Values of Options.Pharos.
+const (
+	PharosProcesses = "processes"
+	PharosNone      = "none"
+)
+
+// PharosImage is the repository of Pharos's image: the node agents run its
+// pods (any tag) as the real binaries. PharosImageUser is the image's USER
+// (uid and gid), which a pod without runAsUser runs as.
+const (
+	PharosImage     = "ghcr.io/pharos-lb/pharos"
+	PharosImageUser = 65532
+)
 
 // Lab is a lab's topology and state directory.
 type Lab struct {
@@ -61,6 +82,13 @@ func New(o Options) (*Lab, error) {
 	}
 	if o.Out == nil {
 		o.Out = io.Discard
+	}
+	switch o.Pharos {
+	case "":
+		o.Pharos = PharosProcesses
+	case PharosProcesses, PharosNone:
+	default:
+		return nil, fmt.Errorf("Options.Pharos is %q; want %q or %q", o.Pharos, PharosProcesses, PharosNone)
 	}
 	dir, err := filepath.Abs(o.Dir)
 	if err != nil {
@@ -91,6 +119,12 @@ func CheckHost() error {
 func (l *Lab) Kubeconfig() string { return filepath.Join(l.Dir, "admin.kubeconfig") }
 
 func (l *Lab) pkiDir() string { return filepath.Join(l.Dir, "pki") }
+
+// PodStateDir holds the tokens and kubeconfigs the node agents write for
+// Pharos pods. Pods that run as a user other than root read them by path,
+// so it is under /run rather than l.Dir, whose parents (a home directory)
+// may not be searchable by them; Down removes it.
+func (l *Lab) PodStateDir() string { return "/run/" + l.Prefix + "-lab" }
 
 // Up builds the lab from nothing: it first removes what an earlier lab of
 // the same prefix left, and tears down what it built if a step fails.
@@ -162,8 +196,10 @@ func (l *Lab) Down() error {
 			failed = append(failed, err.Error())
 		}
 	}
-	if err := os.RemoveAll(l.Dir); err != nil {
-		failed = append(failed, err.Error())
+	for _, dir := range []string{l.Dir, l.PodStateDir()} {
+		if err := os.RemoveAll(dir); err != nil {
+			failed = append(failed, err.Error())
+		}
 	}
 	if len(failed) > 0 {
 		return fmt.Errorf("lab teardown left something behind: %s", strings.Join(failed, "; "))
@@ -231,6 +267,16 @@ func (l *Lab) buildNetwork(context.Context) error {
 	}
 	for _, n := range l.Nodes {
 		if err := l.buildNode(n); err != nil {
+			return err
+		}
+		// The apiserver dials webhooks and aggregated APIs at their pods'
+		// addresses (--enable-aggregator-routing), straight to the node
+		// that hosts them, as on a cluster with a flat pod network. The
+		// replies need nothing: a node reaches the LAN directly.
+		if err := ip(l.Control.Name, "route", "add", n.PodV4.String(), "via", n.V4.String()); err != nil {
+			return err
+		}
+		if err := ip(l.Control.Name, "-6", "route", "add", n.PodV6.String(), "via", n.V6.String()); err != nil {
 			return err
 		}
 	}
@@ -304,9 +350,13 @@ func (l *Lab) buildNode(n Node) error {
 	return l.defaultRoutes(n.Name)
 }
 
-// writeCredentials creates the service-account key pair, the static
-// tokens and one kubeconfig per identity.
+// writeCredentials creates the lab CA and the apiserver's certificate, the
+// service-account key pair, the static tokens and one kubeconfig per
+// identity.
 func (l *Lab) writeCredentials(context.Context) error {
+	if err := l.writePKI(); err != nil {
+		return err
+	}
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		return err
@@ -389,6 +439,7 @@ func (l *Lab) bin(name string) string { return filepath.Join(l.KubeBinDir, name)
 func (l *Lab) startControlPlane(ctx context.Context) error {
 	cp := l.Control.Name
 	pki := l.pkiDir()
+	servingCert, servingKey := l.servingCert()
 	if err := l.Start(Process{Name: "etcd", Netns: cp, Argv: []string{l.bin("etcd"),
 		"--data-dir", filepath.Join(l.Dir, "etcd"),
 		"--listen-client-urls", etcdClient, "--advertise-client-urls", etcdClient,
@@ -401,6 +452,11 @@ func (l *Lab) startControlPlane(ctx context.Context) error {
 		"--etcd-servers", etcdClient,
 		"--bind-address", l.Control.V4.String(), "--advertise-address", l.Control.V4.String(),
 		"--secure-port", fmt.Sprint(APIPort), "--cert-dir", pki,
+		"--tls-cert-file", servingCert, "--tls-private-key-file", servingKey,
+		// Webhooks and aggregated APIs are called at their endpoints'
+		// pod addresses: the control plane's namespace has routes to the
+		// pod CIDRs but no kube-proxy for ClusterIPs.
+		"--enable-aggregator-routing=true",
 		"--service-account-issuer", "https://kubernetes.default.svc",
 		"--service-account-key-file", filepath.Join(pki, "sa.pub"),
 		"--service-account-signing-key-file", filepath.Join(pki, "sa.key"),
@@ -421,6 +477,7 @@ func (l *Lab) startControlPlane(ctx context.Context) error {
 		"--authorization-kubeconfig", filepath.Join(l.Dir, "kube-controller-manager.kubeconfig"),
 		"--leader-elect=false", "--bind-address", "127.0.0.1",
 		"--service-account-private-key-file", filepath.Join(pki, "sa.key"),
+		"--root-ca-file", l.CAFile(),
 		"--use-service-account-credentials=true",
 		"--service-cluster-ip-range", ServiceV4.String() + "," + ServiceV6.String(),
 		"--allocate-node-cidrs=false",
@@ -498,7 +555,7 @@ func (l *Lab) Exec(ctx context.Context, ns string, argv ...string) (string, erro
 // startNodes starts each node's agent and kube-proxy.
 func (l *Lab) startNodes(context.Context) error {
 	for _, n := range l.Nodes {
-		if err := l.Start(Process{Name: n.Name + "-agent", Netns: n.Name, MountRoot: true, Argv: []string{
+		argv := []string{
 			l.LabBinary, "agent",
 			"--kubeconfig", filepath.Join(l.Dir, "node-agent.kubeconfig"),
 			"--node", n.Name,
@@ -507,7 +564,18 @@ func (l *Lab) startNodes(context.Context) error {
 			"--bridge", "cbr0",
 			"--pod-netns-prefix", n.Name + "-p",
 			"--log-dir", l.LogDir(),
-		}}); err != nil {
+		}
+		if bins := l.pharosBinaries(); bins != "" {
+			argv = append(argv,
+				"--pharos-image", PharosImage,
+				"--pharos-binaries", bins,
+				"--pharos-user", fmt.Sprintf("%d:%d", PharosImageUser, PharosImageUser),
+				"--apiserver", l.APIServer(),
+				"--apiserver-ca", l.CAFile(),
+				"--state-dir", filepath.Join(l.PodStateDir(), n.Name),
+			)
+		}
+		if err := l.Start(Process{Name: n.Name + "-agent", Netns: n.Name, MountRoot: true, Argv: argv}); err != nil {
 			return err
 		}
 		cfg := filepath.Join(l.Dir, n.Name+"-proxy.yaml")
@@ -519,6 +587,19 @@ func (l *Lab) startNodes(context.Context) error {
 		}
 	}
 	return nil
+}
+
+// pharosBinaries is the agents' --pharos-binaries: which binary stands in
+// for each path of Pharos's image; empty if the lab has none.
+func (l *Lab) pharosBinaries() string {
+	var kv []string
+	if l.ControllerBinary != "" {
+		kv = append(kv, "/controller="+l.ControllerBinary)
+	}
+	if l.SpeakerBinary != "" {
+		kv = append(kv, "/speaker="+l.SpeakerBinary)
+	}
+	return strings.Join(kv, ",")
 }
 
 func (l *Lab) kubeProxyConfig(n Node) string {
@@ -540,21 +621,22 @@ conntrack:
 }
 
 // installPharos installs the CRDs and RBAC from config/ and starts the
-// controller under its own identity, bound only to its ClusterRole.
+// controller and speakers under their own identities, bound only to their
+// ClusterRoles and Roles.
 func (l *Lab) installPharos(ctx context.Context) error {
-	if l.ControllerBinary == "" {
+	if l.ControllerBinary == "" || l.Pharos == PharosNone {
 		return nil
+	}
+	// The namespace first: config/rbac has Roles in it.
+	if err := l.apply(ctx, "apiVersion: v1\nkind: Namespace\nmetadata: {name: pharos-system}\n"); err != nil {
+		return err
 	}
 	for _, dir := range []string{"config/crd/bases", "config/rbac", "config/rbac/speaker"} {
 		if _, err := l.Kubectl(ctx, "apply", "-f", filepath.Join(l.RepoRoot, dir)); err != nil {
 			return err
 		}
 	}
-	manifest := `apiVersion: v1
-kind: Namespace
-metadata: {name: pharos-system}
----
-apiVersion: rbac.authorization.k8s.io/v1
+	manifest := `apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRoleBinding
 metadata: {name: pharos-controller}
 roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: pharos-controller}
@@ -565,6 +647,27 @@ apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRoleBinding
 metadata: {name: pharos-speaker}
 roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: pharos-speaker}
+subjects:
+- {apiGroup: rbac.authorization.k8s.io, kind: User, name: pharos-speaker}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: pharos-controller, namespace: pharos-system}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: pharos-controller}
+subjects:
+- {apiGroup: rbac.authorization.k8s.io, kind: User, name: pharos-controller}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: pharos-controller, namespace: kube-system}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: pharos-controller}
+subjects:
+- {apiGroup: rbac.authorization.k8s.io, kind: User, name: pharos-controller}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: pharos-speaker, namespace: pharos-system}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: pharos-speaker}
 subjects:
 - {apiGroup: rbac.authorization.k8s.io, kind: User, name: pharos-speaker}
 ---
@@ -630,10 +733,11 @@ func (l *Lab) apply(ctx context.Context, manifest string) error {
 // checkRunning fails if a component has exited.
 func (l *Lab) checkRunning() error {
 	names := []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"}
-	if l.ControllerBinary != "" {
+	pharos := l.Pharos != PharosNone
+	if pharos && l.ControllerBinary != "" {
 		names = append(names, "pharos-controller")
 	}
-	if l.SpeakerBinary != "" {
+	if pharos && l.ControllerBinary != "" && l.SpeakerBinary != "" {
 		for _, n := range l.Nodes {
 			names = append(names, n.Name+"-speaker")
 		}

@@ -1,0 +1,156 @@
+package agent
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// maxGrace caps a Pharos pod's termination grace period, so that a chart
+// asking for minutes cannot stall the lab's pod workers (and tests) that
+// long.
+const maxGrace = 30 * time.Second
+
+// pharosPod is how the agent runs a pod of Pharos's image: as a real
+// process of one of Pharos's binaries, rather than an echo server. It holds
+// everything that follows from the spec alone; the environment and argv
+// need the pod's addresses and are built at each start.
+type pharosPod struct {
+	container     *corev1.Container
+	binary        string // on this machine
+	uid, gid      int64
+	groups        []int64
+	hostNetwork   bool
+	restartPolicy corev1.RestartPolicy
+	grace         time.Duration
+	credentials   bool // whether the pod gets its ServiceAccount's token
+}
+
+// imageRepository returns image without its tag and digest:
+// "ghcr.io/pharos-lb/pharos:v1@sha256:..." -> "ghcr.io/pharos-lb/pharos".
+// A colon before the last slash is a registry port, not a tag.
+func imageRepository(image string) string {
+	if i := strings.IndexByte(image, '@'); i >= 0 {
+		image = image[:i]
+	}
+	if i := strings.LastIndexByte(image, ':'); i > strings.LastIndexByte(image, '/') {
+		image = image[:i]
+	}
+	return image
+}
+
+// pharosPodOf says whether pod is a Pharos pod and, if so, how to run it.
+// ok is false for every other pod (they get the echo server). err says why
+// a Pharos pod cannot run in the lab; it is reported on the pod rather than
+// falling back to an echo server that would only pretend to be Pharos.
+func (o *Options) pharosPodOf(pod *corev1.Pod) (pp *pharosPod, ok bool, err error) {
+	if o.PharosImage == "" {
+		return nil, false, nil
+	}
+	isPharos := func(c corev1.Container) bool { return imageRepository(c.Image) == o.PharosImage }
+	for _, c := range append(pod.Spec.InitContainers, pod.Spec.Containers...) {
+		ok = ok || isPharos(c)
+	}
+	if !ok {
+		return nil, false, nil
+	}
+	if len(pod.Spec.InitContainers) > 0 || len(pod.Spec.Containers) != 1 {
+		return nil, true, fmt.Errorf("the lab node agent runs a pod of %s only with exactly one container and no init containers", o.PharosImage)
+	}
+	c := &pod.Spec.Containers[0]
+	if len(c.Command) == 0 || o.PharosBinaries[c.Command[0]] == "" {
+		return nil, true, fmt.Errorf("the lab node agent runs %s only with command[0] one of %s; got command %q", o.PharosImage, o.knownBinaries(), c.Command)
+	}
+	pp = &pharosPod{
+		container:     c,
+		binary:        o.PharosBinaries[c.Command[0]],
+		hostNetwork:   pod.Spec.HostNetwork,
+		restartPolicy: pod.Spec.RestartPolicy,
+		grace:         maxGrace,
+		// The ServiceAccount admission plugin and the kubelet skip the
+		// token only when told to; a ServiceAccount's own
+		// automountServiceAccountToken is not looked up here.
+		credentials: pod.Spec.AutomountServiceAccountToken == nil || *pod.Spec.AutomountServiceAccountToken,
+	}
+	if pp.restartPolicy == "" {
+		pp.restartPolicy = corev1.RestartPolicyAlways
+	}
+	if g := pod.Spec.TerminationGracePeriodSeconds; g != nil {
+		pp.grace = min(time.Duration(*g)*time.Second, maxGrace)
+	}
+	if pp.uid, pp.gid, pp.groups, err = runAs(pod, c, o.PharosUID, o.PharosGID); err != nil {
+		return nil, true, err
+	}
+	return pp, true, nil
+}
+
+func (o *Options) knownBinaries() string {
+	return strings.Join(slices.Sorted(maps.Keys(o.PharosBinaries)), ", ")
+}
+
+// runAs returns the user, group and supplementary groups a container runs
+// with, as a container runtime derives them: runAsUser and runAsGroup from
+// the container's securityContext, else the pod's, else the image's USER
+// (imageUID:imageGID). With runAsUser set but no runAsGroup, the group is
+// the image user's when the user is that one, and root otherwise, which is
+// what a runtime finds in the distroless image's /etc/passwd. The pod's
+// supplementalGroups and fsGroup become supplementary groups.
+func runAs(pod *corev1.Pod, c *corev1.Container, imageUID, imageGID int64) (uid, gid int64, groups []int64, err error) {
+	psc := pod.Spec.SecurityContext
+	if psc == nil {
+		psc = &corev1.PodSecurityContext{}
+	}
+	csc := c.SecurityContext
+	if csc == nil {
+		csc = &corev1.SecurityContext{}
+	}
+	pick := func(a, b *int64) *int64 {
+		if a != nil {
+			return a
+		}
+		return b
+	}
+	uid = imageUID
+	if u := pick(csc.RunAsUser, psc.RunAsUser); u != nil {
+		uid = *u
+	}
+	gid = 0
+	if uid == imageUID {
+		gid = imageGID
+	}
+	if g := pick(csc.RunAsGroup, psc.RunAsGroup); g != nil {
+		gid = *g
+	}
+	if nonRoot := firstBool(csc.RunAsNonRoot, psc.RunAsNonRoot); nonRoot && uid == 0 {
+		return 0, 0, nil, fmt.Errorf("container %s has runAsNonRoot and would run as root (uid 0)", c.Name)
+	}
+	groups = append(groups, psc.SupplementalGroups...)
+	if psc.FSGroup != nil {
+		groups = append(groups, *psc.FSGroup)
+	}
+	return uid, gid, groups, nil
+}
+
+// firstBool returns the first of a, b that is set, or false.
+func firstBool(a, b *bool) bool {
+	if a != nil {
+		return *a
+	}
+	return b != nil && *b
+}
+
+// restarts reports whether a container that exited with code is started
+// again under policy.
+func restarts(policy corev1.RestartPolicy, code int32) bool {
+	switch policy {
+	case corev1.RestartPolicyNever:
+		return false
+	case corev1.RestartPolicyOnFailure:
+		return code != 0
+	}
+	return true
+}

@@ -1,0 +1,176 @@
+package agent
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+)
+
+func pharosOptions() Options {
+	o := testOptions()
+	o.PharosImage = "ghcr.io/pharos-lb/pharos"
+	o.PharosBinaries = map[string]string{"/controller": "/lab/bin/controller", "/speaker": "/lab/bin/speaker"}
+	o.PharosUID, o.PharosGID = 65532, 65532
+	o.LaunchCommand = []string{"/bin/lab", "pod-exec"}
+	o.APIServer, o.APIServerCA, o.StateDir = "https://198.18.96.2:6443", "/lab/pki/ca.crt", "/run/plab-lab/plab-n1"
+	return o
+}
+
+func TestImageRepository(t *testing.T) {
+	for in, want := range map[string]string{
+		"ghcr.io/pharos-lb/pharos:dev":                 "ghcr.io/pharos-lb/pharos",
+		"ghcr.io/pharos-lb/pharos":                     "ghcr.io/pharos-lb/pharos",
+		"ghcr.io/pharos-lb/pharos@sha256:abc":          "ghcr.io/pharos-lb/pharos",
+		"ghcr.io/pharos-lb/pharos:v1.2.3@sha256:abc":   "ghcr.io/pharos-lb/pharos",
+		"registry.local:5000/pharos-lb/pharos":         "registry.local:5000/pharos-lb/pharos",
+		"registry.local:5000/pharos-lb/pharos:v1.0.0":  "registry.local:5000/pharos-lb/pharos",
+		"ghcr.io/pharos-lb/pharos-something-else:v1.0": "ghcr.io/pharos-lb/pharos-something-else",
+	} {
+		if got := imageRepository(in); got != want {
+			t.Errorf("imageRepository(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestPharosPodOf(t *testing.T) {
+	o := pharosOptions()
+
+	// Other images keep the echo server.
+	if _, ok, err := o.pharosPodOf(testPod()); ok || err != nil {
+		t.Errorf("echo pod: ok %v err %v", ok, err)
+	}
+	noImage := testOptions()
+	if _, ok, _ := noImage.pharosPodOf(pharosTestPod()); ok {
+		t.Error("Pharos pod recognised without PharosImage")
+	}
+
+	pod := pharosTestPod()
+	pod.Spec.RestartPolicy = corev1.RestartPolicyNever
+	pod.Spec.TerminationGracePeriodSeconds = ptr.To[int64](120)
+	pp, ok, err := o.pharosPodOf(pod)
+	if !ok || err != nil {
+		t.Fatalf("ok %v err %v", ok, err)
+	}
+	if pp.binary != "/lab/bin/controller" || pp.uid != 65532 || pp.gid != 65532 || pp.hostNetwork ||
+		pp.restartPolicy != corev1.RestartPolicyNever || pp.grace != maxGrace || !pp.credentials {
+		t.Errorf("plan %+v", pp)
+	}
+	pod.Spec.TerminationGracePeriodSeconds = ptr.To[int64](5)
+	pod.Spec.AutomountServiceAccountToken = ptr.To(false)
+	pod.Spec.RestartPolicy = ""
+	if pp, _, _ := o.pharosPodOf(pod); pp.grace != 5*time.Second || pp.credentials || pp.restartPolicy != corev1.RestartPolicyAlways {
+		t.Errorf("plan %+v", pp)
+	}
+
+	for name, mutate := range map[string]func(p *corev1.Pod){
+		"no command":      func(p *corev1.Pod) { p.Spec.Containers[0].Command = nil },
+		"unknown command": func(p *corev1.Pod) { p.Spec.Containers[0].Command = []string{"/bin/sh"} },
+		"two containers": func(p *corev1.Pod) {
+			p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: "side", Image: "busybox"})
+		},
+		"init container": func(p *corev1.Pod) { p.Spec.InitContainers = []corev1.Container{{Name: "init", Image: "busybox"}} },
+		"pharos init only": func(p *corev1.Pod) {
+			p.Spec.InitContainers = slices.Clone(p.Spec.Containers)
+			p.Spec.Containers[0].Image = "busybox"
+		},
+		"root with runAsNonRoot": func(p *corev1.Pod) {
+			p.Spec.SecurityContext = &corev1.PodSecurityContext{RunAsNonRoot: ptr.To(true)}
+			p.Spec.Containers[0].SecurityContext = &corev1.SecurityContext{RunAsUser: ptr.To[int64](0)}
+		},
+	} {
+		pod := pharosTestPod()
+		mutate(pod)
+		if _, ok, err := o.pharosPodOf(pod); !ok || err == nil {
+			t.Errorf("%s: ok %v err %v", name, ok, err)
+		} else {
+			t.Logf("%s: %v", name, err)
+		}
+	}
+}
+
+func TestRunAs(t *testing.T) {
+	type ids struct{ uid, gid int64 }
+	for name, tc := range map[string]struct {
+		pod       *corev1.PodSecurityContext
+		container *corev1.SecurityContext
+		want      ids
+		groups    []int64
+	}{
+		"image user":              {want: ids{65532, 65532}},
+		"root from the container": {container: &corev1.SecurityContext{RunAsUser: ptr.To[int64](0)}, want: ids{0, 0}},
+		"image user spelled out":  {pod: &corev1.PodSecurityContext{RunAsUser: ptr.To[int64](65532)}, want: ids{65532, 65532}},
+		"other user, no group":    {pod: &corev1.PodSecurityContext{RunAsUser: ptr.To[int64](1000)}, want: ids{1000, 0}},
+		"container beats pod": {
+			pod:       &corev1.PodSecurityContext{RunAsUser: ptr.To[int64](1000), RunAsGroup: ptr.To[int64](1000)},
+			container: &corev1.SecurityContext{RunAsUser: ptr.To[int64](2000), RunAsGroup: ptr.To[int64](3000)},
+			want:      ids{2000, 3000},
+		},
+		"groups": {
+			pod:  &corev1.PodSecurityContext{SupplementalGroups: []int64{5, 6}, FSGroup: ptr.To[int64](7)},
+			want: ids{65532, 65532}, groups: []int64{5, 6, 7},
+		},
+	} {
+		pod := pharosTestPod()
+		pod.Spec.SecurityContext = tc.pod
+		pod.Spec.Containers[0].SecurityContext = tc.container
+		uid, gid, groups, err := runAs(pod, &pod.Spec.Containers[0], 65532, 65532)
+		if err != nil || (ids{uid, gid}) != tc.want || !slices.Equal(groups, tc.groups) {
+			t.Errorf("%s: %d:%d %v %v, want %v %v", name, uid, gid, groups, err, tc.want, tc.groups)
+		}
+	}
+}
+
+func TestRestarts(t *testing.T) {
+	for _, tc := range []struct {
+		policy corev1.RestartPolicy
+		code   int32
+		want   bool
+	}{
+		{corev1.RestartPolicyAlways, 0, true},
+		{corev1.RestartPolicyAlways, 1, true},
+		{corev1.RestartPolicyOnFailure, 0, false},
+		{corev1.RestartPolicyOnFailure, 137, true},
+		{corev1.RestartPolicyNever, 0, false},
+		{corev1.RestartPolicyNever, 2, false},
+	} {
+		if got := restarts(tc.policy, tc.code); got != tc.want {
+			t.Errorf("restarts(%s, %d) = %v", tc.policy, tc.code, got)
+		}
+	}
+}
+
+func TestCrashBackoff(t *testing.T) {
+	var got []time.Duration
+	for n := range 8 {
+		got = append(got, crashBackoff(n))
+	}
+	want := []time.Duration{time.Second, time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 16 * time.Second, 30 * time.Second, 30 * time.Second}
+	if !slices.Equal(got, want) {
+		t.Errorf("back-offs %v", got)
+	}
+}
+
+func TestReconcileUnsupportedPharosPod(t *testing.T) {
+	pod := pharosTestPod()
+	pod.Spec.Containers[0].Command = []string{"/bin/sh"}
+	m, cs := managerWith(t, pod)
+	m.opts = pharosOptions()
+	if err := m.reconcile(context.Background(), "pharos-system/pharos-controller-abc"); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := cs.CoreV1().Pods("pharos-system").Get(context.Background(), pod.Name, metav1.GetOptions{})
+	if got.Status.Phase != corev1.PodPending || len(got.Status.ContainerStatuses) != 1 ||
+		got.Status.ContainerStatuses[0].State.Waiting == nil ||
+		!strings.Contains(got.Status.ContainerStatuses[0].State.Waiting.Message, `command[0] one of /controller, /speaker`) {
+		t.Fatalf("status %+v", got.Status)
+	}
+	if len(m.slots) != 0 {
+		t.Fatal("unsupported pod got a slot")
+	}
+}

@@ -1,0 +1,116 @@
+package agent
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// ExecPod is the launcher of Pharos pods' processes: the lab command's
+// pod-exec subcommand, which the agent starts as root, already inside the
+// pod's network namespace (or the node's, for hostNetwork pods), with the
+// container's environment. It opens the binary, drops to the container's
+// user and groups and replaces itself with the binary, so the process the
+// agent watches and signals is Pharos itself:
+//
+//	pod-exec --uid 65532 --gid 65532 [--groups 1,2] [--hostname NAME] --binary PATH -- ARGV0 ARGS...
+//
+// With --hostname it sets the hostname a container has (the pod's name),
+// which is what leader election and logs take as the replica's identity.
+// The agent starts it in a UTS namespace of its own for that; the hostname
+// is set only if it really is another namespace than the agent's.
+//
+// The binary is opened while still root and executed through
+// /proc/self/fd, so that it may live under a directory its user cannot
+// search (a repository in a home directory), as a container's image files
+// are always reachable. ARGV0 is what the process sees as its name: the
+// image path, e.g. /controller.
+func ExecPod(args []string) error {
+	fs := flag.NewFlagSet("pod-exec", flag.ContinueOnError)
+	uid := fs.Int("uid", 0, "user to run as")
+	gid := fs.Int("gid", 0, "group to run as")
+	groups := fs.String("groups", "", "supplementary groups, comma-separated")
+	binary := fs.String("binary", "", "the binary to run")
+	hostname := fs.String("hostname", "", "hostname to set, in a UTS namespace of its own")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	argv := fs.Args()
+	if *binary == "" || len(argv) == 0 {
+		return errors.New("pod-exec: need --binary and, after --, the argv")
+	}
+	var gids []int
+	for _, s := range strings.Split(*groups, ",") {
+		if s == "" {
+			continue
+		}
+		g, err := strconv.Atoi(s)
+		if err != nil {
+			return fmt.Errorf("pod-exec: --groups: %w", err)
+		}
+		gids = append(gids, g)
+	}
+	f, err := os.Open(*binary)
+	if err != nil {
+		return fmt.Errorf("pod-exec: %w", err)
+	}
+	ppid := os.Getppid()
+	if *hostname != "" {
+		if err := setHostname(*hostname, ppid); err != nil {
+			return fmt.Errorf("pod-exec: %w", err)
+		}
+	}
+	// Groups first: once the user is not root, they can no longer change.
+	// Go applies these to every thread of the process.
+	if err := syscall.Setgroups(gids); err != nil {
+		return fmt.Errorf("pod-exec: setgroups: %w", err)
+	}
+	if err := syscall.Setgid(*gid); err != nil {
+		return fmt.Errorf("pod-exec: setgid %d: %w", *gid, err)
+	}
+	if err := syscall.Setuid(*uid); err != nil {
+		return fmt.Errorf("pod-exec: setuid %d: %w", *uid, err)
+	}
+	// Changing credentials clears the parent-death signal the agent set;
+	// set it again so the pod still dies with the agent, and do not start
+	// at all if the agent is already gone.
+	if _, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, syscall.PR_SET_PDEATHSIG, uintptr(syscall.SIGKILL), 0); errno != 0 {
+		return fmt.Errorf("pod-exec: set parent-death signal: %w", errno)
+	}
+	if os.Getppid() != ppid {
+		return errors.New("pod-exec: the node agent exited")
+	}
+	// A container starts in its image's working directory; "/" is the
+	// image's and is searchable by every user.
+	if err := os.Chdir("/"); err != nil {
+		return fmt.Errorf("pod-exec: %w", err)
+	}
+	// The descriptor is close-on-exec, which is fine for a static binary:
+	// the kernel has opened it before it closes the descriptors.
+	path := "/proc/self/fd/" + strconv.Itoa(int(f.Fd()))
+	if err := syscall.Exec(path, argv, os.Environ()); err != nil {
+		return fmt.Errorf("pod-exec: exec %s as uid %d: %w", *binary, *uid, err)
+	}
+	return nil
+}
+
+// setHostname sets the hostname, after checking that this process has a
+// UTS namespace of its own (its parent, the agent, has the machine's).
+func setHostname(name string, ppid int) error {
+	own, err := os.Readlink("/proc/self/ns/uts")
+	if err != nil {
+		return err
+	}
+	parent, err := os.Readlink("/proc/" + strconv.Itoa(ppid) + "/ns/uts")
+	if err != nil {
+		return err
+	}
+	if own == parent {
+		return fmt.Errorf("refusing to set the hostname to %q: not in a UTS namespace of its own", name)
+	}
+	return syscall.Sethostname([]byte(name))
+}
