@@ -113,7 +113,7 @@ fuzz: ## Fuzz the config parser for FUZZTIME per fuzzer
 .NOTPARALLEL: bench
 
 .PHONY: bench
-bench: bench-alloc bench-controller bench-lab bench-l2 ## Run all benchmarks and print _output/bench/summary.json
+bench: bench-alloc bench-controller bench-lab bench-l2 bench-helm ## Run all benchmarks and print _output/bench/summary.json
 	@echo "== $(BENCH_SUMMARY)"
 	@cat $(BENCH_SUMMARY)
 
@@ -144,8 +144,9 @@ demo: build ## The lab plus the my-nginx tutorial: a LoadBalancer Service with i
 	go run ./test/lab demo $(LAB_FLAGS)
 
 .PHONY: e2e
-e2e: ## End-to-end tests in a fresh lab (root; builds what it needs, tears the lab down)
+e2e: tools ## End-to-end tests in fresh labs, then the Helm chart in its own lab (root; tears the labs down)
 	go test -tags e2e -count=1 -timeout 30m -v ./test/e2e/
+	HELM="$(HELM)" go test -tags e2e -count=1 -timeout 20m -v ./test/e2e/helm/
 
 .PHONY: bench-lab
 bench-lab: build ## Time a warm lab up (binaries cached); merges lab_up_warm_s
@@ -154,6 +155,10 @@ bench-lab: build ## Time a warm lab up (binaries cached); merges lab_up_warm_s
 .PHONY: bench-l2
 bench-l2: ## Layer-2 failover in the lab (root): crash and NIC-down p50/p95, rolling restart, speaker RSS/CPU at 1,000 IPs
 	go run ./test/bench/l2 | go run ./hack/benchmerge -out $(BENCH_SUMMARY) -require l2_failover_crash_p50_ms,l2_failover_crash_p95_ms,l2_failover_nic_down_p95_ms,l2_graceful_failed_requests,speaker_rss_mib_1000,speaker_cpu_pct_idle_1000
+
+.PHONY: bench-helm
+bench-helm: tools ## Time helm install (pool in values) to a Service answering, and helm uninstall, in the lab (root)
+	HELM="$(HELM)" go run ./test/bench/helm | go run ./hack/benchmerge -out $(BENCH_SUMMARY) -require helm_install_to_ready_s,helm_uninstall_s
 
 .PHONY: bench-lab-cold
 bench-lab-cold: ## Time a newcomer's first lab (Kubernetes built from nothing, ~12 min); merges lab_up_cold_s

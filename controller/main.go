@@ -27,6 +27,9 @@ import (
 	"github.com/pharos-lb/pharos/internal/kubecheck"
 )
 
+// Leader election records an event (core/v1) on its Lease.
+// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch,namespace=pharos-system
+
 func main() {
 	if len(os.Args) > 1 {
 		switch os.Args[1] {

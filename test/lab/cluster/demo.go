@@ -2,8 +2,8 @@ package cluster
 
 import "fmt"
 
-// DemoManifest is the tutorial: a pool on the lab's LAN, a Deployment
-// my-nginx with 2 replicas and a LoadBalancer Service on port 80.
+// DemoManifest is the tutorial: a pool on the lab's LAN and its
+// L2Advertisement, then DemoApp.
 var DemoManifest = fmt.Sprintf(`apiVersion: pharos.io/v1beta1
 kind: IPAddressPool
 metadata: {name: demo}
@@ -14,7 +14,11 @@ apiVersion: pharos.io/v1beta1
 kind: L2Advertisement
 metadata: {name: demo}
 ---
-apiVersion: apps/v1
+`, DemoPoolV4, DemoPoolV6) + DemoApp
+
+// DemoApp is a Deployment my-nginx with 2 replicas and a dual-stack
+// LoadBalancer Service my-nginx on port 80, in namespace default.
+const DemoApp = `apiVersion: apps/v1
 kind: Deployment
 metadata: {name: my-nginx, namespace: default}
 spec:
@@ -36,4 +40,4 @@ spec:
   ipFamilyPolicy: PreferDualStack
   selector: {run: my-nginx}
   ports: [{port: 80, protocol: TCP}]
-`, DemoPoolV4, DemoPoolV6)
+`

@@ -1,0 +1,320 @@
+//go:build e2e
+
+// Package helm installs Pharos into the lab with its Helm chart, as a user
+// would, and checks the chart's promises: the controller and speakers run
+// under the chart's ServiceAccounts (so its RBAC is enough), a bad pool in
+// values fails the install with the webhook's message, an upgrade moves no
+// address, and an uninstall leaves nothing behind. It brings up its own lab
+// (prefix pe2h) with nothing of Pharos installed; `make e2e` runs it after
+// the main suite, never beside it.
+package helm
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pharos-lb/pharos/test/lab/cluster"
+	"github.com/pharos-lb/pharos/test/lab/probe"
+)
+
+const (
+	release = "pharos"
+	ns      = "pharos-system"
+)
+
+var (
+	lab   *cluster.Lab
+	helm  string
+	chart string
+)
+
+func repoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..", "..")
+}
+
+func TestMain(m *testing.M) {
+	os.Exit(setupAndRun(m))
+}
+
+func setupAndRun(m *testing.M) int {
+	fail := func(err error) int {
+		fmt.Fprintln(os.Stderr, "e2e helm setup:", err)
+		return 1
+	}
+	if err := cluster.CheckHost(); err != nil {
+		return fail(err)
+	}
+	var err error
+	if helm, err = cluster.HelmBinary(); err != nil {
+		return fail(err)
+	}
+	root := repoRoot()
+	chart = filepath.Join(root, "charts", "pharos")
+	out := filepath.Join(root, "_output", "e2e-helm")
+	opts, err := cluster.Prepare(root, out, nil)
+	if err != nil {
+		return fail(err)
+	}
+	opts.Prefix, opts.Dir, opts.Pharos = "pe2h", filepath.Join(out, "lab"), cluster.PharosNone
+	if lab, err = cluster.New(opts); err != nil {
+		return fail(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if err := lab.Up(ctx); err != nil {
+		_ = lab.Down()
+		return fail(err)
+	}
+	code := m.Run()
+	if code != 0 {
+		kept := filepath.Join(out, "logs-"+time.Now().UTC().Format("20060102T150405"))
+		_ = exec.Command("cp", "-r", lab.LogDir(), kept).Run()
+		fmt.Fprintf(os.Stderr, "e2e helm failed; component logs are in %s\n", kept)
+	}
+	if os.Getenv("PHAROS_E2E_KEEP") != "" {
+		fmt.Fprintf(os.Stderr, "PHAROS_E2E_KEEP set: the lab stays up; tear it down with: go run ./test/lab down --prefix pe2h --dir %s\n", lab.Dir)
+		return code
+	}
+	if err := lab.Down(); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e helm teardown:", err)
+		return 1
+	}
+	return code
+}
+
+func eventually(t *testing.T, timeout time.Duration, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var err error
+	for time.Now().Before(deadline) {
+		if err = f(); err == nil {
+			return
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	t.Fatalf("after %s: %v", timeout, err)
+}
+
+func kubectl(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := lab.Kubectl(context.Background(), args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func runHelm(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	return lab.Helm(ctx, helm, args...)
+}
+
+// externalIPs returns the Service's status addresses.
+func externalIPs(t *testing.T, svc string) []string {
+	t.Helper()
+	out := kubectl(t, "get", "svc", svc, "-o", `jsonpath={range .status.loadBalancer.ingress[*]}{.ip}{" "}{end}`)
+	return strings.Fields(out)
+}
+
+func url(ip string) string {
+	if strings.Contains(ip, ":") {
+		return "http://[" + ip + "]/"
+	}
+	return "http://" + ip + "/"
+}
+
+// TestChartLifecycle runs in order: a bad install, a good one, the
+// webhook in the lab, an upgrade, RBAC taken away, and the uninstall.
+func TestChartLifecycle(t *testing.T) {
+	ctx := context.Background()
+
+	t.Log("a values file with overlapping pools fails helm install with the webhook's message")
+	out, err := runHelm(t, "install", release, chart, "-n", ns, "--create-namespace", "--timeout", "3m",
+		"--set", "pools[0].name=first", "--set", "pools[0].addresses[0]="+cluster.DemoPoolV4,
+		"--set", "pools[1].name=second", "--set", "pools[1].addresses[0]=198.18.100.128/25")
+	if err == nil {
+		t.Fatalf("helm install with overlapping pools succeeded:\n%s", out)
+	}
+	for _, want := range []string{`admission webhook "ipaddresspools.pharos.io" denied the request`, `IPAddressPool.pharos.io "second" is invalid`, `IPAddressPool "first"`, "remove the overlap"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("helm install failed without %q:\n%s", want, out)
+		}
+	}
+	if out, err := runHelm(t, "uninstall", release, "-n", ns, "--wait", "--timeout", "3m"); err != nil {
+		t.Fatalf("uninstall of the failed release: %v\n%s", err, out)
+	}
+	eventually(t, 30*time.Second, func() error {
+		if pools := kubectl(t, "get", "ipaddresspools", "-o", "name"); strings.TrimSpace(pools) != "" {
+			return fmt.Errorf("pools left after uninstalling the failed release: %s", pools)
+		}
+		return nil
+	})
+
+	t.Log("helm install with a pool from values; the tutorial's Service answers on its address")
+	start := time.Now()
+	args := append([]string{"install", release, chart, "-n", ns, "--create-namespace", "--wait", "--timeout", "3m"}, cluster.ChartValuesDemoPool()...)
+	if out, err := runHelm(t, args...); err != nil {
+		t.Fatalf("helm install: %v\n%s", err, out)
+	}
+	t.Logf("helm install --wait returned after %s", time.Since(start).Round(time.Millisecond))
+	if err := lab.Apply(ctx, cluster.DemoApp); err != nil {
+		t.Fatal(err)
+	}
+	var ips []string
+	eventually(t, 90*time.Second, func() error {
+		ips = externalIPs(t, "my-nginx")
+		if len(ips) != 2 {
+			return fmt.Errorf("my-nginx has addresses %v, want one per family", ips)
+		}
+		for _, ip := range ips {
+			if _, err := lab.HTTPGet(ctx, lab.Client.Name, url(ip)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	t.Logf("install to a Service answering on %v: %s", ips, time.Since(start).Round(time.Millisecond))
+	for _, ip := range ips {
+		a := netip.MustParseAddr(ip)
+		if !netip.MustParsePrefix(cluster.DemoPoolV4).Contains(a) && !netip.MustParsePrefix(cluster.DemoPoolV6).Contains(a) {
+			t.Errorf("address %s is outside the pool given in values", ip)
+		}
+	}
+	// Everything runs as the chart made it: the controllers under their
+	// ServiceAccount, one elected, and the webhook's CA injected.
+	sa := kubectl(t, "-n", ns, "get", "pods", "-l", "app.kubernetes.io/component=controller", "-o", `jsonpath={range .items[*]}{.spec.serviceAccountName}={.status.containerStatuses[0].ready}{"\n"}{end}`)
+	if strings.Count(sa, "pharos-controller=true") != 2 {
+		t.Errorf("controller pods (serviceAccount=ready): %q, want 2 ready pharos-controller", sa)
+	}
+	if holder := kubectl(t, "-n", ns, "get", "lease", "pharos-controller", "-o", "jsonpath={.spec.holderIdentity}"); holder == "" {
+		t.Error("no controller holds the leader Lease")
+	}
+	if ca := kubectl(t, "get", "validatingwebhookconfiguration", "pharos-webhook", "-o", "jsonpath={.webhooks[0].clientConfig.caBundle}"); len(ca) < 100 {
+		t.Errorf("caBundle not injected: %q", ca)
+	}
+	speakers := kubectl(t, "-n", ns, "get", "ds", "pharos-speaker", "-o", "jsonpath={.status.numberReady}/{.status.desiredNumberScheduled}")
+	if speakers != fmt.Sprintf("%d/%d", len(lab.Nodes), len(lab.Nodes)) {
+		t.Errorf("speakers ready/desired %s", speakers)
+	}
+
+	t.Log("the webhook in the lab refuses an overlapping pool through kubectl")
+	overlap := fmt.Sprintf("apiVersion: pharos.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: overlap}\nspec: {addresses: [%q]}\n", "198.18.100.10-198.18.100.20")
+	if err := lab.Apply(ctx, overlap); err == nil || !strings.Contains(err.Error(), `IPAddressPool "demo"`) {
+		t.Errorf("an overlapping pool got: %v", err)
+	}
+
+	t.Log("helm upgrade restarts every Pharos pod; no address moves and no request fails")
+	demoUID := kubectl(t, "get", "ipaddresspool", "demo", "-o", "jsonpath={.metadata.uid}")
+	p, err := lab.StartProbe(lab.Client.Name, url(ips[0]), 20*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	upArgs := append([]string{"upgrade", release, chart, "-n", ns, "--wait", "--timeout", "3m", "--set", "logLevel=debug"}, cluster.ChartValuesDemoPool()...)
+	if out, err := runHelm(t, upArgs...); err != nil {
+		p.Stop()
+		t.Fatalf("helm upgrade: %v\n%s", err, out)
+	}
+	// Until every new speaker has joined.
+	time.Sleep(3 * time.Second)
+	attempts, _ := probe.Parse(strings.NewReader(p.Stop()))
+	if n := probe.Failures(attempts); n > 0 || len(attempts) < 50 {
+		t.Errorf("during the upgrade %d of %d requests failed; want 0 of at least 50", n, len(attempts))
+	} else {
+		t.Logf("during the upgrade 0 of %d requests failed", len(attempts))
+	}
+	if got := externalIPs(t, "my-nginx"); strings.Join(got, " ") != strings.Join(ips, " ") {
+		t.Errorf("addresses after the upgrade %v, before %v", got, ips)
+	}
+	if uid := kubectl(t, "get", "ipaddresspool", "demo", "-o", "jsonpath={.metadata.uid}"); uid != demoUID {
+		t.Errorf("the pool was recreated by the upgrade (uid %s, was %s); it must be adopted in place", uid, demoUID)
+	}
+	if owner := kubectl(t, "get", "ipaddresspool", "demo", "-o", `jsonpath={.metadata.annotations.meta\.helm\.sh/release-name}`); owner != release {
+		t.Errorf("the pool is not owned by the release after the upgrade: %q", owner)
+	}
+	if args := kubectl(t, "-n", ns, "get", "deploy", "pharos-controller", "-o", "jsonpath={.spec.template.spec.containers[0].args}"); !strings.Contains(args, "debug") {
+		t.Errorf("the upgrade did not reach the controller: args %s", args)
+	}
+
+	t.Log("without its RBAC, a controller says which permission it lacks")
+	kubectl(t, "delete", "clusterrolebinding", "pharos-controller")
+	victim := strings.Fields(kubectl(t, "-n", ns, "get", "pods", "-l", "app.kubernetes.io/component=controller", "-o", "jsonpath={.items[*].metadata.name}"))[0]
+	kubectl(t, "-n", ns, "delete", "pod", victim, "--wait=false")
+	eventually(t, 60*time.Second, func() error {
+		msgs := kubectl(t, "-n", ns, "get", "pods", "-l", "app.kubernetes.io/component=controller", "-o",
+			`jsonpath={range .items[*]}{.status.containerStatuses[0].lastState.terminated.message}{.status.containerStatuses[0].state.terminated.message}{"\n"}{end}`)
+		// The message is the end of the log, which lists every missing
+		// permission with what it is for and where it is granted.
+		if strings.Contains(msgs, `"system:serviceaccount:pharos-system:pharos-controller" may not `) && strings.Contains(msgs, "(needed to ") &&
+			strings.Contains(msgs, "grant it to the controller's ServiceAccount") {
+			return nil
+		}
+		return fmt.Errorf("no controller pod names its missing permission yet: %q", msgs)
+	})
+	// The same upgrade puts the binding back, and the pod recovers.
+	if out, err := runHelm(t, upArgs...); err != nil {
+		t.Fatalf("helm upgrade to restore RBAC: %v\n%s", err, out)
+	}
+	kubectl(t, "-n", ns, "rollout", "status", "deploy/pharos-controller", "--timeout=120s")
+
+	t.Log("helm uninstall leaves nothing behind")
+	if out, err := runHelm(t, "uninstall", release, "-n", ns, "--wait", "--timeout", "3m"); err != nil {
+		t.Fatalf("helm uninstall: %v\n%s", err, out)
+	}
+	eventually(t, 60*time.Second, func() error {
+		if pods := kubectl(t, "-n", ns, "get", "pods", "-o", "name"); strings.TrimSpace(pods) != "" {
+			return fmt.Errorf("pods left: %s", pods)
+		}
+		return nil
+	})
+	for _, q := range [][]string{
+		{"get", "ipaddresspools,l2advertisements", "-o", "name"},
+		{"get", "clusterroles,clusterrolebindings,validatingwebhookconfigurations", "-l", "app.kubernetes.io/instance=" + release, "-o", "name"},
+		{"get", "-n", ns, "secrets,serviceaccounts,roles,rolebindings,services,daemonsets,deployments,jobs", "-l", "app.kubernetes.io/instance=" + release, "-o", "name"},
+	} {
+		if left := strings.TrimSpace(kubectl(t, q...)); left != "" {
+			t.Errorf("left behind: %s", left)
+		}
+	}
+	if got := externalIPs(t, "my-nginx"); len(got) != 0 {
+		t.Errorf("my-nginx still shows %v after its pool was uninstalled", got)
+	}
+	for _, n := range lab.Nodes {
+		tables, err := lab.Exec(ctx, n.Name, "nft", "list", "tables")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(tables, "pharos") {
+			t.Errorf("%s keeps nftables tables: %s", n.Name, tables)
+		}
+		for _, what := range [][]string{{"addr"}, {"route"}, {"-6", "route"}} {
+			state, err := lab.Exec(ctx, n.Name, append([]string{"ip"}, append(what, "show")...)...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, ip := range ips {
+				if strings.Contains(state, ip) {
+					t.Errorf("%s: `ip %s` still shows %s:\n%s", n.Name, strings.Join(what, " "), ip, state)
+				}
+			}
+		}
+	}
+	// Nobody answers for the address any more.
+	v4 := ips[0]
+	if strings.Contains(v4, ":") {
+		v4 = ips[1]
+	}
+	if out, err := lab.Exec(ctx, lab.Client.Name, "arping", "-c", "3", "-w", "3", "-I", "eth0", v4); err == nil {
+		t.Errorf("%s still answers ARP after uninstall:\n%s", v4, out)
+	}
+}
