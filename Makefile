@@ -158,7 +158,7 @@ bench-l2: ## Layer-2 failover in the lab (root): crash and NIC-down p50/p95, rol
 
 .PHONY: bench-helm
 bench-helm: tools ## Time helm install (pool in values) to a Service answering, and helm uninstall, in the lab (root)
-	HELM="$(HELM)" go run ./test/bench/helm | go run ./hack/benchmerge -out $(BENCH_SUMMARY) -require helm_install_to_ready_s,helm_uninstall_s
+	HELM="$(HELM)" go run ./test/bench/helm | go run ./hack/benchmerge -out $(BENCH_SUMMARY) -require helm_install_to_ready_s,helm_uninstall_s,helm_baseline_app_ready_s,helm_install_to_ready_ratio
 
 .PHONY: bench-lab-cold
 bench-lab-cold: ## Time a newcomer's first lab (Kubernetes built from nothing, ~12 min); merges lab_up_cold_s
