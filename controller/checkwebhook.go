@@ -34,18 +34,7 @@ func checkWebhook(args []string) {
 	if *kubeconfig != "" {
 		_ = os.Setenv("KUBECONFIG", *kubeconfig)
 	}
-	cfg, err := ctrl.GetConfig()
-	if err != nil {
-		fail(err)
-	}
-	scheme := runtime.NewScheme()
-	if err := v1beta1.AddToScheme(scheme); err != nil {
-		fail(err)
-	}
-	c, err := client.New(cfg, client.Options{Scheme: scheme})
-	if err != nil {
-		fail(err)
-	}
+	c := pharosClient()
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
 	start := time.Now()
@@ -73,4 +62,22 @@ func checkWebhook(args []string) {
 		case <-time.After(time.Second):
 		}
 	}
+}
+
+// pharosClient is a direct (uncached) client for Pharos's types, from the
+// in-cluster config or $KUBECONFIG, for the one-shot subcommands.
+func pharosClient() client.Client {
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		fail(err)
+	}
+	scheme := runtime.NewScheme()
+	if err := v1beta1.AddToScheme(scheme); err != nil {
+		fail(err)
+	}
+	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		fail(err)
+	}
+	return c
 }

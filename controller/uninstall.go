@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/runtime"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/pharos-lb/pharos/api/v1beta1"
@@ -31,18 +29,7 @@ func deleteValuesConfig(args []string) {
 	if err != nil || sel.Empty() {
 		fail(fmt.Errorf("delete-values-config needs a non-empty --selector: %v", err))
 	}
-	cfg, err := ctrl.GetConfig()
-	if err != nil {
-		fail(err)
-	}
-	scheme := runtime.NewScheme()
-	if err := v1beta1.AddToScheme(scheme); err != nil {
-		fail(err)
-	}
-	c, err := client.New(cfg, client.Options{Scheme: scheme})
-	if err != nil {
-		fail(err)
-	}
+	c := pharosClient()
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
 	// Advertisements first: a pool that is no longer announced is

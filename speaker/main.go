@@ -32,6 +32,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -60,6 +61,7 @@ func main() {
 		garpInterval = flag.Duration("gratuitous-interval", 200*time.Millisecond, "time between them")
 		drainTimeout = flag.Duration("drain-timeout", 3*time.Second, "on SIGTERM, how long to wait for other nodes to take over before stopping")
 		metricsAddr  = flag.String("metrics-bind-address", ":7474", "Prometheus metrics address; 0 disables it")
+		probeAddr    = flag.String("health-probe-bind-address", ":7475", "address of /healthz and /readyz (ready once the speaker has joined the cluster and announces its share); 0 disables it")
 		splitBrain   = flag.Duration("split-brain-probe-interval", 5*time.Second, "how often the announcing node asks the LAN whether another MAC answers for its addresses")
 	)
 	zapOpts := zap.Options{}
@@ -74,7 +76,7 @@ func main() {
 	if err := run(logger, *nodeName, *bindAddr, *port, *secret, speakerlist.Timers{
 		ProbeInterval: *probe, ProbeTimeout: *probeTimeout, SuspicionMult: *suspicion,
 		SuspicionMaxTimeoutMult: def.SuspicionMaxTimeoutMult, GossipInterval: *gossip, PushPullInterval: def.PushPullInterval,
-	}, layer2.Options{GratuitousCount: *garpCount, GratuitousInterval: *garpInterval, Logger: logger}, *drainTimeout, *metricsAddr); err != nil {
+	}, layer2.Options{GratuitousCount: *garpCount, GratuitousInterval: *garpInterval, Logger: logger}, *drainTimeout, *metricsAddr, *probeAddr); err != nil {
 		fmt.Fprintln(os.Stderr, "pharos-speaker:", err)
 		os.Exit(1)
 	}
@@ -89,7 +91,7 @@ func envOr(k, def string) string {
 	return def
 }
 
-func run(logger *slog.Logger, nodeName, bindAddr string, port int, secretRef string, timers speakerlist.Timers, annOpts layer2.Options, drainTimeout time.Duration, metricsAddr string) error {
+func run(logger *slog.Logger, nodeName, bindAddr string, port int, secretRef string, timers speakerlist.Timers, annOpts layer2.Options, drainTimeout time.Duration, metricsAddr, probeAddr string) error {
 	if nodeName == "" {
 		return fmt.Errorf("--node-name (or NODE_NAME from the downward API) is required")
 	}
@@ -125,7 +127,7 @@ func run(logger *slog.Logger, nodeName, bindAddr string, port int, secretRef str
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 scheme,
 		Metrics:                metricsserver.Options{BindAddress: metricsAddr},
-		HealthProbeBindAddress: "0",
+		HealthProbeBindAddress: probeAddr,
 		Cache:                  cache.Options{DefaultTransform: cache.TransformStripManagedFields()},
 	})
 	if err != nil {
@@ -160,6 +162,12 @@ func run(logger *slog.Logger, nodeName, bindAddr string, port int, secretRef str
 		return err
 	}
 
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("announcing", sp.ReadyCheck); err != nil {
+		return err
+	}
 	go publishInterfaces(ctx, members)
 	go sp.probeOwned(ctx, mgr.GetEventRecorder("pharos-speaker"), splitBrainInterval)
 	go joinPeers(ctx, logger, mgr.GetClient(), members, nodeName, &sp.joined, kick)

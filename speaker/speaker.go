@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
 	"sort"
 	"strings"
@@ -56,10 +58,27 @@ type Speaker struct {
 	// joined is set once the speaker has met the cluster (or found nobody
 	// to meet), and has its members' claims.
 	joined atomic.Bool
+	// settled is set once, after joined, the speaker has announced what the
+	// election gives it: from then on it is ready, and a rolling update may
+	// restart the next node's speaker.
+	settled atomic.Bool
 	// conflicts are the other MACs that answer for addresses this node
 	// announces (split brain), by address.
 	conflicts map[netip.Addr]string
 	kick      func()
+}
+
+// ReadyCheck is the speaker's readiness: it has met the cluster and
+// announces its share. A DaemonSet rolling update waits for it before it
+// restarts the next node's speaker, so two handovers never overlap.
+func (s *Speaker) ReadyCheck(*http.Request) error {
+	switch {
+	case !s.joined.Load():
+		return errors.New("not yet joined the speakers' cluster")
+	case !s.settled.Load():
+		return errors.New("joined, not yet announcing its share")
+	}
+	return nil
 }
 
 // currentOwner is the node that holds the address now: among the nodes
@@ -128,6 +147,7 @@ func (s *Speaker) Reconcile(ctx context.Context, _ reconcile.Request) (reconcile
 		}
 	}
 	s.apply(wanted)
+	s.settled.Store(true)
 	// Every change triggers a reconcile; the periodic one only repairs.
 	return reconcile.Result{RequeueAfter: 30 * time.Second}, s.writeStatus(ctx, v, results, members)
 }

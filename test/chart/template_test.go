@@ -128,6 +128,7 @@ func TestDefaults(t *testing.T) {
 		"--memberlist-secret=pharos-system/pharos-memberlist",
 		"--memberlist-port=7946",
 		"--metrics-bind-address=:7474",
+		"--health-probe-bind-address=:7475",
 		"--zap-log-level=info",
 	}
 	if !reflect.DeepEqual(sc.Command, []string{"/speaker"}) || !reflect.DeepEqual(sc.Args, wantArgs) {
@@ -135,8 +136,13 @@ func TestDefaults(t *testing.T) {
 	}
 	assertFieldRefEnv(t, sc, "NODE_NAME", "spec.nodeName")
 	assertFieldRefEnv(t, sc, "POD_NAMESPACE", "metadata.namespace")
-	if sc.ReadinessProbe != nil || sc.LivenessProbe != nil {
-		t.Error("the speaker serves no /readyz or /healthz, yet has a probe")
+	// A rolling update must wait for each new speaker to be ready (joined,
+	// announcing) and settled before it stops the next.
+	if p := sc.ReadinessProbe; p == nil || p.HTTPGet == nil || p.HTTPGet.Path != "/readyz" || p.HTTPGet.Port.String() != "health" {
+		t.Errorf("speaker readinessProbe %+v, want GET /readyz on port health", p)
+	}
+	if ds.Spec.MinReadySeconds < 1 {
+		t.Errorf("speaker minReadySeconds %d; want time for the members to see a new speaker", ds.Spec.MinReadySeconds)
 	}
 	s := sc.SecurityContext
 	if s == nil || s.RunAsUser == nil || *s.RunAsUser != 0 || s.ReadOnlyRootFilesystem == nil || !*s.ReadOnlyRootFilesystem ||

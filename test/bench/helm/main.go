@@ -16,7 +16,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/pharos-lb/pharos/test/lab/cluster"
@@ -79,7 +78,7 @@ func run(runs int) error {
 		if err := l.Apply(ctx, cluster.DemoApp); err != nil {
 			return err
 		}
-		if err := waitAnswer(ctx, l, 2*time.Minute); err != nil {
+		if _, err := l.WaitDemoAnswers(ctx, 2*time.Minute); err != nil {
 			return err
 		}
 		ready = append(ready, time.Since(start).Seconds())
@@ -99,37 +98,6 @@ func run(runs int) error {
 	fmt.Printf("BenchmarkHelmBaselineAppReady 1 0 ns/op %.4g helm_baseline_app_ready_s\n", median(baseline))
 	fmt.Printf("BenchmarkHelmInstallToReadyRatio 1 0 ns/op %.4g helm_install_to_ready_ratio\n", median(ready)/median(baseline))
 	return nil
-}
-
-// waitAnswer waits until my-nginx has an address of each family and both
-// answer from the client namespace.
-func waitAnswer(ctx context.Context, l *cluster.Lab, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	last := ""
-	for time.Now().Before(deadline) {
-		out, err := l.Kubectl(ctx, "get", "svc", "my-nginx", "-o", `jsonpath={range .status.loadBalancer.ingress[*]}{.ip}{" "}{end}`)
-		ips := strings.Fields(out)
-		ok := err == nil && len(ips) == 2
-		for _, ip := range ips {
-			u := "http://" + ip + "/"
-			if strings.Contains(ip, ":") {
-				u = "http://[" + ip + "]/"
-			}
-			if _, err := l.HTTPGet(ctx, l.Client.Name, u); err != nil {
-				ok, last = false, err.Error()
-			}
-		}
-		if ok {
-			return nil
-		}
-		if err != nil {
-			last = err.Error()
-		} else if len(ips) != 2 {
-			last = fmt.Sprintf("addresses %v", ips)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return fmt.Errorf("my-nginx not answering after %s: %s", timeout, last)
 }
 
 func median(v []float64) float64 {

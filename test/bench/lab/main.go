@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/pharos-lb/pharos/test/lab/cluster"
@@ -61,7 +60,7 @@ func run(runs int) error {
 		if err := l.Apply(ctx, cluster.DemoManifest); err != nil {
 			return err
 		}
-		if err := waitAnswer(ctx, l, 120*time.Second); err != nil {
+		if _, err := l.WaitDemoAnswers(ctx, 120*time.Second); err != nil {
 			return err
 		}
 		demo = append(demo, time.Since(start).Seconds())
@@ -104,23 +103,4 @@ func runCold() error {
 func median(v []float64) float64 {
 	sort.Float64s(v)
 	return v[len(v)/2]
-}
-
-// waitAnswer waits until the Service has an EXTERNAL-IP and a pod answers
-// on it through kube-proxy.
-func waitAnswer(ctx context.Context, l *cluster.Lab, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	last := ""
-	for time.Now().Before(deadline) {
-		out, err := l.Kubectl(ctx, "get", "svc", "my-nginx", "-o", "jsonpath={.status.loadBalancer.ingress[0].ip}")
-		if ip := strings.TrimSpace(out); err == nil && ip != "" {
-			body, err := l.HTTPGet(ctx, l.Nodes[0].Name, "http://"+ip+"/")
-			if err == nil && strings.Contains(body, "pod=my-nginx") {
-				return nil
-			}
-			last = fmt.Sprint(body, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	return fmt.Errorf("the demo Service did not answer within %s: %s", timeout, last)
 }

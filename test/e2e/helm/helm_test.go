@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -46,49 +45,14 @@ func TestMain(m *testing.M) {
 }
 
 func setupAndRun(m *testing.M) int {
-	fail := func(err error) int {
+	var err error
+	if helm, err = cluster.HelmBinary(); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e helm setup:", err)
 		return 1
 	}
-	if err := cluster.CheckHost(); err != nil {
-		return fail(err)
-	}
-	var err error
-	if helm, err = cluster.HelmBinary(); err != nil {
-		return fail(err)
-	}
 	root := repoRoot()
 	chart = filepath.Join(root, "charts", "pharos")
-	out := filepath.Join(root, "_output", "e2e-helm")
-	opts, err := cluster.Prepare(root, out, nil)
-	if err != nil {
-		return fail(err)
-	}
-	opts.Prefix, opts.Dir, opts.Pharos = "pe2h", filepath.Join(out, "lab"), cluster.PharosNone
-	if lab, err = cluster.New(opts); err != nil {
-		return fail(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	if err := lab.Up(ctx); err != nil {
-		_ = lab.Down()
-		return fail(err)
-	}
-	code := m.Run()
-	if code != 0 {
-		kept := filepath.Join(out, "logs-"+time.Now().UTC().Format("20060102T150405"))
-		_ = exec.Command("cp", "-r", lab.LogDir(), kept).Run()
-		fmt.Fprintf(os.Stderr, "e2e helm failed; component logs are in %s\n", kept)
-	}
-	if os.Getenv("PHAROS_E2E_KEEP") != "" {
-		fmt.Fprintf(os.Stderr, "PHAROS_E2E_KEEP set: the lab stays up; tear it down with: go run ./test/lab down --prefix pe2h --dir %s\n", lab.Dir)
-		return code
-	}
-	if err := lab.Down(); err != nil {
-		fmt.Fprintln(os.Stderr, "e2e helm teardown:", err)
-		return 1
-	}
-	return code
+	return cluster.RunSuite(m, root, cluster.SuiteOptions{Name: "e2e helm", Prefix: "pe2h", Out: filepath.Join(root, "_output", "e2e-helm"), Pharos: cluster.PharosNone}, &lab)
 }
 
 func eventually(t *testing.T, timeout time.Duration, f func() error) {
@@ -171,19 +135,10 @@ func TestChartLifecycle(t *testing.T) {
 	if err := lab.Apply(ctx, cluster.DemoApp); err != nil {
 		t.Fatal(err)
 	}
-	var ips []string
-	eventually(t, 90*time.Second, func() error {
-		ips = externalIPs(t, "my-nginx")
-		if len(ips) != 2 {
-			return fmt.Errorf("my-nginx has addresses %v, want one per family", ips)
-		}
-		for _, ip := range ips {
-			if _, err := lab.HTTPGet(ctx, lab.Client.Name, url(ip)); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	ips, err := lab.WaitDemoAnswers(ctx, 90*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Logf("install to a Service answering on %v: %s", ips, time.Since(start).Round(time.Millisecond))
 	for _, ip := range ips {
 		a := netip.MustParseAddr(ip)

@@ -1,6 +1,11 @@
 package cluster
 
-import "fmt"
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+)
 
 // DemoManifest is the tutorial: a pool on the lab's LAN and its
 // L2Advertisement, then DemoApp.
@@ -41,3 +46,45 @@ spec:
   selector: {run: my-nginx}
   ports: [{port: 80, protocol: TCP}]
 `
+
+// WaitDemoAnswers waits until the Service my-nginx of DemoApp has an
+// address of each family and each answers HTTP from the LAN client, and
+// returns them in status order.
+func (l *Lab) WaitDemoAnswers(ctx context.Context, timeout time.Duration) ([]string, error) {
+	deadline := time.Now().Add(timeout)
+	last := ""
+	for {
+		out, err := l.Kubectl(ctx, "get", "svc", "my-nginx", "-o", `jsonpath={range .status.loadBalancer.ingress[*]}{.ip}{" "}{end}`)
+		ips := strings.Fields(out)
+		switch {
+		case err != nil:
+			last = err.Error()
+		case len(ips) != 2:
+			last = fmt.Sprintf("addresses %v, want one per family", ips)
+		default:
+			answered := 0
+			for _, ip := range ips {
+				u := "http://" + ip + "/"
+				if strings.Contains(ip, ":") {
+					u = "http://[" + ip + "]/"
+				}
+				if body, err := l.HTTPGet(ctx, l.Client.Name, u); err != nil || !strings.Contains(body, "pod=my-nginx") {
+					last = fmt.Sprint(u, ": ", body, err)
+					break
+				}
+				answered++
+			}
+			if answered == len(ips) {
+				return ips, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("my-nginx did not answer within %s: %s", timeout, last)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
