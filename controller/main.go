@@ -58,6 +58,7 @@ func main() {
 		webhookService = flag.String("webhook-service", "pharos-webhook", "the Service in front of the webhook; its DNS names go into the serving certificate")
 		webhookConfig  = flag.String("webhook-configuration", "pharos-webhook", "the ValidatingWebhookConfiguration that gets the CA bundle")
 		webhookSecret  = flag.String("webhook-secret", "pharos-webhook-cert", "the Secret, in --namespace, that holds the webhook's CA and serving certificate")
+		leaseID        = flag.String("leader-election-id", "pharos-controller", "name of the leader Lease (the Helm chart uses <release>-controller, so two releases never share one)")
 		serviceLBNS    = flag.String("servicelb-namespace", "kube-system", "namespace where K3s ServiceLB creates its svclb-* DaemonSets; Services that ServiceLB also handles are left to it (condition reason ServiceLBConflict) until its DaemonSet is gone; empty disables the detection; unused with --lb-class")
 		skipPreflight  = flag.Bool("skip-preflight", false, "start without checking CRDs and permissions first")
 	)
@@ -85,11 +86,16 @@ func main() {
 	if *leaseNamespace == "" {
 		*leaseNamespace = *namespace
 	}
+	if *lbClass == "" {
+		*serviceLBNS = serviceLBDetection(cfg, *serviceLBNS, func(msg string) { logger.Info(msg) })
+	} else {
+		*serviceLBNS = "" // ServiceLB ignores Services with a class
+	}
 	if !*skipPreflight {
 		if err := preflight(cfg, preflightOptions{
 			leaseNamespace: *leaseNamespace, leaderElect: *leaderElect,
-			serviceLBNamespace: map[bool]string{true: *serviceLBNS}[*lbClass == ""],
-			webhook:            *webhookPort != 0, namespace: *namespace, secret: *webhookSecret, configuration: *webhookConfig,
+			leaseName: *leaseID,
+			webhook:   *webhookPort != 0, namespace: *namespace, secret: *webhookSecret, configuration: *webhookConfig,
 		}); err != nil {
 			kubecheck.WriteTerminationMessage(err)
 			fail(err)
@@ -119,7 +125,7 @@ func main() {
 		Metrics:                       metricsserver.Options{BindAddress: *metricsAddr},
 		HealthProbeBindAddress:        *probeAddr,
 		LeaderElection:                *leaderElect,
-		LeaderElectionID:              "pharos-controller",
+		LeaderElectionID:              *leaseID,
 		LeaderElectionNamespace:       *leaseNamespace,
 		LeaderElectionReleaseOnCancel: true,
 		LeaseDuration:                 leaseDuration,

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"k8s.io/client-go/kubernetes"
@@ -13,13 +14,11 @@ import (
 type preflightOptions struct {
 	leaderElect    bool
 	leaseNamespace string
-	// serviceLBNamespace is where K3s ServiceLB's DaemonSets are watched;
-	// empty when detection is off.
-	serviceLBNamespace string
-	webhook            bool
-	namespace          string
-	secret             string
-	configuration      string
+	leaseName      string
+	webhook        bool
+	namespace      string
+	secret         string
+	configuration  string
 }
 
 // preflight checks the CRDs and the permissions the controller's code uses
@@ -40,18 +39,19 @@ func preflight(cfg *rest.Config, o preflightOptions) error {
 		{Verb: "watch", Group: "pharos.io", Resource: "ipaddresspools", Why: "follow the pools"},
 		{Verb: "update", Group: "pharos.io", Resource: "ipaddresspools", Subresource: "status", Why: "report pool usage and validity"},
 		{Verb: "list", Group: "pharos.io", Resource: "l2advertisements", Why: "validate L2Advertisements"},
+		{Verb: "watch", Group: "pharos.io", Resource: "l2advertisements", Why: "follow L2Advertisements"},
 		{Verb: "update", Group: "pharos.io", Resource: "l2advertisements", Subresource: "status", Why: "report L2Advertisement validity"},
 		{Verb: "create", Group: "events.k8s.io", Resource: "events", Why: "record events on Services"},
 	}
 	if o.leaderElect {
 		for _, verb := range []string{"get", "create", "update"} {
-			perms = append(perms, kubecheck.Permission{Verb: verb, Group: "coordination.k8s.io", Resource: "leases", Namespace: o.leaseNamespace, Name: "pharos-controller", Why: "elect the active replica"})
+			p := kubecheck.Permission{Verb: verb, Group: "coordination.k8s.io", Resource: "leases", Namespace: o.leaseNamespace, Name: o.leaseName, Why: "elect the active replica"}
+			if verb == "create" {
+				p.Name = "" // a create request carries no name for RBAC to match
+			}
+			perms = append(perms, p)
 		}
-	}
-	if o.serviceLBNamespace != "" {
-		for _, verb := range []string{"list", "watch"} {
-			perms = append(perms, kubecheck.Permission{Verb: verb, Group: "apps", Resource: "daemonsets", Namespace: o.serviceLBNamespace, Why: "detect K3s ServiceLB handling the same Services (or pass --servicelb-namespace= to turn the detection off)"})
-		}
+		perms = append(perms, kubecheck.Permission{Verb: "create", Resource: "events", Namespace: o.leaseNamespace, Why: "record leader elections on the Lease"})
 	}
 	if o.webhook {
 		for _, verb := range []string{"get", "update"} {
@@ -73,4 +73,37 @@ func preflight(cfg *rest.Config, o preflightOptions) error {
 		Permissions: perms,
 		RBACHint:    "grant it to the controller's ServiceAccount (the Helm chart's ClusterRole and Role for the controller do; see config/rbac/)",
 	})
+}
+
+// serviceLBDetection returns the namespace in which to watch K3s ServiceLB's
+// DaemonSets: ns if the controller may list and watch DaemonSets there,
+// else "" (detection off) with a warning that says how to turn it on. The
+// detection is optional, and most clusters are not K3s: a missing Role
+// must not keep the controller from assigning addresses.
+func serviceLBDetection(cfg *rest.Config, ns string, warn func(msg string)) string {
+	if ns == "" {
+		return ""
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		warn("K3s ServiceLB detection off: " + err.Error())
+		return ""
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	perms := []kubecheck.Permission{
+		{Verb: "list", Group: "apps", Resource: "daemonsets", Namespace: ns},
+		{Verb: "watch", Group: "apps", Resource: "daemonsets", Namespace: ns},
+	}
+	missing, err := kubecheck.Missing(ctx, cs, perms)
+	if err != nil {
+		warn("K3s ServiceLB detection off: " + err.Error())
+		return ""
+	}
+	if len(missing) > 0 {
+		warn(fmt.Sprintf("K3s ServiceLB detection off: %s may not %s; grant list and watch on daemonsets in %s (the Helm chart's Role %q does) or pass --servicelb-namespace= to silence this",
+			kubecheck.Identity(ctx, cs), missing[0], ns, "<release>-controller-servicelb"))
+		return ""
+	}
+	return ns
 }

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/labels"
@@ -14,16 +15,19 @@ import (
 )
 
 // deleteValuesConfig is the `controller delete-values-config` subcommand,
-// run by the Helm chart's pre-delete hook. The pools and L2Advertisements
-// given in values are created by a post-install hook (so the webhook can
-// validate them, see check-webhook), and Helm never deletes hook
-// resources by itself; without this step `helm uninstall` would leave them
-// behind unless an upgrade had adopted them first. It deletes exactly the
-// objects that carry the release's selector.
+// run by the Helm chart's hooks. The pools and L2Advertisements given in
+// values are created by a post-install hook on install (so the webhook can
+// validate them, see check-webhook), which Helm's bookkeeping does not
+// track, so the chart tells Helm to keep them and deletes them itself:
+// after an upgrade or rollback those that values no longer name (--keep-*),
+// and all of them before an uninstall. It deletes only objects that match
+// the release's selector.
 func deleteValuesConfig(args []string) {
 	fs := flag.NewFlagSet("delete-values-config", flag.ExitOnError)
 	selector := fs.String("selector", "", "label selector of the objects to delete, e.g. app.kubernetes.io/instance=pharos,pharos.io/from-values=true")
 	timeout := fs.Duration("timeout", time.Minute, "give up after this long")
+	keepPools := fs.String("keep-pools", "", "comma-separated names of IPAddressPools to keep")
+	keepAdvs := fs.String("keep-l2advertisements", "", "comma-separated names of L2Advertisements to keep")
 	_ = fs.Parse(args)
 	sel, err := labels.Parse(*selector)
 	if err != nil || sel.Empty() {
@@ -34,6 +38,7 @@ func deleteValuesConfig(args []string) {
 	defer cancel()
 	// Advertisements first: a pool that is no longer announced is
 	// withdrawn before its addresses are taken from the Services.
+	keep := map[string]map[string]bool{"pool": names(*keepPools), "l2": names(*keepAdvs)}
 	for _, list := range []client.ObjectList{&v1beta1.L2AdvertisementList{}, &v1beta1.IPAddressPoolList{}} {
 		if err := c.List(ctx, list, client.MatchingLabelsSelector{Selector: sel}); err != nil {
 			fail(fmt.Errorf("list: %w", err))
@@ -42,11 +47,15 @@ func deleteValuesConfig(args []string) {
 		switch l := list.(type) {
 		case *v1beta1.L2AdvertisementList:
 			for i := range l.Items {
-				objs = append(objs, &l.Items[i])
+				if !keep["l2"][l.Items[i].Name] {
+					objs = append(objs, &l.Items[i])
+				}
 			}
 		case *v1beta1.IPAddressPoolList:
 			for i := range l.Items {
-				objs = append(objs, &l.Items[i])
+				if !keep["pool"][l.Items[i].Name] {
+					objs = append(objs, &l.Items[i])
+				}
 			}
 		}
 		for _, o := range objs {
@@ -56,4 +65,15 @@ func deleteValuesConfig(args []string) {
 			fmt.Fprintf(os.Stdout, "deleted %T %s\n", o, client.ObjectKeyFromObject(o))
 		}
 	}
+}
+
+// names parses a comma-separated list into a set.
+func names(list string) map[string]bool {
+	set := map[string]bool{}
+	for _, n := range strings.Split(list, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			set[n] = true
+		}
+	}
+	return set
 }

@@ -156,7 +156,6 @@ func (c *Controller) SetupWithManager(mgr ctrl.Manager) error {
 			Scheme:               mgr.GetScheme(),
 			Mapper:               mgr.GetRESTMapper(),
 			DefaultNamespaces:    map[string]cache.Config{c.opts.ServiceLBNamespace: {}},
-			DefaultLabelSelector: serviceLBSelector(),
 			DefaultTransform:     cache.TransformStripManagedFields(),
 		})
 		if err != nil {
@@ -456,8 +455,9 @@ func (c *Controller) serviceLBDaemonSets(ctx context.Context, nn types.Namespace
 	}
 	list := &metav1.PartialObjectMetadataList{}
 	list.SetGroupVersionKind(appsv1.SchemeGroupVersion.WithKind("DaemonSetList"))
-	if err := c.serviceLB.List(ctx, list, client.InNamespace(c.opts.ServiceLBNamespace),
-		client.MatchingLabels{ServiceLBLabelName: nn.Name, ServiceLBLabelNamespace: nn.Namespace}); err != nil {
+	// Metadata of the few DaemonSets of that namespace; K3s and RKE2 label
+	// them differently, so they are filtered here, not by a selector.
+	if err := c.serviceLB.List(ctx, list, client.InNamespace(c.opts.ServiceLBNamespace)); err != nil {
 		return nil, fmt.Errorf("listing K3s ServiceLB DaemonSets: %w", err)
 	}
 	return activeServiceLB(list.Items, nn), nil

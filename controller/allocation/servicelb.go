@@ -9,8 +9,6 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -28,10 +26,16 @@ import (
 // sync of the Service, so the DaemonSet exists exactly while ServiceLB is
 // active for the Service. Pods left over from a deleted DaemonSet do not
 // write anything, and watching them would only cost memory and RBAC.
+//
+// K3s builds the label prefix from its program name, so RKE2 (with
+// --enable-servicelb) labels its DaemonSets svccontroller.rke2.cattle.io/*.
 const (
 	ServiceLBLabelName      = "svccontroller.k3s.cattle.io/svcname"
 	ServiceLBLabelNamespace = "svccontroller.k3s.cattle.io/svcnamespace"
 )
+
+// serviceLBPrefixes are the label prefixes of K3s and RKE2.
+var serviceLBPrefixes = []string{"svccontroller.k3s.cattle.io/", "svccontroller.rke2.cattle.io/"}
 
 // ReasonServiceLBConflict is the IPAllocated reason, and the Warning
 // event's, while K3s ServiceLB also handles the Service.
@@ -40,17 +44,16 @@ const ReasonServiceLBConflict = "ServiceLBConflict"
 // exampleLoadBalancerClass is the class that the conflict message suggests.
 const exampleLoadBalancerClass = "pharos.io/lb"
 
-// serviceLBSelector selects ServiceLB's DaemonSets of every Service.
-func serviceLBSelector() labels.Selector {
-	name, _ := labels.NewRequirement(ServiceLBLabelName, selection.Exists, nil)
-	ns, _ := labels.NewRequirement(ServiceLBLabelNamespace, selection.Exists, nil)
-	return labels.NewSelector().Add(*name, *ns)
-}
-
-// serviceLBOwner returns the Service that a ServiceLB object's labels name.
+// serviceLBOwner returns the Service that a ServiceLB object's labels name,
+// with K3s's or RKE2's prefix.
 func serviceLBOwner(l map[string]string) (types.NamespacedName, bool) {
-	nn := types.NamespacedName{Namespace: l[ServiceLBLabelNamespace], Name: l[ServiceLBLabelName]}
-	return nn, nn.Namespace != "" && nn.Name != ""
+	for _, p := range serviceLBPrefixes {
+		nn := types.NamespacedName{Namespace: l[p+"svcnamespace"], Name: l[p+"svcname"]}
+		if nn.Namespace != "" && nn.Name != "" {
+			return nn, true
+		}
+	}
+	return types.NamespacedName{}, false
 }
 
 // activeServiceLB returns "namespace/name" of the objects that show

@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 )
 
@@ -46,9 +45,12 @@ func TestServiceLBOwnerAndSelector(t *testing.T) {
 	if _, ok := serviceLBOwner(map[string]string{ServiceLBLabelName: "web"}); ok {
 		t.Fatal("a name without a namespace names a Service")
 	}
-	sel := serviceLBSelector()
-	if !sel.Matches(labels.Set(own)) || sel.Matches(labels.Set{ServiceLBLabelName: "web"}) || sel.Matches(labels.Set{"app": "x"}) {
-		t.Fatalf("selector %s", sel)
+	rke2 := map[string]string{"svccontroller.rke2.cattle.io/svcname": "web", "svccontroller.rke2.cattle.io/svcnamespace": "shop"}
+	if nn, ok := serviceLBOwner(rke2); !ok || nn.String() != "shop/web" {
+		t.Fatalf("RKE2's labels: owner %v %v", nn, ok)
+	}
+	if _, ok := serviceLBOwner(map[string]string{"app": "x"}); ok {
+		t.Fatal("a DaemonSet without ServiceLB's labels names a Service")
 	}
 }
 

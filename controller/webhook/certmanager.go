@@ -123,8 +123,14 @@ func (m *CertManager) Sync(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("load the serving certificate from Secret %s/%s: %w", m.opts.Namespace, m.opts.SecretName, err)
 	}
+	// The apiserver must trust a new CA before this replica serves a
+	// certificate from it; the other way round, every call in between
+	// would fail its TLS handshake.
+	if err := m.injectCABundle(ctx, certs.CABundle(bundle)); err != nil {
+		return err
+	}
 	m.cert.Store(&pair)
-	return m.injectCABundle(ctx, certs.CABundle(bundle))
+	return nil
 }
 
 // ensureSecret returns a valid bundle from the Secret, renewing it first if
@@ -213,16 +219,18 @@ func (m *CertManager) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, er
 	return nil, errors.New("the webhook certificate is not loaded yet")
 }
 
-// ReadyCheck fails until a certificate is loaded, so the Service sends the
-// apiserver's calls only to replicas that can answer them.
+// ReadyCheck fails until a certificate is loaded and while the last pass
+// failed (the CA bundle may then not match what this replica serves), so
+// the Service sends the apiserver's calls only to replicas that can answer
+// them.
 func (m *CertManager) ReadyCheck(*http.Request) error {
-	if m.cert.Load() != nil {
-		return nil
-	}
 	if e := m.lastErr.Load(); e != nil {
 		return errors.New(*e)
 	}
-	return errors.New("webhook certificate not loaded yet")
+	if m.cert.Load() == nil {
+		return errors.New("webhook certificate not loaded yet")
+	}
+	return nil
 }
 
 // permissionHint turns a 403 into a message that names the missing

@@ -354,19 +354,22 @@ func parseSelectors(in []metav1.LabelSelector, path *field.Path, errs field.Erro
 	return out, errs
 }
 
-// ValidatePool says what is wrong with obj if it joined the pools others
-// (obj's own current version, if any, is ignored). It is the admission
-// webhook's check and agrees with Build by construction: Build gives
-// precedence to unchanged pools, and every existing pool counts as
-// unchanged here while obj is the edit, so obj gets exactly the errors that
-// Build would report for it once it is stored.
+// ValidatePool says what is wrong with obj if it replaced its stored
+// version among others (which may include that version). It is the
+// admission webhook's check and agrees with Build by construction: the
+// stored pools, obj's old version among them, are what the controller has
+// as its previous Config, and obj is the next state it will Build. So obj
+// gets exactly the errors Build will report for it once it is stored: an
+// edit that leaves obj's spec (and so its generation) alone keeps the
+// precedence obj already had, and a new or edited spec loses overlaps to
+// the pools already there.
 func ValidatePool(obj *v1beta1.IPAddressPool, others []v1beta1.IPAddressPool) field.ErrorList {
-	rest := make([]v1beta1.IPAddressPool, 0, len(others)+1)
+	next := make([]v1beta1.IPAddressPool, 0, len(others)+1)
 	for _, o := range others {
 		if o.Name != obj.Name {
-			rest = append(rest, o)
+			next = append(next, o)
 		}
 	}
-	previous := Build(rest, nil).Config
-	return Build(append(rest, *obj), previous).Errors[obj.Name]
+	previous := Build(others, nil).Config
+	return Build(append(next, *obj), previous).Errors[obj.Name]
 }

@@ -62,6 +62,23 @@ func TestValidatePool(t *testing.T) {
 			},
 		},
 		{
+			name: "relabelling the older pool is accepted although a newer one overlaps it (stored while the webhook was down)",
+			obj:  newPool("a", addrs("198.18.100.0/24"), created(1)),
+			others: []v1beta1.IPAddressPool{
+				newPool("a", addrs("198.18.100.0/24"), created(1)),
+				newPool("b", addrs("198.18.100.0/25"), created(2)),
+			},
+		},
+		{
+			name: "editing the spec of the newer, rejected pool keeps it rejected while it overlaps",
+			obj:  newPool("b", addrs("198.18.100.0/26"), created(2), generation(2)),
+			others: []v1beta1.IPAddressPool{
+				newPool("a", addrs("198.18.100.0/24"), created(1)),
+				newPool("b", addrs("198.18.100.0/25"), created(2)),
+			},
+			want: []wantErr{{field.ErrorTypeInvalid, "spec.addresses[0]", []string{`IPAddressPool "a"`}}},
+		},
+		{
 			name: "overlapping a pool that is itself rejected still counts once that pool is the older valid one",
 			obj:  newPool("new", addrs("198.18.100.0/25"), created(9)),
 			others: []v1beta1.IPAddressPool{

@@ -100,27 +100,46 @@ func Check(ctx context.Context, cs kubernetes.Interface, o Options) error {
 		}
 	}
 
-	who := "this component's identity"
-	if rev, err := cs.AuthenticationV1().SelfSubjectReviews().Create(ctx, &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{}); err == nil {
-		who = fmt.Sprintf("%q", rev.Status.UserInfo.Username)
+	who := Identity(ctx, cs)
+	missing, err := Missing(ctx, cs, o.Permissions)
+	if err != nil {
+		return fmt.Errorf("%s: %w", o.Component, err)
 	}
-	for _, p := range o.Permissions {
+	for _, p := range missing {
+		problems = append(problems, fmt.Sprintf("%s may not %s (needed to %s); %s", who, p, p.Why, o.RBACHint))
+	}
+	if len(problems) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%s cannot start:\n  - %s", o.Component, strings.Join(problems, "\n  - "))
+}
+
+// Identity names the user the client authenticates as, quoted, for
+// messages.
+func Identity(ctx context.Context, cs kubernetes.Interface) string {
+	if rev, err := cs.AuthenticationV1().SelfSubjectReviews().Create(ctx, &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{}); err == nil {
+		return fmt.Sprintf("%q", rev.Status.UserInfo.Username)
+	}
+	return "this component's identity"
+}
+
+// Missing returns the permissions the client's identity lacks.
+func Missing(ctx context.Context, cs kubernetes.Interface, perms []Permission) ([]Permission, error) {
+	var missing []Permission
+	for _, p := range perms {
 		rev, err := cs.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authorizationv1.SelfSubjectAccessReview{
 			Spec: authorizationv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &authorizationv1.ResourceAttributes{
 				Verb: p.Verb, Group: p.Group, Resource: p.Resource, Subresource: p.Subresource, Namespace: p.Namespace, Name: p.Name,
 			}},
 		}, metav1.CreateOptions{})
 		if err != nil {
-			return fmt.Errorf("%s: cannot check permission %s: %w", o.Component, p, err)
+			return nil, fmt.Errorf("cannot check permission %s: %w", p, err)
 		}
 		if !rev.Status.Allowed {
-			problems = append(problems, fmt.Sprintf("%s may not %s (needed to %s); %s", who, p, p.Why, o.RBACHint))
+			missing = append(missing, p)
 		}
 	}
-	if len(problems) == 0 {
-		return nil
-	}
-	return fmt.Errorf("%s cannot start:\n  - %s", o.Component, strings.Join(problems, "\n  - "))
+	return missing, nil
 }
 
 // WriteTerminationMessage puts err where `kubectl describe pod` shows it

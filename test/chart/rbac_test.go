@@ -76,14 +76,18 @@ func covers(g, c grant) bool {
 	return true
 }
 
-// grants says whether chart grant c grants code-declared grant g, allowing
-// the chart to narrow it: to the release namespace (a Role instead of a
-// ClusterRole) and to named objects.
+// grants says whether chart grant c grants code-declared grant g. What the
+// code uses cluster-wide (its informers list every namespace) needs a
+// ClusterRole; what it uses in one namespace (a marker with namespace=) may
+// come from a Role there.
 func grants(c, g grant) bool {
 	if g.group != c.group || g.resource != c.resource || g.verb != c.verb {
 		return false
 	}
-	return g.ns == "" || c.ns == "" || c.ns == g.ns
+	if g.ns == "" {
+		return c.ns == ""
+	}
+	return c.ns == "" || c.ns == g.ns
 }
 
 // generatedGrants reads the ClusterRoles and Roles that controller-gen

@@ -77,6 +77,7 @@ func TestDefaults(t *testing.T) {
 	}
 	wantArgs := []string{
 		"--namespace=pharos-system",
+		"--leader-election-id=pharos-controller",
 		"--servicelb-namespace=kube-system",
 		"--webhook-port=9443",
 		"--webhook-service=pharos-webhook",
@@ -188,13 +189,20 @@ func TestDefaults(t *testing.T) {
 	}
 	assertWebhookConfiguration(t, objs, releaseNS, admissionregistrationv1.Fail)
 
-	// Nothing optional.
-	for _, kind := range []string{"Namespace", "IPAddressPool", "L2Advertisement", "Job", "ServiceMonitor", "PrometheusRule"} {
+	// Nothing optional. The values-config hooks are always there, so that
+	// emptying `pools` deletes the pools made before.
+	for _, kind := range []string{"Namespace", "IPAddressPool", "L2Advertisement", "ServiceMonitor", "PrometheusRule"} {
 		if o := ofKind(objs, kind); len(o) != 0 {
 			t.Errorf("defaults render a %s", kind)
 		}
 	}
 	for _, o := range objs {
+		if isValuesConfigHook(o) {
+			continue
+		}
+		if o.GetKind() == "Job" {
+			t.Errorf("defaults render Job %s", o.GetName())
+		}
 		if len(o.GetAnnotations()) != 0 {
 			t.Errorf("%s/%s has annotations %v by default", o.GetKind(), o.GetName(), o.GetAnnotations())
 		}
@@ -346,6 +354,7 @@ func TestPoolsOnInstall(t *testing.T) {
 			// upgrade adopts: Helm's ownership metadata, no delete policy.
 			a := o.GetAnnotations()
 			wantA := map[string]string{
+				"helm.sh/resource-policy":        "keep",
 				"helm.sh/hook":                   "post-install",
 				"helm.sh/hook-weight":            "10",
 				"meta.helm.sh/release-name":      release,
@@ -365,8 +374,14 @@ func TestPoolsOnInstall(t *testing.T) {
 	for kind, weight := range check {
 		o := find(t, objs, kind, "pharos-webhook-check")
 		a := o.GetAnnotations()
-		if a["helm.sh/hook"] != "post-install" || a["helm.sh/hook-weight"] != weight || a["helm.sh/hook-delete-policy"] != "before-hook-creation,hook-succeeded" {
-			t.Errorf("%s pharos-webhook-check annotations %v, want post-install, weight %s, delete before-hook-creation,hook-succeeded", kind, a, weight)
+		// The RBAC goes even when the check fails (no cluster-scoped
+		// leftovers outside the release); a failed Job stays for its log.
+		policy := "before-hook-creation,hook-succeeded,hook-failed"
+		if kind == "Job" {
+			policy = "before-hook-creation,hook-succeeded"
+		}
+		if a["helm.sh/hook"] != "post-install" || a["helm.sh/hook-weight"] != weight || a["helm.sh/hook-delete-policy"] != policy {
+			t.Errorf("%s pharos-webhook-check annotations %v, want post-install, weight %s, delete %s", kind, a, weight, policy)
 		}
 	}
 	job := into[batchv1.Job](t, find(t, objs, "Job", "pharos-webhook-check"))
@@ -387,7 +402,7 @@ func TestPoolsOnInstall(t *testing.T) {
 
 	// Everything else is an ordinary resource.
 	for _, o := range objs {
-		if o.GetName() == "pharos-webhook-check" || o.GetKind() == "IPAddressPool" || o.GetKind() == "L2Advertisement" || isUninstallHook(o) {
+		if o.GetName() == "pharos-webhook-check" || o.GetKind() == "IPAddressPool" || o.GetKind() == "L2Advertisement" || isValuesConfigHook(o) {
 			continue
 		}
 		if _, hook := o.GetAnnotations()["helm.sh/hook"]; hook {
@@ -402,7 +417,7 @@ func TestPoolsOnUpgrade(t *testing.T) {
 		t.Errorf("upgrade renders %d pools and %d L2Advertisements, want 1 and 2", len(ofKind(objs, "IPAddressPool")), len(ofKind(objs, "L2Advertisement")))
 	}
 	for _, o := range objs {
-		if isUninstallHook(o) {
+		if isValuesConfigHook(o) {
 			continue
 		}
 		for _, a := range hookAnnotations {
@@ -441,7 +456,7 @@ func TestWebhookDisabled(t *testing.T) {
 	}
 	// Without the webhook, nothing waits: the pools are ordinary resources.
 	for _, o := range objs {
-		if isUninstallHook(o) {
+		if isValuesConfigHook(o) {
 			continue
 		}
 		if _, hook := o.GetAnnotations()["helm.sh/hook"]; hook {
@@ -726,39 +741,65 @@ func TestNames(t *testing.T) {
 	}
 }
 
-// isUninstallHook reports whether o is one of the pre-delete hooks that
-// delete the pools and L2Advertisements of values on uninstall.
-func isUninstallHook(o *unstructured.Unstructured) bool {
-	return o.GetName() == "pharos-uninstall" && o.GetAnnotations()["helm.sh/hook"] == "pre-delete"
+// isValuesConfigHook reports whether o is one of the hooks that delete the
+// pools and L2Advertisements of values (on uninstall, and those no longer
+// in values after an upgrade or rollback).
+func isValuesConfigHook(o *unstructured.Unstructured) bool {
+	h := o.GetAnnotations()["helm.sh/hook"]
+	return (o.GetName() == "pharos-uninstall" || o.GetName() == "pharos-values-prune") &&
+		(strings.Contains(h, "pre-delete") || strings.Contains(h, "post-upgrade"))
 }
 
-func TestUninstallDeletesPoolsFromValues(t *testing.T) {
-	for _, args := range [][]string{{"--set", poolFlag}, {"--is-upgrade", "--set", poolFlag}, {"--set", "webhook.enabled=false", "--set", poolFlag}} {
+func TestValuesConfigHooks(t *testing.T) {
+	for _, args := range [][]string{
+		{"--set", poolFlag, "--set", "pools[1].name=quiet", "--set", "pools[1].addresses[0]=198.18.101.0/24", "--set", "pools[1].l2Advertisement=false", "--set", "l2Advertisements[0].name=extra"},
+		{"--is-upgrade", "--set", poolFlag},
+		{"--set", "webhook.enabled=false", "--set", poolFlag},
+		{}, // emptying pools must still delete the earlier ones
+	} {
 		objs := render(t, args...)
 		job := into[batchv1.Job](t, find(t, objs, "Job", "pharos-uninstall"))
 		if a := job.Annotations; a["helm.sh/hook"] != "pre-delete" || a["helm.sh/hook-delete-policy"] != "before-hook-creation,hook-succeeded" {
 			t.Errorf("%v: uninstall Job annotations %v", args, a)
 		}
 		c := job.Spec.Template.Spec.Containers[0]
-		if !slices.Contains(c.Command, "--selector=app.kubernetes.io/instance=pharos,pharos.io/from-values=true") {
-			t.Errorf("%v: uninstall Job command %q does not select the values' objects", args, c.Command)
+		sel := "--selector=app.kubernetes.io/instance=pharos,pharos.io/from-values=true"
+		if !slices.Contains(c.Command, sel) || slices.ContainsFunc(c.Command, func(a string) bool { return strings.HasPrefix(a, "--keep") }) {
+			t.Errorf("%v: uninstall Job command %q: want every object of the selector deleted", args, c.Command)
 		}
 		assertNonRoot(t, "uninstall", job.Spec.Template.Spec, c)
+
+		prune := into[batchv1.Job](t, find(t, objs, "Job", "pharos-values-prune"))
+		if a := prune.Annotations; a["helm.sh/hook"] != "post-upgrade,post-rollback" {
+			t.Errorf("%v: prune Job annotations %v", args, a)
+		}
+		// It keeps exactly what values name now.
+		var pools, advs []string
+		for _, o := range ofKind(objs, "IPAddressPool") {
+			pools = append(pools, o.GetName())
+		}
+		for _, o := range ofKind(objs, "L2Advertisement") {
+			advs = append(advs, o.GetName())
+		}
+		pc := prune.Spec.Template.Spec.Containers[0].Command
+		if !slices.Contains(pc, sel) || !slices.Contains(pc, "--keep-pools="+strings.Join(pools, ",")) || !slices.Contains(pc, "--keep-l2advertisements="+strings.Join(advs, ",")) {
+			t.Errorf("%v: prune Job command %q; want the selector and keep lists %v and %v", args, pc, pools, advs)
+		}
+
 		role := into[rbacv1.ClusterRole](t, find(t, objs, "ClusterRole", "pharos-uninstall"))
 		want := []rbacv1.PolicyRule{{APIGroups: []string{"pharos.io"}, Resources: []string{"ipaddresspools", "l2advertisements"}, Verbs: []string{"list", "delete"}}}
 		if !reflect.DeepEqual(role.Rules, want) {
-			t.Errorf("%v: uninstall ClusterRole rules %+v, want %+v", args, role.Rules, want)
+			t.Errorf("%v: values-config ClusterRole rules %+v, want %+v", args, role.Rules, want)
 		}
-		// What it deletes is exactly what values created.
 		for _, kind := range []string{"IPAddressPool", "L2Advertisement"} {
 			for _, o := range ofKind(objs, kind) {
 				if o.GetLabels()["pharos.io/from-values"] != "true" || o.GetLabels()["app.kubernetes.io/instance"] != "pharos" {
-					t.Errorf("%v: %s/%s labels %v lack the uninstall selector's", args, kind, o.GetName(), o.GetLabels())
+					t.Errorf("%v: %s/%s labels %v lack the hooks' selector", args, kind, o.GetName(), o.GetLabels())
+				}
+				if o.GetAnnotations()["helm.sh/resource-policy"] != "keep" {
+					t.Errorf("%v: %s/%s may be deleted by Helm itself (a rollback to the install revision would)", args, kind, o.GetName())
 				}
 			}
 		}
-	}
-	if objs := render(t); lookup(objs, "Job", "pharos-uninstall") != nil {
-		t.Error("without pools in values, an uninstall Job is rendered")
 	}
 }

@@ -118,9 +118,37 @@ Annotations of the pools and L2Advertisements created by the post-install
 hook: the hook, and Helm's ownership annotations (the managed-by label is
 in pharos.labels), so that the next upgrade adopts them.
 */}}
-{{- define "pharos.configHookAnnotations" -}}
+{{- define "pharos.configAnnotations" -}}
+helm.sh/resource-policy: keep
+{{- if include "pharos.configAsHook" . }}
 helm.sh/hook: post-install
 helm.sh/hook-weight: "10"
 meta.helm.sh/release-name: {{ .Release.Name }}
 meta.helm.sh/release-namespace: {{ .Release.Namespace }}
+{{- end }}
+{{- end }}
+
+{{/*
+Names of the pools and of the L2Advertisements that values create, comma
+separated: what the post-upgrade cleanup keeps.
+*/}}
+{{- define "pharos.valuesPoolNames" -}}
+{{- $names := list }}
+{{- range $i, $pool := .Values.pools }}
+{{- $names = append $names ($pool.name | default (ternary "default" (printf "pool-%d" $i) (eq $i 0))) }}
+{{- end }}
+{{- join "," $names }}
+{{- end }}
+
+{{- define "pharos.valuesL2Names" -}}
+{{- $names := list }}
+{{- range $i, $pool := .Values.pools }}
+{{- if or (not (hasKey $pool "l2Advertisement")) $pool.l2Advertisement }}
+{{- $names = append $names ($pool.name | default (ternary "default" (printf "pool-%d" $i) (eq $i 0))) }}
+{{- end }}
+{{- end }}
+{{- range .Values.l2Advertisements }}
+{{- $names = append $names .name }}
+{{- end }}
+{{- join "," $names }}
 {{- end }}

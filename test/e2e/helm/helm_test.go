@@ -222,6 +222,30 @@ func TestChartLifecycle(t *testing.T) {
 	}
 	kubectl(t, "-n", ns, "rollout", "status", "deploy/pharos-controller", "--timeout=120s")
 
+	t.Log("a pool added by an upgrade goes with a rollback; the install's pool stays, so no address moves")
+	extra := append(append([]string{}, upArgs...), "--set", "pools[1].name=extra", "--set", "pools[1].addresses[0]=198.18.101.0/24")
+	if out, err := runHelm(t, extra...); err != nil {
+		t.Fatalf("helm upgrade adding a pool: %v\n%s", err, out)
+	}
+	kubectl(t, "get", "ipaddresspool,l2advertisement", "extra")
+	// Revision 1 is the install, whose manifest lacks its hook-made pool:
+	// Helm alone would delete "demo" here and take the Service's addresses.
+	if out, err := runHelm(t, "rollback", release, "1", "-n", ns, "--wait", "--timeout", "3m"); err != nil {
+		t.Fatalf("helm rollback to the install: %v\n%s", err, out)
+	}
+	eventually(t, 30*time.Second, func() error {
+		if left := strings.TrimSpace(kubectl(t, "get", "ipaddresspools", "-o", "name")); left != "ipaddresspool.pharos.io/demo" {
+			return fmt.Errorf("pools after the rollback: %q, want only demo", left)
+		}
+		return nil
+	})
+	if uid := kubectl(t, "get", "ipaddresspool", "demo", "-o", "jsonpath={.metadata.uid}"); uid != demoUID {
+		t.Errorf("the rollback recreated the pool (uid %s, was %s)", uid, demoUID)
+	}
+	if got := externalIPs(t, "my-nginx"); strings.Join(got, " ") != strings.Join(ips, " ") {
+		t.Errorf("addresses after the rollback %v, before %v", got, ips)
+	}
+
 	t.Log("helm uninstall leaves nothing behind")
 	if out, err := runHelm(t, "uninstall", release, "-n", ns, "--wait", "--timeout", "3m"); err != nil {
 		t.Fatalf("helm uninstall: %v\n%s", err, out)
@@ -235,7 +259,9 @@ func TestChartLifecycle(t *testing.T) {
 	for _, q := range [][]string{
 		{"get", "ipaddresspools,l2advertisements", "-o", "name"},
 		{"get", "clusterroles,clusterrolebindings,validatingwebhookconfigurations", "-l", "app.kubernetes.io/instance=" + release, "-o", "name"},
-		{"get", "-n", ns, "secrets,serviceaccounts,roles,rolebindings,services,daemonsets,deployments,jobs", "-l", "app.kubernetes.io/instance=" + release, "-o", "name"},
+		{"get", "-n", ns, "secrets,serviceaccounts,roles,rolebindings,services,daemonsets,deployments,jobs,leases", "-l", "app.kubernetes.io/instance=" + release, "-o", "name"},
+		{"get", "-n", "kube-system", "roles,rolebindings", "-l", "app.kubernetes.io/instance=" + release, "-o", "name"},
+		{"get", "-n", ns, "leases", "-o", "name"},
 	} {
 		if left := strings.TrimSpace(kubectl(t, q...)); left != "" {
 			t.Errorf("left behind: %s", left)
