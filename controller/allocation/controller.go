@@ -152,11 +152,11 @@ func (c *Controller) SetupWithManager(mgr ctrl.Manager) error {
 		// ServiceLB ignores Services with a class, so with --lb-class set
 		// there is nothing to detect and no cache to run.
 		slb, err := cache.New(mgr.GetConfig(), cache.Options{
-			HTTPClient:           mgr.GetHTTPClient(),
-			Scheme:               mgr.GetScheme(),
-			Mapper:               mgr.GetRESTMapper(),
-			DefaultNamespaces:    map[string]cache.Config{c.opts.ServiceLBNamespace: {}},
-			DefaultTransform:     cache.TransformStripManagedFields(),
+			HTTPClient:        mgr.GetHTTPClient(),
+			Scheme:            mgr.GetScheme(),
+			Mapper:            mgr.GetRESTMapper(),
+			DefaultNamespaces: map[string]cache.Config{c.opts.ServiceLBNamespace: {}},
+			DefaultTransform:  cache.TransformStripManagedFields(),
 		})
 		if err != nil {
 			return fmt.Errorf("creating the ServiceLB DaemonSet cache: %w", err)
