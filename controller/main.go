@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -23,6 +24,7 @@ import (
 	"github.com/pharos-lb/pharos/api/v1beta1"
 	"github.com/pharos-lb/pharos/controller/advertisement"
 	"github.com/pharos-lb/pharos/controller/allocation"
+	"github.com/pharos-lb/pharos/controller/memberlistkey"
 	webhookpkg "github.com/pharos-lb/pharos/controller/webhook"
 	"github.com/pharos-lb/pharos/internal/kubecheck"
 )
@@ -60,6 +62,7 @@ func main() {
 		webhookSecret  = flag.String("webhook-secret", "pharos-webhook-cert", "the Secret, in --namespace, that holds the webhook's CA and serving certificate")
 		leaseID        = flag.String("leader-election-id", "pharos-controller", "name of the leader Lease (the Helm chart uses <release>-controller, so two releases never share one)")
 		serviceLBNS    = flag.String("servicelb-namespace", "kube-system", "namespace where K3s ServiceLB creates its svclb-* DaemonSets; Services that ServiceLB also handles are left to it (condition reason ServiceLBConflict) until its DaemonSet is gone; empty disables the detection; unused with --lb-class")
+		memberlistKey  = flag.String("memberlist-secret", "pharos-memberlist", "the Secret, in --namespace, whose field 'key' encrypts the speakers' gossip; the controller generates the key when the Secret has none (empty: leave it to you)")
 		skipPreflight  = flag.Bool("skip-preflight", false, "start without checking CRDs and permissions first")
 	)
 	zapOpts := zap.Options{}
@@ -94,22 +97,22 @@ func main() {
 	if !*skipPreflight {
 		if err := preflight(cfg, preflightOptions{
 			leaseNamespace: *leaseNamespace, leaderElect: *leaderElect,
-			leaseName: *leaseID,
-			webhook:   *webhookPort != 0, namespace: *namespace, secret: *webhookSecret, configuration: *webhookConfig,
+			leaseName: *leaseID, memberlistSecret: *memberlistKey,
+			webhook: *webhookPort != 0, namespace: *namespace, secret: *webhookSecret, configuration: *webhookConfig,
 		}); err != nil {
 			kubecheck.WriteTerminationMessage(err)
 			fail(err)
 		}
 	}
 
+	direct, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		fail(err)
+	}
 	var certManager *webhookpkg.CertManager
 	var webhookServer webhook.Server
 	if *webhookPort != 0 {
-		apiReader, err := client.New(cfg, client.Options{Scheme: scheme})
-		if err != nil {
-			fail(err)
-		}
-		certManager = webhookpkg.NewCertManager(apiReader, apiReader, webhookpkg.CertOptions{
+		certManager = webhookpkg.NewCertManager(direct, direct, webhookpkg.CertOptions{
 			Namespace: *namespace, SecretName: *webhookSecret, ServiceName: *webhookService, ConfigurationName: *webhookConfig,
 		})
 		webhookServer = webhook.NewServer(webhook.Options{
@@ -152,6 +155,12 @@ func main() {
 	}
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
 		fail(err)
+	}
+	if *memberlistKey != "" {
+		keeper := &memberlistkey.Keeper{Secret: types.NamespacedName{Namespace: *namespace, Name: *memberlistKey}, Reader: direct, Writer: direct}
+		if err := mgr.Add(keeper); err != nil {
+			fail(err)
+		}
 	}
 	if certManager != nil {
 		if err := mgr.Add(certManager); err != nil {

@@ -15,10 +15,13 @@ type preflightOptions struct {
 	leaderElect    bool
 	leaseNamespace string
 	leaseName      string
-	webhook        bool
-	namespace      string
-	secret         string
-	configuration  string
+	// memberlistSecret is the Secret whose key the controller keeps;
+	// empty when it does not.
+	memberlistSecret string
+	webhook          bool
+	namespace        string
+	secret           string
+	configuration    string
 }
 
 // preflight checks the CRDs and the permissions the controller's code uses
@@ -52,6 +55,11 @@ func preflight(cfg *rest.Config, o preflightOptions) error {
 			perms = append(perms, p)
 		}
 		perms = append(perms, kubecheck.Permission{Verb: "create", Resource: "events", Namespace: o.leaseNamespace, Why: "record leader elections on the Lease"})
+	}
+	if o.memberlistSecret != "" {
+		for _, verb := range []string{"get", "update"} {
+			perms = append(perms, kubecheck.Permission{Verb: verb, Resource: "secrets", Namespace: o.namespace, Name: o.memberlistSecret, Why: "generate the speakers' memberlist key (or pass --memberlist-secret= and provide the key yourself)"})
+		}
 	}
 	if o.webhook {
 		for _, verb := range []string{"get", "update"} {

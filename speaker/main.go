@@ -6,7 +6,6 @@ package main
 
 import (
 	"context"
-	"encoding/base64"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -22,6 +21,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -114,7 +114,7 @@ func run(logger *slog.Logger, nodeName, bindAddr string, port int, secretRef str
 	if err != nil {
 		return err
 	}
-	key, err := readKey(ctx, direct, secretRef)
+	key, err := readKey(ctx, logger, direct, secretRef)
 	if err != nil {
 		return err
 	}
@@ -184,23 +184,42 @@ func run(logger *slog.Logger, nodeName, bindAddr string, port int, secretRef str
 	return mgr.Start(ctx)
 }
 
-func readKey(ctx context.Context, c client.Client, ref string) ([]byte, error) {
+// readKey reads the memberlist key from its Secret, waiting while the
+// Secret or its key is missing or invalid: the controller generates the key
+// into the Secret the chart creates empty, and a speaker may start first.
+// It says once per distinct problem what it waits for.
+func readKey(ctx context.Context, logger *slog.Logger, c client.Client, ref string) ([]byte, error) {
 	ns, name, ok := strings.Cut(ref, "/")
 	if !ok {
 		return nil, fmt.Errorf("--memberlist-secret %q: want namespace/name", ref)
 	}
-	var s corev1.Secret
-	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &s); err != nil {
-		return nil, fmt.Errorf("reading the memberlist key from Secret %s: %w (create it with a random 32-byte value under 'key')", ref, err)
+	last := ""
+	for {
+		var s corev1.Secret
+		err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &s)
+		var why string
+		switch {
+		case apierrors.IsForbidden(err):
+			return nil, fmt.Errorf("reading the memberlist key from Secret %s: %w", ref, err)
+		case err != nil:
+			why = err.Error()
+		default:
+			key, perr := speakerlist.ParseKey(s.Data[speakerlist.KeySecretField])
+			if perr == nil {
+				return key, nil
+			}
+			why = perr.Error()
+		}
+		if why != last {
+			logger.Info("waiting for the memberlist key: the controller generates it (or put 16, 24 or 32 random bytes, raw or base64, under 'key')", "secret", ref, "now", why)
+			last = why
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(2 * time.Second):
+		}
 	}
-	key := s.Data["key"]
-	if dec, err := base64.StdEncoding.DecodeString(string(key)); err == nil && (len(dec) == 16 || len(dec) == 24 || len(dec) == 32) {
-		key = dec
-	}
-	if len(key) != 16 && len(key) != 24 && len(key) != 32 {
-		return nil, fmt.Errorf("Secret %s: 'key' must hold 16, 24 or 32 bytes (raw or base64), not %d", ref, len(key))
-	}
-	return key, nil
 }
 
 func nodeAddress(ctx context.Context, c client.Client, name string) (string, error) {

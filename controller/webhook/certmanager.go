@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/pharos-lb/pharos/internal/certs"
+	"github.com/pharos-lb/pharos/internal/kubecheck"
 )
 
 // The controller keeps its webhook certificate in a Secret of its own
@@ -143,7 +144,7 @@ func (m *CertManager) ensureSecret(ctx context.Context) (certs.Bundle, error) {
 		err := m.reader.Get(ctx, key, &sec)
 		exists := err == nil
 		if err != nil && !apierrors.IsNotFound(err) {
-			return nil, permissionHint(err, "get", "secrets", key.String())
+			return nil, kubecheck.Hint(err, "controller", "get", "secrets", key.String())
 		}
 		bundle := certs.Bundle(sec.Data)
 		now := m.now()
@@ -169,9 +170,9 @@ func (m *CertManager) ensureSecret(ctx context.Context) (certs.Bundle, error) {
 		case (apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err)) && attempt < 3:
 			continue // another replica wrote first; use its bundle
 		case exists:
-			return nil, permissionHint(err, "update", "secrets", key.String())
+			return nil, kubecheck.Hint(err, "controller", "update", "secrets", key.String())
 		default:
-			return nil, permissionHint(err, "create", "secrets", key.String())
+			return nil, kubecheck.Hint(err, "controller", "create", "secrets", key.String())
 		}
 	}
 }
@@ -187,7 +188,7 @@ func (m *CertManager) injectCABundle(ctx context.Context, caBundle []byte) error
 		if apierrors.IsNotFound(err) {
 			return fmt.Errorf("ValidatingWebhookConfiguration %q not found: the webhook serves, but the apiserver will not call it until it exists (the Helm chart creates it; check --webhook-configuration)", m.opts.ConfigurationName)
 		}
-		return permissionHint(err, "get", "validatingwebhookconfigurations.admissionregistration.k8s.io", m.opts.ConfigurationName)
+		return kubecheck.Hint(err, "controller", "get", "validatingwebhookconfigurations.admissionregistration.k8s.io", m.opts.ConfigurationName)
 	}
 	changed := false
 	for i := range cfg.Webhooks {
@@ -204,7 +205,7 @@ func (m *CertManager) injectCABundle(ctx context.Context, caBundle []byte) error
 		return nil
 	}
 	if err := m.writer.Update(ctx, &cfg); err != nil {
-		return permissionHint(err, "update", "validatingwebhookconfigurations.admissionregistration.k8s.io", m.opts.ConfigurationName)
+		return kubecheck.Hint(err, "controller", "update", "validatingwebhookconfigurations.admissionregistration.k8s.io", m.opts.ConfigurationName)
 	}
 	log.FromContext(ctx).Info("CA bundle injected", "validatingWebhookConfiguration", m.opts.ConfigurationName)
 	return nil
@@ -231,13 +232,4 @@ func (m *CertManager) ReadyCheck(*http.Request) error {
 		return errors.New("webhook certificate not loaded yet")
 	}
 	return nil
-}
-
-// permissionHint turns a 403 into a message that names the missing
-// permission instead of a bare "forbidden".
-func permissionHint(err error, verb, resource, name string) error {
-	if apierrors.IsForbidden(err) {
-		return fmt.Errorf("the controller may not %s %s %q: grant it to the controller's ServiceAccount (the Helm chart's Role and ClusterRole do): %w", verb, resource, name, err)
-	}
-	return fmt.Errorf("%s %s %q: %w", verb, resource, name, err)
 }

@@ -142,6 +142,15 @@ func Missing(ctx context.Context, cs kubernetes.Interface, perms []Permission) (
 	return missing, nil
 }
 
+// Hint turns a 403 from a request into a message that names the missing
+// permission and who grants it, instead of a bare "forbidden".
+func Hint(err error, component, verb, resource, name string) error {
+	if apierrors.IsForbidden(err) {
+		return fmt.Errorf("the %s may not %s %s %q: grant it to its ServiceAccount (the Helm chart's Role and ClusterRole do): %w", component, verb, resource, name, err)
+	}
+	return fmt.Errorf("%s %s %q: %w", verb, resource, name, err)
+}
+
 // WriteTerminationMessage puts err where `kubectl describe pod` shows it
 // (the container's terminationMessagePath), if that file exists.
 func WriteTerminationMessage(err error) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -18,6 +19,10 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/pharos-lb/pharos/controller/memberlistkey"
+	pwebhook "github.com/pharos-lb/pharos/controller/webhook"
+	"github.com/pharos-lb/pharos/internal/speakerlist"
 )
 
 // TestInstallUpgrade installs the chart with helm into the test apiserver,
@@ -101,33 +106,39 @@ func TestInstallUpgrade(t *testing.T) {
 		uids[o.GetKind()] = o.GetUID()
 	}
 
-	// What the controller does at start: fill the certificate Secret and
-	// inject the CA bundle.
-	cert := &corev1.Secret{}
-	if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: prefix + "-webhook-cert"}, cert); err != nil {
+	// What the controller does at start, with its own code: generate the
+	// memberlist key and the webhook certificate into the Secrets the chart
+	// created empty, and inject the CA bundle.
+	keeper := &memberlistkey.Keeper{Secret: types.NamespacedName{Namespace: ns, Name: prefix + "-memberlist"}, Reader: k8s, Writer: k8s}
+	if err := keeper.Ensure(ctx); err != nil {
 		t.Fatal(err)
 	}
-	cert.Data = map[string][]byte{"ca.crt": []byte("ca"), "ca.key": []byte("key"), "tls.crt": []byte("crt"), "tls.key": []byte("key")}
-	if err := k8s.Update(ctx, cert); err != nil {
+	certs := pwebhook.NewCertManager(k8s, k8s, pwebhook.CertOptions{
+		Namespace: ns, SecretName: prefix + "-webhook-cert", ServiceName: prefix + "-webhook", ConfigurationName: prefix + "-webhook",
+	})
+	if err := certs.Sync(ctx); err != nil {
+		t.Fatalf("the controller's certificate manager with the chart's objects and names: %v", err)
+	}
+	cert := &corev1.Secret{}
+	if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: prefix + "-webhook-cert"}, cert); err != nil {
 		t.Fatal(err)
 	}
 	vwc := &admissionregistrationv1.ValidatingWebhookConfiguration{}
 	if err := k8s.Get(ctx, client.ObjectKey{Name: prefix + "-webhook"}, vwc); err != nil {
 		t.Fatal(err)
 	}
-	for i := range vwc.Webhooks {
-		vwc.Webhooks[i].ClientConfig.CABundle = []byte("injected CA")
-	}
-	if err := k8s.Update(ctx, vwc); err != nil {
-		t.Fatal(err)
+	for _, w := range vwc.Webhooks {
+		if !bytes.Contains(w.ClientConfig.CABundle, []byte("BEGIN CERTIFICATE")) {
+			t.Fatalf("webhook %s got no CA bundle", w.Name)
+		}
 	}
 	memberlist := &corev1.Secret{}
 	if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: prefix + "-memberlist"}, memberlist); err != nil {
 		t.Fatal(err)
 	}
 	key := memberlist.Data["key"]
-	if len(key) != 32 {
-		t.Fatalf("memberlist key of %d bytes", len(key))
+	if k, err := speakerlist.ParseKey(key); err != nil || len(k) != 32 {
+		t.Fatalf("memberlist key: %d bytes, %v", len(k), err)
 	}
 
 	// The first upgrade renders the pools as ordinary resources.
@@ -157,14 +168,16 @@ func TestInstallUpgrade(t *testing.T) {
 	if !strings.Contains(manifest, "kind: IPAddressPool") || !strings.Contains(manifest, "name: install-test") {
 		t.Error("after the upgrade, the release does not own the pool")
 	}
-	if err := k8s.Get(ctx, client.ObjectKeyFromObject(cert), cert); err != nil || string(cert.Data["tls.crt"]) != "crt" || len(cert.Data) != 4 {
-		t.Errorf("the upgrade changed the webhook certificate Secret: %v %v", cert.Data, err)
+	certBefore := cert.Data
+	if err := k8s.Get(ctx, client.ObjectKeyFromObject(cert), cert); err != nil || !reflect.DeepEqual(cert.Data, certBefore) {
+		t.Errorf("the upgrade changed the webhook certificate Secret (err %v)", err)
 	}
+	bundleBefore := vwc.Webhooks[0].ClientConfig.CABundle
 	if err := k8s.Get(ctx, client.ObjectKeyFromObject(vwc), vwc); err != nil {
 		t.Fatal(err)
 	}
 	for _, w := range vwc.Webhooks {
-		if string(w.ClientConfig.CABundle) != "injected CA" {
+		if !bytes.Equal(w.ClientConfig.CABundle, bundleBefore) {
 			t.Errorf("the upgrade dropped webhook %s's CA bundle", w.Name)
 		}
 	}
@@ -188,7 +201,8 @@ func TestInstallUpgrade(t *testing.T) {
 		{speaker, authorizationv1.ResourceAttributes{Verb: "list", Group: "discovery.k8s.io", Resource: "endpointslices"}, true},
 		{speaker, authorizationv1.ResourceAttributes{Verb: "update", Resource: "services", Subresource: "status", Namespace: "default"}, true},
 		{controller, authorizationv1.ResourceAttributes{Verb: "update", Resource: "secrets", Namespace: ns, Name: prefix + "-webhook-cert"}, true},
-		{controller, authorizationv1.ResourceAttributes{Verb: "get", Resource: "secrets", Namespace: ns, Name: prefix + "-memberlist"}, false},
+		{controller, authorizationv1.ResourceAttributes{Verb: "update", Resource: "secrets", Namespace: ns, Name: prefix + "-memberlist"}, true},
+		{controller, authorizationv1.ResourceAttributes{Verb: "get", Resource: "secrets", Namespace: ns, Name: "some-other-secret"}, false},
 		{controller, authorizationv1.ResourceAttributes{Verb: "update", Group: "admissionregistration.k8s.io", Resource: "validatingwebhookconfigurations", Name: prefix + "-webhook"}, true},
 		{controller, authorizationv1.ResourceAttributes{Verb: "update", Group: "admissionregistration.k8s.io", Resource: "validatingwebhookconfigurations", Name: "another"}, false},
 		{controller, authorizationv1.ResourceAttributes{Verb: "create", Group: "coordination.k8s.io", Resource: "leases", Namespace: ns}, true},
