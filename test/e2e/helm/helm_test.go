@@ -158,6 +158,20 @@ func TestChartLifecycle(t *testing.T) {
 	if ca := kubectl(t, "get", "validatingwebhookconfiguration", "pharos-webhook", "-o", "jsonpath={.webhooks[0].clientConfig.caBundle}"); len(ca) < 100 {
 		t.Errorf("caBundle not injected: %q", ca)
 	}
+	// The processes have exactly the capabilities the chart's
+	// securityContexts give: the speakers NET_RAW alone, which is enough
+	// to announce (the Service answered above), the controllers none.
+	for argv0, want := range map[string]string{"/speaker": "0000000000002000", "/controller": "0000000000000000"} {
+		got := processCaps(t, argv0)
+		if len(got) == 0 {
+			t.Errorf("no %s process of this lab found", argv0)
+		}
+		for _, c := range got {
+			if c != want {
+				t.Errorf("a %s process runs with CapEff %s, want %s", argv0, c, want)
+			}
+		}
+	}
 	speakers := kubectl(t, "-n", ns, "get", "ds", "pharos-speaker", "-o", "jsonpath={.status.numberReady}/{.status.desiredNumberScheduled}")
 	if speakers != fmt.Sprintf("%d/%d", len(lab.Nodes), len(lab.Nodes)) {
 		t.Errorf("speakers ready/desired %s", speakers)
@@ -298,4 +312,40 @@ func TestChartLifecycle(t *testing.T) {
 	if out, err := lab.Exec(ctx, lab.Client.Name, "arping", "-c", "3", "-w", "3", "-I", "eth0", v4); err == nil {
 		t.Errorf("%s still answers ARP after uninstall:\n%s", v4, out)
 	}
+}
+
+// processCaps returns the effective capabilities (CapEff of
+// /proc/PID/status) of the Pharos processes of this lab whose argv[0] is
+// argv0; the lab's agents give each a KUBECONFIG under its PodStateDir.
+func processCaps(t *testing.T, argv0 string) []string {
+	t.Helper()
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var caps []string
+	for _, e := range entries {
+		pid := e.Name()
+		if pid[0] < '0' || pid[0] > '9' {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", pid, "cmdline"))
+		if err != nil || !strings.HasPrefix(string(cmdline), argv0+"\x00") {
+			continue
+		}
+		environ, err := os.ReadFile(filepath.Join("/proc", pid, "environ"))
+		if err != nil || !strings.Contains(string(environ), "KUBECONFIG="+lab.PodStateDir()+"/") {
+			continue
+		}
+		status, err := os.ReadFile(filepath.Join("/proc", pid, "status"))
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(status), "\n") {
+			if v, ok := strings.CutPrefix(line, "CapEff:"); ok {
+				caps = append(caps, strings.TrimSpace(v))
+			}
+		}
+	}
+	return caps
 }

@@ -24,6 +24,7 @@ type pharosPod struct {
 	binary        string // on this machine
 	uid, gid      int64
 	groups        []int64
+	caps          []string // the container's capabilities (securityContext)
 	hostNetwork   bool
 	restartPolicy corev1.RestartPolicy
 	grace         time.Duration
@@ -81,6 +82,9 @@ func (o *Options) pharosPodOf(pod *corev1.Pod) (pp *pharosPod, ok bool, err erro
 	}
 	if g := pod.Spec.TerminationGracePeriodSeconds; g != nil {
 		pp.grace = min(time.Duration(*g)*time.Second, maxGrace)
+	}
+	if pp.caps, err = containerCaps(c); err != nil {
+		return nil, true, err
 	}
 	if pp.uid, pp.gid, pp.groups, err = runAs(pod, c, o.PharosUID, o.PharosGID); err != nil {
 		return nil, true, err

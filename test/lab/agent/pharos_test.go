@@ -174,3 +174,45 @@ func TestReconcileUnsupportedPharosPod(t *testing.T) {
 		t.Fatal("unsupported pod got a slot")
 	}
 }
+
+func TestContainerCaps(t *testing.T) {
+	yes := true
+	tests := []struct {
+		name string
+		sc   *corev1.SecurityContext
+		want []string
+	}{
+		{"nothing asked: the runtime's defaults", nil, runtimeDefaultCaps},
+		{"drop ALL, add NET_RAW (the speaker)", &corev1.SecurityContext{Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}, Add: []corev1.Capability{"NET_RAW"}}}, []string{"NET_RAW"}},
+		{"drop ALL (the controller)", &corev1.SecurityContext{Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}}, []string{}},
+		{"CAP_ prefix and lower case", &corev1.SecurityContext{Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"all"}, Add: []corev1.Capability{"CAP_NET_ADMIN", "net_raw"}}}, []string{"NET_ADMIN", "NET_RAW"}},
+		{"drop one default", &corev1.SecurityContext{Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"NET_RAW"}}}, nil},
+		{"privileged", &corev1.SecurityContext{Privileged: &yes}, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := containerCaps(&corev1.Container{Name: "c", SecurityContext: tc.sc})
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch tc.name {
+			case "drop one default":
+				if slices.Contains(got, "NET_RAW") || len(got) != len(runtimeDefaultCaps)-1 {
+					t.Fatalf("got %v", got)
+				}
+			case "privileged":
+				if len(got) != len(capNumbers) {
+					t.Fatalf("privileged gets %d capabilities, want all %d", len(got), len(capNumbers))
+				}
+			default:
+				want := slices.Sorted(slices.Values(tc.want))
+				if !slices.Equal(got, want) {
+					t.Fatalf("got %v, want %v", got, want)
+				}
+			}
+		})
+	}
+	if _, err := containerCaps(&corev1.Container{Name: "c", SecurityContext: &corev1.SecurityContext{Capabilities: &corev1.Capabilities{Add: []corev1.Capability{"FLY"}}}}); err == nil {
+		t.Fatal("an unknown capability was accepted")
+	}
+}

@@ -17,7 +17,11 @@ import (
 // user and groups and replaces itself with the binary, so the process the
 // agent watches and signals is Pharos itself:
 //
-//	pod-exec --uid 65532 --gid 65532 [--groups 1,2] [--hostname NAME] --binary PATH -- ARGV0 ARGS...
+//	pod-exec --uid 65532 --gid 65532 [--groups 1,2] [--hostname NAME] [--caps NET_RAW,...] --binary PATH -- ARGV0 ARGS...
+//
+// With --caps it confines the process to those capabilities (an empty
+// list: none), as a container runtime does with a container's
+// securityContext; a process that is not root has none anyway.
 //
 // With --hostname it sets the hostname a container has (the pod's name),
 // which is what leader election and logs take as the replica's identity.
@@ -36,6 +40,7 @@ func ExecPod(args []string) error {
 	groups := fs.String("groups", "", "supplementary groups, comma-separated")
 	binary := fs.String("binary", "", "the binary to run")
 	hostname := fs.String("hostname", "", "hostname to set, in a UTS namespace of its own")
+	caps := fs.String("caps", "-", "capabilities to keep, comma-separated (\"\" for none; \"-\" leaves them alone)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -61,6 +66,17 @@ func ExecPod(args []string) error {
 	ppid := os.Getppid()
 	if *hostname != "" {
 		if err := setHostname(*hostname, ppid); err != nil {
+			return fmt.Errorf("pod-exec: %w", err)
+		}
+	}
+	if *caps != "-" {
+		var names []string
+		for _, n := range strings.Split(*caps, ",") {
+			if n != "" {
+				names = append(names, n)
+			}
+		}
+		if err := limitCaps(names); err != nil {
 			return fmt.Errorf("pod-exec: %w", err)
 		}
 	}

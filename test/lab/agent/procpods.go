@@ -136,7 +136,7 @@ func (m *podManager) startPharos(ctx context.Context, pod *corev1.Pod, s *slot, 
 	}
 	launch := slices.Clone(m.opts.LaunchCommand)
 	launch = append(launch, "--uid", strconv.FormatInt(pp.uid, 10), "--gid", strconv.FormatInt(pp.gid, 10),
-		"--groups", strings.Join(groups, ","), "--hostname", hostname, "--binary", pp.binary, "--")
+		"--groups", strings.Join(groups, ","), "--hostname", hostname, "--caps", strings.Join(pp.caps, ","), "--binary", pp.binary, "--")
 	launch = append(launch, argv...)
 	// The node's netns is entered again for hostNetwork pods, not for
 	// the network (the agent is in it already) but for what ip netns exec
