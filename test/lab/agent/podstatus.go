@@ -57,13 +57,7 @@ func runningStatus(pod *corev1.Pod, v runningView, now metav1.Time) corev1.PodSt
 	st.Reason, st.Message = "", ""
 	st.ObservedGeneration = pod.Generation
 	setHostIPs(&st, v.hostIPs)
-	st.PodIP, st.PodIPs = "", nil
-	for _, a := range v.podIPs {
-		st.PodIPs = append(st.PodIPs, corev1.PodIP{IP: a.String()})
-	}
-	if len(st.PodIPs) > 0 {
-		st.PodIP = st.PodIPs[0].IP
-	}
+	setPodIPs(&st, v.podIPs)
 	if st.StartTime == nil {
 		st.StartTime = &now
 	}
@@ -182,6 +176,16 @@ func setHostIPs(st *corev1.PodStatus, hostIPs []netip.Addr) {
 	}
 	if len(st.HostIPs) > 0 {
 		st.HostIP = st.HostIPs[0].IP
+	}
+}
+
+func setPodIPs(st *corev1.PodStatus, podIPs []netip.Addr) {
+	st.PodIP, st.PodIPs = "", nil
+	for _, a := range podIPs {
+		st.PodIPs = append(st.PodIPs, corev1.PodIP{IP: a.String()})
+	}
+	if len(st.PodIPs) > 0 {
+		st.PodIP = st.PodIPs[0].IP
 	}
 }
 

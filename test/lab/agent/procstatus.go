@@ -48,13 +48,7 @@ func processStatus(pod *corev1.Pod, v procView, now metav1.Time) corev1.PodStatu
 	setHostIPs(&st, v.hostIPs)
 	// A finished pod keeps its addresses in its status, as with the
 	// kubelet; nothing routes to a pod that is not Running.
-	st.PodIP, st.PodIPs = "", nil
-	for _, a := range v.podIPs {
-		st.PodIPs = append(st.PodIPs, corev1.PodIP{IP: a.String()})
-	}
-	if len(st.PodIPs) > 0 {
-		st.PodIP = st.PodIPs[0].IP
-	}
+	setPodIPs(&st, v.podIPs)
 	if st.StartTime == nil {
 		st.StartTime = &now
 	}
