@@ -9,12 +9,12 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/pharos-lb/pharos/api/v1beta1"
+	webhookpkg "github.com/pharos-lb/pharos/controller/webhook"
 )
 
 // checkWebhook is the `controller check-webhook` subcommand, run by the Helm
@@ -24,8 +24,11 @@ import (
 // rather than with "failed calling webhook" because the controller had not
 // started yet.
 //
-// It asks by a server-side dry-run create of a probe pool: nothing is
-// stored. Any answer from the webhook, admit or deny, means it serves.
+// It asks by a server-side dry-run create of a probe pool (nothing is
+// stored) that only the webhook refuses: its schema is valid, its selector
+// operator is not. A refusal from the webhook means it serves; an
+// admission means the apiserver did not call it (its configuration is not
+// registered yet, or failurePolicy Ignore hides an error), so it waits on.
 func checkWebhook(args []string) {
 	fs := flag.NewFlagSet("check-webhook", flag.ExitOnError)
 	timeout := fs.Duration("timeout", 2*time.Minute, "give up after this long")
@@ -40,15 +43,13 @@ func checkWebhook(args []string) {
 	start := time.Now()
 	last := ""
 	for {
-		probe := &v1beta1.IPAddressPool{
-			ObjectMeta: metav1.ObjectMeta{Name: "pharos-webhook-check"},
-			Spec:       v1beta1.IPAddressPoolSpec{Addresses: []string{"2001:db8:ffff:ffff::/128"}},
-		}
-		err := c.Create(ctx, probe, client.DryRunAll)
+		err := c.Create(ctx, webhookpkg.Probe(), client.DryRunAll)
 		switch {
-		case err == nil, apierrors.IsAlreadyExists(err), strings.Contains(err.Error(), "denied the request"):
+		case err != nil && strings.Contains(err.Error(), "denied the request"):
 			fmt.Printf("the validating webhook answers (after %s)\n", time.Since(start).Round(time.Millisecond))
 			return
+		case err == nil:
+			err = fmt.Errorf("a pool only the webhook refuses was admitted: the apiserver did not call the webhook (is the ValidatingWebhookConfiguration there, and its failurePolicy Fail?)")
 		case apierrors.IsForbidden(err) && !strings.Contains(err.Error(), "webhook"):
 			fail(fmt.Errorf("check-webhook may not create IPAddressPools (dry-run): %w", err))
 		}

@@ -14,6 +14,7 @@ import (
 	"fmt"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -36,6 +37,22 @@ const (
 func Register(server webhook.Server, scheme *runtime.Scheme, reader client.Reader) {
 	server.Register(PathIPAddressPool, admission.WithValidator[*v1beta1.IPAddressPool](scheme, poolValidator{reader}))
 	server.Register(PathL2Advertisement, admission.WithValidator[*v1beta1.L2Advertisement](scheme, l2Validator{reader}))
+}
+
+// Probe is an IPAddressPool that the CRD's schema accepts and the webhook
+// refuses (a selector operator that does not exist), so that a refusal of
+// a dry-run create of it can only come from the webhook: how one asks
+// whether the apiserver calls the webhook yet.
+func Probe() *v1beta1.IPAddressPool {
+	return &v1beta1.IPAddressPool{
+		ObjectMeta: metav1.ObjectMeta{Name: "pharos-webhook-check"},
+		Spec: v1beta1.IPAddressPoolSpec{
+			Addresses: []string{"2001:db8:ffff:ffff::/128"},
+			ServiceAllocation: &v1beta1.ServiceAllocation{NamespaceSelectors: []metav1.LabelSelector{{
+				MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "pharos.io/webhook-check", Operator: "OnlyTheWebhookRefusesThis"}},
+			}}},
+		},
+	}
 }
 
 type poolValidator struct{ reader client.Reader }
