@@ -49,8 +49,14 @@ func TestFaultControls(t *testing.T) {
 	})
 	n := lab.Nodes[len(lab.Nodes)-1]
 	url := "http://" + hostPort(n.V4.String(), nodePort) + "/"
+	// Reachable means the NodePort answers, and the node answers on its
+	// IPv6 address too: a restore that forgets that address (Linux drops
+	// it with the link) must not pass.
 	reachable := func() error {
-		_, err := lab.HTTPGet(ctx, lab.Client.Name, url)
+		if _, err := lab.HTTPGet(ctx, lab.Client.Name, url); err != nil {
+			return err
+		}
+		_, err := lab.Exec(ctx, lab.Client.Name, "ping", "-6", "-c", "1", "-W", "1", n.V6.String())
 		return err
 	}
 	unreachable := func() error {

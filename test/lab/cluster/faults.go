@@ -110,6 +110,11 @@ func (l *Lab) LinkUp(name string) error {
 	if err := ip(n.Name, "link", "set", "eth0", "up"); err != nil {
 		return err
 	}
+	// Linux drops a link's IPv6 addresses when it goes down (unless
+	// keep_addr_on_down): put them back as a node's network configuration
+	// would, or the node stays unreachable over IPv6 (its pods too).
+	_ = ip(n.Name, "addr", "replace", fmt.Sprintf("%s/%d", n.V6, LANv6.Bits()), "dev", "eth0", "nodad")
+	_ = ip(n.Name, "addr", "replace", fmt.Sprintf("%s/%d", n.V4, LANv4.Bits()), "dev", "eth0")
 	_ = ip(n.Name, "route", "replace", "default", "via", l.Router.V4.String())
 	_ = ip(n.Name, "-6", "route", "replace", "default", "via", l.Router.V6.String())
 	for _, other := range l.Nodes {
