@@ -36,7 +36,7 @@ kube_assets = assets="$$(hack/kube-bins/ensure.sh kube-apiserver)"
 help: ## List the targets
 	@echo "Usage: make TARGET [VAR=value]"
 	@echo
-	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-18s %s\n", $$1, $$2}'
+	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-18s %s\n", $$1, $$2}'
 	@echo
 	@echo "Variables: IMG=$(IMG) FUZZTIME=$(FUZZTIME) TOOLS_BIN=$(TOOLS_BIN) CONTROLLER_TOOLS_VERSION=$(CONTROLLER_TOOLS_VERSION) HELM_VERSION=$(HELM_VERSION)"
 
