@@ -7,16 +7,14 @@ package memberlistkey
 
 import (
 	"context"
+	"maps"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
-	"github.com/pharos-lb/pharos/internal/kubecheck"
+	"github.com/pharos-lb/pharos/controller/ownedsecret"
 	"github.com/pharos-lb/pharos/internal/speakerlist"
 )
 
@@ -25,9 +23,8 @@ import (
 // webhook's certificate grants secrets get;create;update in the namespace.
 
 // Keeper makes sure the Secret holds a valid key. Every replica runs one
-// (not leader-elected: speakers should not wait for an election); writes
-// carry the resourceVersion read, so the first writer wins and the others
-// find its key.
+// (not leader-elected: speakers should not wait for an election); package
+// ownedsecret makes the first writer win and the others find its key.
 type Keeper struct {
 	// Secret is the Secret's namespace and name.
 	Secret types.NamespacedName
@@ -49,64 +46,40 @@ func (k *Keeper) Start(ctx context.Context) error {
 	if interval <= 0 {
 		interval = time.Minute
 	}
-	retry, lastErr := time.Second, ""
-	for {
-		wait := interval
-		if err := k.Ensure(ctx); err != nil {
-			if err.Error() != lastErr {
-				logger.Error(err, "memberlist key not ensured; retrying", "secret", k.Secret.String())
-				lastErr = err.Error()
-			}
-			wait, retry = retry, min(retry*2, interval)
-		} else {
-			retry, lastErr = time.Second, ""
+	lastErr := ""
+	ownedsecret.Loop(ctx, interval, k.Ensure, func(err error) {
+		switch {
+		case err == nil:
+			lastErr = ""
+		case err.Error() != lastErr:
+			logger.Error(err, "memberlist key not ensured; retrying", "secret", k.Secret.String())
+			lastErr = err.Error()
 		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(wait):
-		}
-	}
+	})
+	return nil
 }
 
-// Ensure writes a new key unless the Secret holds a valid one.
+// Ensure writes a new key unless the Secret holds a valid one, keeping the
+// Secret's other fields.
 func (k *Keeper) Ensure(ctx context.Context) error {
-	for attempt := 0; ; attempt++ {
-		var sec corev1.Secret
-		err := k.Reader.Get(ctx, k.Secret, &sec)
-		exists := err == nil
-		if err != nil && !apierrors.IsNotFound(err) {
-			return kubecheck.Hint(err, "controller", "get", "secrets", k.Secret.String())
-		}
-		_, invalid := speakerlist.ParseKey(sec.Data[speakerlist.KeySecretField])
+	_, why, err := ownedsecret.Ensure(ctx, k.Reader, k.Writer, k.Secret, func(data map[string][]byte) (map[string][]byte, string, error) {
+		_, invalid := speakerlist.ParseKey(data[speakerlist.KeySecretField])
 		if invalid == nil {
-			return nil
+			return nil, "", nil
 		}
 		key, err := speakerlist.NewKey()
 		if err != nil {
-			return err
+			return nil, "", err
 		}
-		if sec.Data == nil {
-			sec.Data = map[string][]byte{}
+		next := maps.Clone(data)
+		if next == nil {
+			next = map[string][]byte{}
 		}
-		sec.Data[speakerlist.KeySecretField] = key
-		if exists {
-			err = k.Writer.Update(ctx, &sec)
-		} else {
-			sec.ObjectMeta = metav1.ObjectMeta{Namespace: k.Secret.Namespace, Name: k.Secret.Name}
-			sec.Type = corev1.SecretTypeOpaque
-			err = k.Writer.Create(ctx, &sec)
-		}
-		switch {
-		case err == nil:
-			log.FromContext(ctx).Info("memberlist key generated", "secret", k.Secret.String(), "previous", invalid.Error())
-			return nil
-		case (apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err)) && attempt < 3:
-			continue // another replica wrote first; check its key
-		case exists:
-			return kubecheck.Hint(err, "controller", "update", "secrets", k.Secret.String())
-		default:
-			return kubecheck.Hint(err, "controller", "create", "secrets", k.Secret.String())
-		}
+		next[speakerlist.KeySecretField] = key
+		return next, invalid.Error(), nil
+	})
+	if err == nil && why != "" {
+		log.FromContext(ctx).Info("memberlist key generated", "secret", k.Secret.String(), "previous", why)
 	}
+	return err
 }

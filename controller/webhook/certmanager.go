@@ -11,13 +11,12 @@ import (
 	"time"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
+	"github.com/pharos-lb/pharos/controller/ownedsecret"
 	"github.com/pharos-lb/pharos/internal/certs"
 	"github.com/pharos-lb/pharos/internal/kubecheck"
 )
@@ -89,28 +88,19 @@ func (m *CertManager) NeedLeaderElection() bool { return false }
 // ends.
 func (m *CertManager) Start(ctx context.Context) error {
 	logger := log.FromContext(ctx).WithName("webhook-certs")
-	retry := time.Second
-	for {
-		wait := m.opts.Interval
-		if err := m.Sync(ctx); err != nil {
-			msg := err.Error()
-			if prev := m.lastErr.Load(); prev == nil || *prev != msg {
-				logger.Error(err, "webhook certificate not ready; retrying", "retryIn", retry)
-			}
-			m.lastErr.Store(&msg)
-			wait, retry = retry, min(retry*2, m.opts.Interval)
-		} else {
+	ownedsecret.Loop(ctx, m.opts.Interval, m.Sync, func(err error) {
+		if err == nil {
 			if m.lastErr.Swap(nil) != nil {
 				logger.Info("webhook certificate ready", "secret", m.opts.Namespace+"/"+m.opts.SecretName)
 			}
-			retry = time.Second
+			return
 		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(wait):
+		msg := err.Error()
+		if prev := m.lastErr.Swap(&msg); prev == nil || *prev != msg {
+			logger.Error(err, "webhook certificate not ready; retrying")
 		}
-	}
+	})
+	return nil
 }
 
 // Sync makes one pass: renew the Secret's bundle if needed, load it, and
@@ -135,46 +125,27 @@ func (m *CertManager) Sync(ctx context.Context) error {
 }
 
 // ensureSecret returns a valid bundle from the Secret, renewing it first if
-// needed. A conflicting write means another replica renewed it first; its
-// bundle is then re-read and used.
+// needed.
 func (m *CertManager) ensureSecret(ctx context.Context) (certs.Bundle, error) {
 	key := types.NamespacedName{Namespace: m.opts.Namespace, Name: m.opts.SecretName}
-	for attempt := 0; ; attempt++ {
-		var sec corev1.Secret
-		err := m.reader.Get(ctx, key, &sec)
-		exists := err == nil
-		if err != nil && !apierrors.IsNotFound(err) {
-			return nil, kubecheck.Hint(err, "controller", "get", "secrets", key.String())
-		}
-		bundle := certs.Bundle(sec.Data)
+	renewed := ""
+	data, why, err := ownedsecret.Ensure(ctx, m.reader, m.writer, key, func(data map[string][]byte) (map[string][]byte, string, error) {
 		now := m.now()
-		renewal, why := m.opts.Policy.Check(bundle, m.DNSNames(), now)
+		renewal, why := m.opts.Policy.Check(data, m.DNSNames(), now)
 		if renewal == certs.Valid {
-			return bundle, nil
+			return nil, "", nil
 		}
-		next, err := m.opts.Policy.Renew(bundle, renewal, m.DNSNames(), now)
-		if err != nil {
-			return nil, err
-		}
-		if exists {
-			sec.Data = next
-			err = m.writer.Update(ctx, &sec)
-		} else {
-			sec = corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}, Type: corev1.SecretTypeOpaque, Data: next}
-			err = m.writer.Create(ctx, &sec)
-		}
-		switch {
-		case err == nil:
-			log.FromContext(ctx).Info("webhook certificate renewed", "secret", key.String(), "why", why, "renewed", map[certs.Renewal]string{certs.RenewCA: "CA and serving certificate", certs.RenewCert: "serving certificate"}[renewal])
-			return next, nil
-		case (apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err)) && attempt < 3:
-			continue // another replica wrote first; use its bundle
-		case exists:
-			return nil, kubecheck.Hint(err, "controller", "update", "secrets", key.String())
-		default:
-			return nil, kubecheck.Hint(err, "controller", "create", "secrets", key.String())
-		}
+		renewed = map[certs.Renewal]string{certs.RenewCA: "CA and serving certificate", certs.RenewCert: "serving certificate"}[renewal]
+		next, err := m.opts.Policy.Renew(data, renewal, m.DNSNames(), now)
+		return next, why, err
+	})
+	if err != nil {
+		return nil, err
 	}
+	if why != "" {
+		log.FromContext(ctx).Info("webhook certificate renewed", "secret", key.String(), "why", why, "renewed", renewed)
+	}
+	return data, nil
 }
 
 // injectCABundle sets caBundle on every webhook of the configuration that
