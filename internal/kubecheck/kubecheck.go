@@ -100,10 +100,14 @@ func Check(ctx context.Context, cs kubernetes.Interface, o Options) error {
 		}
 	}
 
-	who := Identity(ctx, cs)
 	missing, err := Missing(ctx, cs, o.Permissions)
 	if err != nil {
 		return fmt.Errorf("%s: %w", o.Component, err)
+	}
+	// Who is asking matters only to the message about what it lacks.
+	who := ""
+	if len(missing) > 0 {
+		who = Identity(ctx, cs)
 	}
 	for _, p := range missing {
 		problems = append(problems, fmt.Sprintf("%s may not %s (needed to %s); %s", who, p, p.Why, o.RBACHint))
