@@ -13,18 +13,9 @@ import (
 	"github.com/pharos-lb/pharos/test/lab/cluster"
 )
 
-const tutorial = `apiVersion: apps/v1
-kind: Deployment
-metadata: {name: my-nginx, namespace: default}
-spec:
-  replicas: 2
-  selector: {matchLabels: {run: my-nginx}}
-  template:
-    metadata: {labels: {run: my-nginx}}
-    spec:
-      containers:
-      - {name: my-nginx, image: nginx, ports: [{containerPort: 80}]}
----
+// tutorial is the lab's demo (its pool, and my-nginx with its LoadBalancer
+// Service) plus a NodePort Service for the same pods.
+var tutorial = cluster.DemoManifest + `---
 apiVersion: v1
 kind: Service
 metadata: {name: my-nginx-np, namespace: default}
@@ -33,30 +24,10 @@ spec:
   ipFamilyPolicy: PreferDualStack
   selector: {run: my-nginx}
   ports: [{port: 80, protocol: TCP}]
----
-apiVersion: pharos.io/v1beta1
-kind: IPAddressPool
-metadata: {name: e2e}
-spec:
-  addresses: ["198.18.100.0/24", "2001:db8:96::100:0/120"]
----
-apiVersion: pharos.io/v1beta1
-kind: L2Advertisement
-metadata: {name: e2e}
-spec: {ipAddressPools: [e2e]}
----
-apiVersion: v1
-kind: Service
-metadata: {name: my-nginx, namespace: default}
-spec:
-  type: LoadBalancer
-  ipFamilyPolicy: PreferDualStack
-  selector: {run: my-nginx}
-  ports: [{port: 80, protocol: TCP}]
 `
 
 func TestEveryNodeIsReady(t *testing.T) {
-	out := kubectl(t, "get", "nodes", "-o", `jsonpath={range .items[*]}{.metadata.name} {.status.conditions[?(@.type=="Ready")].status} {.spec.podCIDRs}{"\n"}{end}`)
+	out := lab.MustKubectl(t, "get", "nodes", "-o", `jsonpath={range .items[*]}{.metadata.name} {.status.conditions[?(@.type=="Ready")].status} {.spec.podCIDRs}{"\n"}{end}`)
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	if len(lines) != len(lab.Nodes) {
 		t.Fatalf("nodes:\n%s", out)
@@ -75,7 +46,7 @@ func TestTutorialThroughKubeProxyAndPharos(t *testing.T) {
 	}
 	// Real scheduler, ReplicaSet and EndpointSlice controllers decide the
 	// backends; the node agents only run the pods.
-	eventually(t, 90*time.Second, func() error {
+	cluster.Eventually(t, 90*time.Second, func() error {
 		out, err := lab.Kubectl(ctx, "get", "pods", "-l", "run=my-nginx", "-o", `jsonpath={range .items[*]}{.metadata.name} {.spec.nodeName} {.status.conditions[?(@.type=="Ready")].status} {.status.podIPs[*].ip}{"\n"}{end}`)
 		if err != nil {
 			return err
@@ -91,7 +62,7 @@ func TestTutorialThroughKubeProxyAndPharos(t *testing.T) {
 		}
 		return nil
 	})
-	eventually(t, 60*time.Second, func() error {
+	cluster.Eventually(t, 60*time.Second, func() error {
 		out, err := lab.Kubectl(ctx, "get", "endpointslices", "-l", "kubernetes.io/service-name=my-nginx-np", "-o", `jsonpath={range .items[*].endpoints[*]}{.addresses[0]} {.conditions.ready}{"\n"}{end}`)
 		if err != nil {
 			return err
@@ -102,8 +73,8 @@ func TestTutorialThroughKubeProxyAndPharos(t *testing.T) {
 		return nil
 	})
 
-	clusterIPs := strings.Fields(kubectl(t, "get", "svc", "my-nginx-np", "-o", `jsonpath={.spec.clusterIPs[*]}`))
-	nodePort := strings.TrimSpace(kubectl(t, "get", "svc", "my-nginx-np", "-o", `jsonpath={.spec.ports[0].nodePort}`))
+	clusterIPs := strings.Fields(lab.MustKubectl(t, "get", "svc", "my-nginx-np", "-o", `jsonpath={.spec.clusterIPs[*]}`))
+	nodePort := strings.TrimSpace(lab.MustKubectl(t, "get", "svc", "my-nginx-np", "-o", `jsonpath={.spec.ports[0].nodePort}`))
 	if len(clusterIPs) != 2 {
 		t.Fatalf("clusterIPs %v, want one per family", clusterIPs)
 	}
@@ -120,8 +91,8 @@ func TestTutorialThroughKubeProxyAndPharos(t *testing.T) {
 
 	// The LoadBalancer gets its addresses from Pharos's controller.
 	var ingress []string
-	eventually(t, 60*time.Second, func() error {
-		ingress = strings.Fields(kubectl(t, "get", "svc", "my-nginx", "-o", `jsonpath={.status.loadBalancer.ingress[*].ip}`))
+	cluster.Eventually(t, 60*time.Second, func() error {
+		ingress = strings.Fields(lab.MustKubectl(t, "get", "svc", "my-nginx", "-o", `jsonpath={.status.loadBalancer.ingress[*].ip}`))
 		if len(ingress) != 2 {
 			return fmt.Errorf("ingress %v", ingress)
 		}
@@ -136,7 +107,7 @@ func TestTutorialThroughKubeProxyAndPharos(t *testing.T) {
 		// kube-proxy on each node carries the address to the pods.
 		expectPod(t, lab.Nodes[0].Name, "http://"+hostPort(s, "80")+"/")
 	}
-	cond := kubectl(t, "get", "svc", "my-nginx", "-o", `jsonpath={.status.conditions[?(@.type=="pharos.io/IPAllocated")].reason}`)
+	cond := lab.MustKubectl(t, "get", "svc", "my-nginx", "-o", `jsonpath={.status.conditions[?(@.type=="pharos.io/IPAllocated")].reason}`)
 	if strings.TrimSpace(cond) != "Allocated" {
 		t.Errorf("condition reason %q", cond)
 	}
@@ -152,7 +123,7 @@ func hostPort(ip, port string) string {
 // expectPod fetches url from a namespace until a my-nginx pod answers.
 func expectPod(t *testing.T, ns, url string) {
 	t.Helper()
-	eventually(t, 30*time.Second, func() error {
+	cluster.Eventually(t, 30*time.Second, func() error {
 		body, err := lab.HTTPGet(context.Background(), ns, url)
 		if err != nil {
 			return err

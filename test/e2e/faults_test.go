@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pharos-lb/pharos/test/lab/cluster"
 )
 
 const probeApp = `apiVersion: apps/v1
@@ -39,9 +41,9 @@ func TestFaultControls(t *testing.T) {
 		t.Fatal(err)
 	}
 	nodePort := ""
-	eventually(t, 60*time.Second, func() error {
-		nodePort = strings.TrimSpace(kubectl(t, "get", "svc", "probe", "-o", "jsonpath={.spec.ports[0].nodePort}"))
-		eps := kubectl(t, "get", "endpointslices", "-l", "kubernetes.io/service-name=probe", "-o", "jsonpath={.items[*].endpoints[*].conditions.ready}")
+	cluster.Eventually(t, 60*time.Second, func() error {
+		nodePort = strings.TrimSpace(lab.MustKubectl(t, "get", "svc", "probe", "-o", "jsonpath={.spec.ports[0].nodePort}"))
+		eps := lab.MustKubectl(t, "get", "endpointslices", "-l", "kubernetes.io/service-name=probe", "-o", "jsonpath={.items[*].endpoints[*].conditions.ready}")
 		if nodePort == "" || !strings.Contains(eps, "true") {
 			return fmt.Errorf("probe not ready: nodePort %q endpoints %q", nodePort, eps)
 		}
@@ -65,30 +67,30 @@ func TestFaultControls(t *testing.T) {
 		}
 		return nil
 	}
-	eventually(t, 30*time.Second, reachable)
+	cluster.Eventually(t, 30*time.Second, reachable)
 
 	if err := lab.Partition(n.Name); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, unreachable)
+	cluster.Eventually(t, 10*time.Second, unreachable)
 	if err := lab.Heal(n.Name); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, reachable)
+	cluster.Eventually(t, 10*time.Second, reachable)
 
 	if err := lab.LinkDown(n.Name); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, unreachable)
+	cluster.Eventually(t, 10*time.Second, unreachable)
 	if err := lab.LinkUp(n.Name); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, reachable)
+	cluster.Eventually(t, 10*time.Second, reachable)
 
 	if err := lab.CrashNode(n.Name); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, unreachable)
+	cluster.Eventually(t, 10*time.Second, unreachable)
 	for _, c := range []string{"-agent", "-proxy"} {
 		if lab.Running(n.Name + c) {
 			t.Errorf("%s%s survived the crash", n.Name, c)
@@ -97,12 +99,12 @@ func TestFaultControls(t *testing.T) {
 	if err := lab.RecoverNode(ctx, n.Name); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, reachable)
+	cluster.Eventually(t, 30*time.Second, reachable)
 
 	if err := lab.RestartAPIServer(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if out := kubectl(t, "get", "nodes", "-o", "name"); strings.Count(out, "node/") != len(lab.Nodes) {
+	if out := lab.MustKubectl(t, "get", "nodes", "-o", "name"); strings.Count(out, "node/") != len(lab.Nodes) {
 		t.Errorf("after the apiserver restart: %q", out)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pharos-lb/pharos/test/lab/cluster"
 	"github.com/pharos-lb/pharos/test/lab/probe"
 )
 
@@ -26,7 +27,7 @@ func pinnedOwner(t *testing.T) (ip, url, owner string) {
 	ip = loadBalancerIPs(t, "pinned")[0]
 	url = "http://" + ip + "/"
 	expectBody(t, lab.Client.Name, url, "pod=pinned-")
-	eventually(t, 30*time.Second, func() (err error) { owner, err = announcer(t, "pinned", ip); return err })
+	cluster.Eventually(t, 30*time.Second, func() (err error) { owner, err = announcer(t, "pinned", ip); return err })
 	return ip, url, owner
 }
 
@@ -72,7 +73,7 @@ func TestL2FailoverOnSpeakerKillAndNICDown(t *testing.T) {
 			t.Fatal(err)
 		}
 		var next string
-		eventually(t, 10*time.Second, func() (err error) { next, err = announcer(t, "pinned", ip); return err })
+		cluster.Eventually(t, 10*time.Second, func() (err error) { next, err = announcer(t, "pinned", ip); return err })
 		owner = next
 		time.Sleep(3 * time.Second)
 	}
@@ -96,13 +97,13 @@ func TestL2RollingRestartAndDrainFailNoRequest(t *testing.T) {
 	if n := probe.Failures(attempts); n > 0 {
 		t.Errorf("rolling restart: %d of %d requests failed", n, len(attempts))
 	}
-	eventually(t, 10*time.Second, func() (err error) { owner, err = announcer(t, "pinned", ip); return err })
-	attempts = measure(t, url, func() { kubectl(t, "cordon", owner) }, 3*time.Second)
-	defer kubectl(t, "uncordon", owner)
+	cluster.Eventually(t, 10*time.Second, func() (err error) { owner, err = announcer(t, "pinned", ip); return err })
+	attempts = measure(t, url, func() { lab.MustKubectl(t, "cordon", owner) }, 3*time.Second)
+	defer lab.MustKubectl(t, "uncordon", owner)
 	if n := probe.Failures(attempts); n > 0 {
 		t.Errorf("cordon of %s: %d of %d requests failed", owner, n, len(attempts))
 	}
-	eventually(t, 10*time.Second, func() error {
+	cluster.Eventually(t, 10*time.Second, func() error {
 		now, err := announcer(t, "pinned", ip)
 		if err == nil && now == owner {
 			return fmt.Errorf("cordoned %s still announces", owner)
@@ -141,9 +142,9 @@ func TestL2BusyNodeKeepsItsAddresses(t *testing.T) {
 // a node; a static address on another LAN host is reported as split brain.
 func TestL2ExcludeLabelAndSplitBrain(t *testing.T) {
 	ip, url, owner := pinnedOwner(t)
-	kubectl(t, "label", "node", owner, "node.kubernetes.io/exclude-from-external-load-balancers=true")
-	defer kubectl(t, "label", "node", owner, "node.kubernetes.io/exclude-from-external-load-balancers-")
-	eventually(t, 10*time.Second, func() error {
+	lab.MustKubectl(t, "label", "node", owner, "node.kubernetes.io/exclude-from-external-load-balancers=true")
+	defer lab.MustKubectl(t, "label", "node", owner, "node.kubernetes.io/exclude-from-external-load-balancers-")
+	cluster.Eventually(t, 10*time.Second, func() error {
 		now, err := announcer(t, "pinned", ip)
 		if err == nil && now == owner {
 			return fmt.Errorf("excluded %s still announces", owner)
@@ -157,15 +158,15 @@ func TestL2ExcludeLabelAndSplitBrain(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer lab.Exec(context.Background(), lab.Router.Name, "ip", "addr", "del", ip+"/32", "dev", "eth0")
-	eventually(t, 20*time.Second, func() error {
-		evs := kubectl(t, "get", "events", "--field-selector", "involvedObject.name=pinned,reason=SplitBrain", "-o", "jsonpath={.items[*].message}")
+	cluster.Eventually(t, 20*time.Second, func() error {
+		evs := lab.MustKubectl(t, "get", "events", "--field-selector", "involvedObject.name=pinned,reason=SplitBrain", "-o", "jsonpath={.items[*].message}")
 		if !strings.Contains(evs, "also answers") {
 			return fmt.Errorf("no SplitBrain event: %q", evs)
 		}
 		return nil
 	})
-	eventually(t, 20*time.Second, func() error {
-		c := kubectl(t, "get", "svc", "pinned", "-o", `jsonpath={.status.conditions[?(@.type=="pharos.io/Announced")].reason}`)
+	cluster.Eventually(t, 20*time.Second, func() error {
+		c := lab.MustKubectl(t, "get", "svc", "pinned", "-o", `jsonpath={.status.conditions[?(@.type=="pharos.io/Announced")].reason}`)
 		if strings.TrimSpace(c) != "SplitBrain" {
 			return fmt.Errorf("Announced reason %q, want SplitBrain", c)
 		}
@@ -203,7 +204,7 @@ spec:
 		t.Fatal(err)
 	}
 	ip := loadBalancerIPs(t, "local")[0]
-	eventually(t, 30*time.Second, func() error {
+	cluster.Eventually(t, 30*time.Second, func() error {
 		now, err := announcer(t, "local", ip)
 		if err == nil && now != backend {
 			return fmt.Errorf("%s announces, want %s, the only node with an endpoint", now, backend)
@@ -260,7 +261,7 @@ spec: {type: LoadBalancer, selector: {run: my-nginx}, ports: [{port: 80, protoco
 		t.Fatalf("share-a has %s and share-b %s, want one shared address", a, b)
 	}
 	var na, nb string
-	eventually(t, 30*time.Second, func() (err error) {
+	cluster.Eventually(t, 30*time.Second, func() (err error) {
 		if na, err = announcer(t, "share-a", a); err != nil {
 			return err
 		}
@@ -271,8 +272,8 @@ spec: {type: LoadBalancer, selector: {run: my-nginx}, ports: [{port: 80, protoco
 		t.Errorf("the shared address is announced from %s for share-a and %s for share-b", na, nb)
 	}
 	expectBody(t, lab.Client.Name, "http://"+a+":81/", "pod=my-nginx-")
-	eventually(t, 30*time.Second, func() error {
-		c := kubectl(t, "get", "svc", "wrongif", "-o", `jsonpath={.status.conditions[?(@.type=="pharos.io/Announced")].reason} {.status.conditions[?(@.type=="pharos.io/Announced")].message}`)
+	cluster.Eventually(t, 30*time.Second, func() error {
+		c := lab.MustKubectl(t, "get", "svc", "wrongif", "-o", `jsonpath={.status.conditions[?(@.type=="pharos.io/Announced")].reason} {.status.conditions[?(@.type=="pharos.io/Announced")].message}`)
 		if !strings.HasPrefix(c, "InterfaceDown ") || !strings.Contains(c, "eth9") {
 			return fmt.Errorf("wrongif: %q", c)
 		}

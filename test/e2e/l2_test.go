@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pharos-lb/pharos/test/lab/cluster"
 	"github.com/pharos-lb/pharos/test/lab/probe"
 )
 
@@ -35,7 +36,7 @@ func TestL2AnnouncesFromExactlyOneNode(t *testing.T) {
 	ingress := loadBalancerIPs(t, "my-nginx")
 	for _, ip := range ingress {
 		var node string
-		eventually(t, 30*time.Second, func() (err error) { node, err = announcer(t, "my-nginx", ip); return err })
+		cluster.Eventually(t, 30*time.Second, func() (err error) { node, err = announcer(t, "my-nginx", ip); return err })
 		expectPod(t, lab.Client.Name, "http://"+hostPort(ip, "80")+"/")
 		if strings.Contains(ip, ":") {
 			// The client resolved the address by NDP: its neighbour entry
@@ -59,8 +60,8 @@ func TestL2AnnouncesFromExactlyOneNode(t *testing.T) {
 
 func loadBalancerIPs(t *testing.T, svc string) []string {
 	var ips []string
-	eventually(t, 60*time.Second, func() error {
-		ips = strings.Fields(kubectl(t, "get", "svc", svc, "-o", `jsonpath={.status.loadBalancer.ingress[*].ip}`))
+	cluster.Eventually(t, 60*time.Second, func() error {
+		ips = strings.Fields(lab.MustKubectl(t, "get", "svc", svc, "-o", `jsonpath={.status.loadBalancer.ingress[*].ip}`))
 		if len(ips) == 0 {
 			return fmt.Errorf("%s has no address", svc)
 		}
@@ -119,7 +120,7 @@ func TestL2FailoverOnCrashAndNoSecondOutage(t *testing.T) {
 	url := "http://" + ip + "/"
 	expectBody(t, lab.Client.Name, url, "pod=pinned-")
 	var owner string
-	eventually(t, 30*time.Second, func() (err error) { owner, err = announcer(t, "pinned", ip); return err })
+	cluster.Eventually(t, 30*time.Second, func() (err error) { owner, err = announcer(t, "pinned", ip); return err })
 	if owner == backend {
 		t.Fatalf("%s announces although no L2Advertisement selects it", owner)
 	}
@@ -141,7 +142,7 @@ func TestL2FailoverOnCrashAndNoSecondOutage(t *testing.T) {
 	}
 	t.Logf("crash of %s: first success after %s, %d failed requests", owner, outage, failed)
 	var next string
-	eventually(t, 10*time.Second, func() (err error) { next, err = announcer(t, "pinned", ip); return err })
+	cluster.Eventually(t, 10*time.Second, func() (err error) { next, err = announcer(t, "pinned", ip); return err })
 	if next == owner || next == backend {
 		t.Fatalf("after the crash %s announces", next)
 	}
@@ -154,7 +155,7 @@ func TestL2FailoverOnCrashAndNoSecondOutage(t *testing.T) {
 	if err := lab.RecoverNode(ctx, owner); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, func() error {
+	cluster.Eventually(t, 30*time.Second, func() error {
 		if !lab.Running(owner + "-speaker") {
 			return fmt.Errorf("speaker of %s not running", owner)
 		}
@@ -172,7 +173,7 @@ func TestL2FailoverOnCrashAndNoSecondOutage(t *testing.T) {
 
 func expectBody(t *testing.T, ns, url, want string) {
 	t.Helper()
-	eventually(t, 30*time.Second, func() error {
+	cluster.Eventually(t, 30*time.Second, func() error {
 		body, err := lab.HTTPGet(context.Background(), ns, url)
 		if err != nil {
 			return err

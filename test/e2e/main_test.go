@@ -5,12 +5,10 @@
 package e2e
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"runtime"
 	"testing"
-	"time"
 
 	"github.com/pharos-lb/pharos/test/lab/cluster"
 )
@@ -29,27 +27,4 @@ func TestMain(m *testing.M) {
 func setupAndRun(m *testing.M) int {
 	root := repoRoot()
 	return cluster.RunSuite(m, root, cluster.SuiteOptions{Name: "e2e", Prefix: "pe2e", Out: filepath.Join(root, "_output", "e2e")}, &lab)
-}
-
-// eventually polls f until it returns nil or the timeout passes.
-func eventually(t *testing.T, timeout time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = f(); err == nil {
-			return
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
-	t.Fatalf("after %s: %v", timeout, err)
-}
-
-func kubectl(t *testing.T, args ...string) string {
-	t.Helper()
-	out, err := lab.Kubectl(context.Background(), args...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
 }

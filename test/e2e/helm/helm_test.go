@@ -55,28 +55,6 @@ func setupAndRun(m *testing.M) int {
 	return cluster.RunSuite(m, root, cluster.SuiteOptions{Name: "e2e helm", Prefix: "pe2h", Out: filepath.Join(root, "_output", "e2e-helm"), Pharos: cluster.PharosNone}, &lab)
 }
 
-func eventually(t *testing.T, timeout time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = f(); err == nil {
-			return
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
-	t.Fatalf("after %s: %v", timeout, err)
-}
-
-func kubectl(t *testing.T, args ...string) string {
-	t.Helper()
-	out, err := lab.Kubectl(context.Background(), args...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
 func runHelm(t *testing.T, args ...string) (string, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -87,7 +65,7 @@ func runHelm(t *testing.T, args ...string) (string, error) {
 // externalIPs returns the Service's status addresses.
 func externalIPs(t *testing.T, svc string) []string {
 	t.Helper()
-	out := kubectl(t, "get", "svc", svc, "-o", `jsonpath={range .status.loadBalancer.ingress[*]}{.ip}{" "}{end}`)
+	out := lab.MustKubectl(t, "get", "svc", svc, "-o", `jsonpath={range .status.loadBalancer.ingress[*]}{.ip}{" "}{end}`)
 	return strings.Fields(out)
 }
 
@@ -118,8 +96,8 @@ func TestChartLifecycle(t *testing.T) {
 	if out, err := runHelm(t, "uninstall", release, "-n", ns, "--wait", "--timeout", "3m"); err != nil {
 		t.Fatalf("uninstall of the failed release: %v\n%s", err, out)
 	}
-	eventually(t, 30*time.Second, func() error {
-		if pools := kubectl(t, "get", "ipaddresspools", "-o", "name"); strings.TrimSpace(pools) != "" {
+	cluster.Eventually(t, 30*time.Second, func() error {
+		if pools := lab.MustKubectl(t, "get", "ipaddresspools", "-o", "name"); strings.TrimSpace(pools) != "" {
 			return fmt.Errorf("pools left after uninstalling the failed release: %s", pools)
 		}
 		return nil
@@ -148,14 +126,14 @@ func TestChartLifecycle(t *testing.T) {
 	}
 	// Everything runs as the chart made it: the controllers under their
 	// ServiceAccount, one elected, and the webhook's CA injected.
-	sa := kubectl(t, "-n", ns, "get", "pods", "-l", "app.kubernetes.io/component=controller", "-o", `jsonpath={range .items[*]}{.spec.serviceAccountName}={.status.containerStatuses[0].ready}{"\n"}{end}`)
+	sa := lab.MustKubectl(t, "-n", ns, "get", "pods", "-l", "app.kubernetes.io/component=controller", "-o", `jsonpath={range .items[*]}{.spec.serviceAccountName}={.status.containerStatuses[0].ready}{"\n"}{end}`)
 	if strings.Count(sa, "pharos-controller=true") != 2 {
 		t.Errorf("controller pods (serviceAccount=ready): %q, want 2 ready pharos-controller", sa)
 	}
-	if holder := kubectl(t, "-n", ns, "get", "lease", "pharos-controller", "-o", "jsonpath={.spec.holderIdentity}"); holder == "" {
+	if holder := lab.MustKubectl(t, "-n", ns, "get", "lease", "pharos-controller", "-o", "jsonpath={.spec.holderIdentity}"); holder == "" {
 		t.Error("no controller holds the leader Lease")
 	}
-	if ca := kubectl(t, "get", "validatingwebhookconfiguration", "pharos-webhook", "-o", "jsonpath={.webhooks[0].clientConfig.caBundle}"); len(ca) < 100 {
+	if ca := lab.MustKubectl(t, "get", "validatingwebhookconfiguration", "pharos-webhook", "-o", "jsonpath={.webhooks[0].clientConfig.caBundle}"); len(ca) < 100 {
 		t.Errorf("caBundle not injected: %q", ca)
 	}
 	// The processes have exactly the capabilities the chart's
@@ -172,7 +150,7 @@ func TestChartLifecycle(t *testing.T) {
 			}
 		}
 	}
-	speakers := kubectl(t, "-n", ns, "get", "ds", "pharos-speaker", "-o", "jsonpath={.status.numberReady}/{.status.desiredNumberScheduled}")
+	speakers := lab.MustKubectl(t, "-n", ns, "get", "ds", "pharos-speaker", "-o", "jsonpath={.status.numberReady}/{.status.desiredNumberScheduled}")
 	if speakers != fmt.Sprintf("%d/%d", len(lab.Nodes), len(lab.Nodes)) {
 		t.Errorf("speakers ready/desired %s", speakers)
 	}
@@ -184,7 +162,7 @@ func TestChartLifecycle(t *testing.T) {
 	}
 
 	t.Log("helm upgrade restarts every Pharos pod; no address moves and no request fails")
-	demoUID := kubectl(t, "get", "ipaddresspool", "demo", "-o", "jsonpath={.metadata.uid}")
+	demoUID := lab.MustKubectl(t, "get", "ipaddresspool", "demo", "-o", "jsonpath={.metadata.uid}")
 	p, err := lab.StartProbe(lab.Client.Name, url(ips[0]), 20*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
@@ -205,22 +183,22 @@ func TestChartLifecycle(t *testing.T) {
 	if got := externalIPs(t, "my-nginx"); strings.Join(got, " ") != strings.Join(ips, " ") {
 		t.Errorf("addresses after the upgrade %v, before %v", got, ips)
 	}
-	if uid := kubectl(t, "get", "ipaddresspool", "demo", "-o", "jsonpath={.metadata.uid}"); uid != demoUID {
+	if uid := lab.MustKubectl(t, "get", "ipaddresspool", "demo", "-o", "jsonpath={.metadata.uid}"); uid != demoUID {
 		t.Errorf("the pool was recreated by the upgrade (uid %s, was %s); it must be adopted in place", uid, demoUID)
 	}
-	if owner := kubectl(t, "get", "ipaddresspool", "demo", "-o", `jsonpath={.metadata.annotations.meta\.helm\.sh/release-name}`); owner != release {
+	if owner := lab.MustKubectl(t, "get", "ipaddresspool", "demo", "-o", `jsonpath={.metadata.annotations.meta\.helm\.sh/release-name}`); owner != release {
 		t.Errorf("the pool is not owned by the release after the upgrade: %q", owner)
 	}
-	if args := kubectl(t, "-n", ns, "get", "deploy", "pharos-controller", "-o", "jsonpath={.spec.template.spec.containers[0].args}"); !strings.Contains(args, "debug") {
+	if args := lab.MustKubectl(t, "-n", ns, "get", "deploy", "pharos-controller", "-o", "jsonpath={.spec.template.spec.containers[0].args}"); !strings.Contains(args, "debug") {
 		t.Errorf("the upgrade did not reach the controller: args %s", args)
 	}
 
 	t.Log("without its RBAC, a controller says which permission it lacks")
-	kubectl(t, "delete", "clusterrolebinding", "pharos-controller")
-	victim := strings.Fields(kubectl(t, "-n", ns, "get", "pods", "-l", "app.kubernetes.io/component=controller", "-o", "jsonpath={.items[*].metadata.name}"))[0]
-	kubectl(t, "-n", ns, "delete", "pod", victim, "--wait=false")
-	eventually(t, 60*time.Second, func() error {
-		msgs := kubectl(t, "-n", ns, "get", "pods", "-l", "app.kubernetes.io/component=controller", "-o",
+	lab.MustKubectl(t, "delete", "clusterrolebinding", "pharos-controller")
+	victim := strings.Fields(lab.MustKubectl(t, "-n", ns, "get", "pods", "-l", "app.kubernetes.io/component=controller", "-o", "jsonpath={.items[*].metadata.name}"))[0]
+	lab.MustKubectl(t, "-n", ns, "delete", "pod", victim, "--wait=false")
+	cluster.Eventually(t, 60*time.Second, func() error {
+		msgs := lab.MustKubectl(t, "-n", ns, "get", "pods", "-l", "app.kubernetes.io/component=controller", "-o",
 			`jsonpath={range .items[*]}{.status.containerStatuses[0].lastState.terminated.message}{.status.containerStatuses[0].state.terminated.message}{"\n"}{end}`)
 		// The message is the end of the log, which lists every missing
 		// permission with what it is for and where it is granted.
@@ -234,26 +212,26 @@ func TestChartLifecycle(t *testing.T) {
 	if out, err := runHelm(t, upArgs...); err != nil {
 		t.Fatalf("helm upgrade to restore RBAC: %v\n%s", err, out)
 	}
-	kubectl(t, "-n", ns, "rollout", "status", "deploy/pharos-controller", "--timeout=120s")
+	lab.MustKubectl(t, "-n", ns, "rollout", "status", "deploy/pharos-controller", "--timeout=120s")
 
 	t.Log("a pool added by an upgrade goes with a rollback; the install's pool stays, so no address moves")
 	extra := append(append([]string{}, upArgs...), "--set", "pools[1].name=extra", "--set", "pools[1].addresses[0]=198.18.101.0/24")
 	if out, err := runHelm(t, extra...); err != nil {
 		t.Fatalf("helm upgrade adding a pool: %v\n%s", err, out)
 	}
-	kubectl(t, "get", "ipaddresspool,l2advertisement", "extra")
+	lab.MustKubectl(t, "get", "ipaddresspool,l2advertisement", "extra")
 	// Revision 1 is the install, whose manifest lacks its hook-made pool:
 	// Helm alone would delete "demo" here and take the Service's addresses.
 	if out, err := runHelm(t, "rollback", release, "1", "-n", ns, "--wait", "--timeout", "3m"); err != nil {
 		t.Fatalf("helm rollback to the install: %v\n%s", err, out)
 	}
-	eventually(t, 30*time.Second, func() error {
-		if left := strings.TrimSpace(kubectl(t, "get", "ipaddresspools", "-o", "name")); left != "ipaddresspool.pharos.io/demo" {
+	cluster.Eventually(t, 30*time.Second, func() error {
+		if left := strings.TrimSpace(lab.MustKubectl(t, "get", "ipaddresspools", "-o", "name")); left != "ipaddresspool.pharos.io/demo" {
 			return fmt.Errorf("pools after the rollback: %q, want only demo", left)
 		}
 		return nil
 	})
-	if uid := kubectl(t, "get", "ipaddresspool", "demo", "-o", "jsonpath={.metadata.uid}"); uid != demoUID {
+	if uid := lab.MustKubectl(t, "get", "ipaddresspool", "demo", "-o", "jsonpath={.metadata.uid}"); uid != demoUID {
 		t.Errorf("the rollback recreated the pool (uid %s, was %s)", uid, demoUID)
 	}
 	if got := externalIPs(t, "my-nginx"); strings.Join(got, " ") != strings.Join(ips, " ") {
@@ -264,8 +242,8 @@ func TestChartLifecycle(t *testing.T) {
 	if out, err := runHelm(t, "uninstall", release, "-n", ns, "--wait", "--timeout", "3m"); err != nil {
 		t.Fatalf("helm uninstall: %v\n%s", err, out)
 	}
-	eventually(t, 60*time.Second, func() error {
-		if pods := kubectl(t, "-n", ns, "get", "pods", "-o", "name"); strings.TrimSpace(pods) != "" {
+	cluster.Eventually(t, 60*time.Second, func() error {
+		if pods := lab.MustKubectl(t, "-n", ns, "get", "pods", "-o", "name"); strings.TrimSpace(pods) != "" {
 			return fmt.Errorf("pods left: %s", pods)
 		}
 		return nil
@@ -277,7 +255,7 @@ func TestChartLifecycle(t *testing.T) {
 		{"get", "-n", "kube-system", "roles,rolebindings", "-l", "app.kubernetes.io/instance=" + release, "-o", "name"},
 		{"get", "-n", ns, "leases", "-o", "name"},
 	} {
-		if left := strings.TrimSpace(kubectl(t, q...)); left != "" {
+		if left := strings.TrimSpace(lab.MustKubectl(t, q...)); left != "" {
 			t.Errorf("left behind: %s", left)
 		}
 	}

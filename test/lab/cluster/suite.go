@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"testing"
 	"time"
 )
 
@@ -66,4 +67,29 @@ func RunSuite(m interface{ Run() int }, repoRoot string, o SuiteOptions, lab **L
 		return 1
 	}
 	return code
+}
+
+// Eventually polls f every 250 ms until it returns nil, and fails the test
+// with f's last error once timeout has passed.
+func Eventually(t testing.TB, timeout time.Duration, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var err error
+	for time.Now().Before(deadline) {
+		if err = f(); err == nil {
+			return
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	t.Fatalf("after %s: %v", timeout, err)
+}
+
+// MustKubectl runs kubectl as admin and fails the test if it fails.
+func (l *Lab) MustKubectl(t testing.TB, args ...string) string {
+	t.Helper()
+	out, err := l.Kubectl(context.Background(), args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
