@@ -12,6 +12,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -89,13 +90,17 @@ func main() {
 	if *leaseNamespace == "" {
 		*leaseNamespace = *namespace
 	}
+	clientset, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		fail(err)
+	}
 	if *lbClass == "" {
-		*serviceLBNS = serviceLBDetection(cfg, *serviceLBNS, func(msg string) { logger.Info(msg) })
+		*serviceLBNS = serviceLBDetection(clientset, *serviceLBNS, func(msg string) { logger.Info(msg) })
 	} else {
 		*serviceLBNS = "" // ServiceLB ignores Services with a class
 	}
 	if !*skipPreflight {
-		if err := preflight(cfg, preflightOptions{
+		if err := preflight(clientset, preflightOptions{
 			leaseNamespace: *leaseNamespace, leaderElect: *leaderElect,
 			leaseName: *leaseID, memberlistSecret: *memberlistKey,
 			webhook: *webhookPort != 0, namespace: *namespace, secret: *webhookSecret, configuration: *webhookConfig,

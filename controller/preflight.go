@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 
 	"github.com/pharos-lb/pharos/internal/kubecheck"
 )
@@ -27,11 +26,7 @@ type preflightOptions struct {
 // preflight checks the CRDs and the permissions the controller's code uses
 // (the kubebuilder:rbac markers next to that code list the same ones), so
 // that a broken install says what is missing instead of looping on 403s.
-func preflight(cfg *rest.Config, o preflightOptions) error {
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return err
-	}
+func preflight(cs kubernetes.Interface, o preflightOptions) error {
 	perms := []kubecheck.Permission{
 		{Verb: "list", Resource: "services", Why: "find LoadBalancer Services"},
 		{Verb: "watch", Resource: "services", Why: "follow LoadBalancer Services"},
@@ -72,12 +67,9 @@ func preflight(cfg *rest.Config, o preflightOptions) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	return kubecheck.Check(ctx, cs, kubecheck.Options{
-		Component: "pharos-controller",
-		Resources: []kubecheck.Resource{
-			{GroupVersion: "pharos.io/v1beta1", Resource: "ipaddresspools"},
-			{GroupVersion: "pharos.io/v1beta1", Resource: "l2advertisements"},
-		},
-		CRDHint:     "install Pharos's CRDs (helm installs them from the chart's crds/ directory; or kubectl apply -f config/crd/bases)",
+		Component:   "pharos-controller",
+		Resources:   kubecheck.PharosCRDs,
+		CRDHint:     kubecheck.PharosCRDHint,
 		Permissions: perms,
 		RBACHint:    "grant it to the controller's ServiceAccount (the Helm chart's ClusterRole and Role for the controller do; see config/rbac/)",
 	})
@@ -88,13 +80,8 @@ func preflight(cfg *rest.Config, o preflightOptions) error {
 // else "" (detection off) with a warning that says how to turn it on. The
 // detection is optional, and most clusters are not K3s: a missing Role
 // must not keep the controller from assigning addresses.
-func serviceLBDetection(cfg *rest.Config, ns string, warn func(msg string)) string {
+func serviceLBDetection(cs kubernetes.Interface, ns string, warn func(msg string)) string {
 	if ns == "" {
-		return ""
-	}
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		warn("K3s ServiceLB detection off: " + err.Error())
 		return ""
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

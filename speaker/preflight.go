@@ -38,12 +38,9 @@ func preflight(cfg *rest.Config, secretRef string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	return kubecheck.Check(ctx, cs, kubecheck.Options{
-		Component: "pharos-speaker",
-		Resources: []kubecheck.Resource{
-			{GroupVersion: "pharos.io/v1beta1", Resource: "ipaddresspools"},
-			{GroupVersion: "pharos.io/v1beta1", Resource: "l2advertisements"},
-		},
-		CRDHint:     "install Pharos's CRDs (helm installs them from the chart's crds/ directory; or kubectl apply -f config/crd/bases)",
+		Component:   "pharos-speaker",
+		Resources:   kubecheck.PharosCRDs,
+		CRDHint:     kubecheck.PharosCRDHint,
 		Permissions: perms,
 		RBACHint:    "grant it to the speaker's ServiceAccount (the Helm chart's ClusterRole and Role for the speaker do; see config/rbac/speaker/)",
 	})

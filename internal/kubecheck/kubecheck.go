@@ -26,6 +26,16 @@ type Resource struct {
 	Resource     string
 }
 
+// PharosCRDs are the CRDs that the controller and the speakers watch, and
+// PharosCRDHint says how to install them.
+var PharosCRDs = []Resource{
+	{GroupVersion: "pharos.io/v1beta1", Resource: "ipaddresspools"},
+	{GroupVersion: "pharos.io/v1beta1", Resource: "l2advertisements"},
+}
+
+// PharosCRDHint says how to install PharosCRDs.
+const PharosCRDHint = "install Pharos's CRDs (helm installs them from the chart's crds/ directory; or kubectl apply -f config/crd/bases)"
+
 // Permission is one access a component needs, with the reason it needs it
 // (shown to the user when it is missing).
 type Permission struct {
