@@ -52,12 +52,7 @@ type runningView struct {
 // Running, Ready, with its addresses. It starts from the current status so
 // fields owned by others (qosClass, which is immutable, among them) stay.
 func runningStatus(pod *corev1.Pod, v runningView, now metav1.Time) corev1.PodStatus {
-	st := *pod.Status.DeepCopy()
-	st.Phase = corev1.PodRunning
-	st.Reason, st.Message = "", ""
-	st.ObservedGeneration = pod.Generation
-	setHostIPs(&st, v.hostIPs)
-	setPodIPs(&st, v.podIPs)
+	st := nextStatus(pod, corev1.PodRunning, v.hostIPs, v.podIPs)
 	if st.StartTime == nil {
 		st.StartTime = &now
 	}
@@ -124,12 +119,7 @@ func failedStatus(pod *corev1.Pod, hostIPs []netip.Addr, restarts int32, reason,
 	if len(msg) > maxMessage {
 		msg = msg[:maxMessage] + "..."
 	}
-	st := *pod.Status.DeepCopy()
-	st.Phase = corev1.PodPending
-	st.Reason, st.Message = "", ""
-	st.ObservedGeneration = pod.Generation
-	setHostIPs(&st, hostIPs)
-	st.PodIP, st.PodIPs = "", nil
+	st := nextStatus(pod, corev1.PodPending, hostIPs, nil)
 	st.Conditions = setPodCondition(st.Conditions, corev1.PodCondition{
 		Type: corev1.PodScheduled, Status: corev1.ConditionTrue, ObservedGeneration: pod.Generation, LastTransitionTime: now,
 	})
@@ -177,6 +167,20 @@ func setHostIPs(st *corev1.PodStatus, hostIPs []netip.Addr) {
 	if len(st.HostIPs) > 0 {
 		st.HostIP = st.HostIPs[0].IP
 	}
+}
+
+// nextStatus starts the status the agent writes from the pod's current one,
+// so that fields owned by others (qosClass, which is immutable, among them)
+// stay and conditions keep their transition times, with the phase and
+// addresses set and a previous reason and message cleared.
+func nextStatus(pod *corev1.Pod, phase corev1.PodPhase, hostIPs, podIPs []netip.Addr) corev1.PodStatus {
+	st := *pod.Status.DeepCopy()
+	st.Phase = phase
+	st.Reason, st.Message = "", ""
+	st.ObservedGeneration = pod.Generation
+	setHostIPs(&st, hostIPs)
+	setPodIPs(&st, podIPs)
+	return st
 }
 
 func setPodIPs(st *corev1.PodStatus, podIPs []netip.Addr) {

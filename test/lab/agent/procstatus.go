@@ -41,14 +41,9 @@ func (v procView) phase() corev1.PodPhase {
 // write it. Like runningStatus it starts from the current status, so fields
 // owned by others stay and conditions keep their transition times.
 func processStatus(pod *corev1.Pod, v procView, now metav1.Time) corev1.PodStatus {
-	st := *pod.Status.DeepCopy()
-	st.Phase = v.phase()
-	st.Reason, st.Message = "", ""
-	st.ObservedGeneration = pod.Generation
-	setHostIPs(&st, v.hostIPs)
 	// A finished pod keeps its addresses in its status, as with the
 	// kubelet; nothing routes to a pod that is not Running.
-	setPodIPs(&st, v.podIPs)
+	st := nextStatus(pod, v.phase(), v.hostIPs, v.podIPs)
 	if st.StartTime == nil {
 		st.StartTime = &now
 	}

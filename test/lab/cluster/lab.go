@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/pem"
 	"fmt"
@@ -636,47 +635,30 @@ func (l *Lab) installPharos(ctx context.Context) error {
 			return err
 		}
 	}
-	manifest := `apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata: {name: pharos-controller}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: pharos-controller}
-subjects:
-- {apiGroup: rbac.authorization.k8s.io, kind: User, name: pharos-controller}
----
+	// Each identity gets its ClusterRole, and the Roles that config/rbac
+	// has for it. The memberlist key Secret is the controller's to create.
+	var manifest strings.Builder
+	for _, b := range []struct{ identity, kind, namespace string }{
+		{"pharos-controller", "ClusterRole", ""},
+		{"pharos-speaker", "ClusterRole", ""},
+		{"pharos-controller", "Role", "pharos-system"},
+		{"pharos-controller", "Role", "kube-system"},
+		{"pharos-speaker", "Role", "pharos-system"},
+	} {
+		ns := ""
+		if b.namespace != "" {
+			ns = ", namespace: " + b.namespace
+		}
+		fmt.Fprintf(&manifest, `---
 apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata: {name: pharos-speaker}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: pharos-speaker}
+kind: %sBinding
+metadata: {name: %s%s}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: %s, name: %s}
 subjects:
-- {apiGroup: rbac.authorization.k8s.io, kind: User, name: pharos-speaker}
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: RoleBinding
-metadata: {name: pharos-controller, namespace: pharos-system}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: pharos-controller}
-subjects:
-- {apiGroup: rbac.authorization.k8s.io, kind: User, name: pharos-controller}
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: RoleBinding
-metadata: {name: pharos-controller, namespace: kube-system}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: pharos-controller}
-subjects:
-- {apiGroup: rbac.authorization.k8s.io, kind: User, name: pharos-controller}
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: RoleBinding
-metadata: {name: pharos-speaker, namespace: pharos-system}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: pharos-speaker}
-subjects:
-- {apiGroup: rbac.authorization.k8s.io, kind: User, name: pharos-speaker}
----
-apiVersion: v1
-kind: Secret
-metadata: {name: pharos-memberlist, namespace: pharos-system}
-stringData: {key: "` + randomKey() + `"}
-`
-	if err := l.apply(ctx, manifest); err != nil {
+- {apiGroup: rbac.authorization.k8s.io, kind: User, name: %s}
+`, b.kind, b.identity, ns, b.kind, b.identity, b.identity)
+	}
+	if err := l.apply(ctx, manifest.String()); err != nil {
 		return err
 	}
 	if _, err := l.Kubectl(ctx, "wait", "--for=condition=Established", "crd/ipaddresspools.pharos.io", "--timeout=30s"); err != nil {
@@ -704,13 +686,6 @@ stringData: {key: "` + randomKey() + `"}
 		}
 	}
 	return nil
-}
-
-// randomKey is a memberlist key: 32 random bytes, base64.
-func randomKey() string {
-	b := make([]byte, 32)
-	_, _ = rand.Read(b)
-	return base64.StdEncoding.EncodeToString(b)
 }
 
 // Apply applies a manifest as admin.
