@@ -53,14 +53,6 @@ import (
 // namespace only; metadata of the labelled DaemonSets is all that is read.
 // +kubebuilder:rbac:groups=apps,resources=daemonsets,verbs=list;watch,namespace=kube-system
 
-// ConditionIPAllocated is the Service condition that says whether the
-// Service has its addresses, and if not, why.
-const ConditionIPAllocated = "pharos.io/IPAllocated"
-
-// ConditionValid is the IPAddressPool condition that says whether its spec
-// is usable.
-const ConditionValid = "Valid"
-
 // Options configure the controller.
 type Options struct {
 	// LoadBalancerClass selects the Services handled: "" handles Services
@@ -345,7 +337,7 @@ func (c *Controller) reconcileService(ctx context.Context, req reconcile.Request
 	c.mu.Lock()
 	before, _ := c.alloc.Assigned(key)
 	var asg allocator.Assignment
-	cond := metav1.Condition{Type: ConditionIPAllocated, ObservedGeneration: svc.Generation}
+	cond := metav1.Condition{Type: v1beta1.ConditionIPAllocated, ObservedGeneration: svc.Generation}
 	if reqErr != nil {
 		asg, _ = c.alloc.Assigned(key)
 		cond.Status, cond.Reason = metav1.ConditionFalse, string(allocator.InvalidRequest)
@@ -496,9 +488,9 @@ func (c *Controller) writeStatus(ctx context.Context, svc *corev1.Service, asg a
 		if desired.Annotations == nil {
 			desired.Annotations = map[string]string{}
 		}
-		desired.Annotations[AnnotationAllocatedFromPool] = asg.Pool
+		desired.Annotations[v1beta1.AnnotationAllocatedFromPool] = asg.Pool
 	} else {
-		delete(desired.Annotations, AnnotationAllocatedFromPool)
+		delete(desired.Annotations, v1beta1.AnnotationAllocatedFromPool)
 	}
 	meta.SetStatusCondition(&desired.Status.Conditions, cond)
 	return c.update(ctx, svc, desired, cond)
@@ -509,7 +501,7 @@ func (c *Controller) writeStatus(ctx context.Context, svc *corev1.Service, asg a
 // (the condition's status, reason or message) changed: once per change,
 // however often the Service is reconciled.
 func (c *Controller) update(ctx context.Context, svc, desired *corev1.Service, cond metav1.Condition) (reconcile.Result, error) {
-	old := meta.FindStatusCondition(svc.Status.Conditions, ConditionIPAllocated)
+	old := meta.FindStatusCondition(svc.Status.Conditions, v1beta1.ConditionIPAllocated)
 	if equality.Semantic.DeepEqual(desired.Status, svc.Status) && equality.Semantic.DeepEqual(desired.Annotations, svc.Annotations) {
 		return reconcile.Result{}, nil
 	}
@@ -537,13 +529,13 @@ func (c *Controller) update(ctx context.Context, svc, desired *corev1.Service, c
 // handles. It touches nothing on Services it never served, so it cannot
 // fight another load-balancer controller.
 func (c *Controller) clearStatus(ctx context.Context, svc *corev1.Service) (reconcile.Result, error) {
-	_, ours := svc.Annotations[AnnotationAllocatedFromPool]
-	if !ours && meta.FindStatusCondition(svc.Status.Conditions, ConditionIPAllocated) == nil {
+	_, ours := svc.Annotations[v1beta1.AnnotationAllocatedFromPool]
+	if !ours && meta.FindStatusCondition(svc.Status.Conditions, v1beta1.ConditionIPAllocated) == nil {
 		return reconcile.Result{}, nil
 	}
 	desired := svc.DeepCopy()
-	delete(desired.Annotations, AnnotationAllocatedFromPool)
-	meta.RemoveStatusCondition(&desired.Status.Conditions, ConditionIPAllocated)
+	delete(desired.Annotations, v1beta1.AnnotationAllocatedFromPool)
+	meta.RemoveStatusCondition(&desired.Status.Conditions, v1beta1.ConditionIPAllocated)
 	if ours {
 		desired.Status.LoadBalancer.Ingress = nil
 	}
@@ -610,7 +602,7 @@ func (c *Controller) reconcilePool(ctx context.Context, req reconcile.Request) (
 	desired.Status.AssignedIPv4, desired.Status.AssignedIPv6 = stats.AssignedIPv4, stats.AssignedIPv6
 	desired.Status.AvailableIPv4, desired.Status.AvailableIPv6 = stats.AvailableIPv4, stats.AvailableIPv6
 	desired.Status.ObservedGeneration = pool.Generation
-	cond := metav1.Condition{Type: ConditionValid, Status: metav1.ConditionTrue, Reason: "Valid", Message: "the pool is in use", ObservedGeneration: pool.Generation}
+	cond := metav1.Condition{Type: v1beta1.ConditionValid, Status: metav1.ConditionTrue, Reason: "Valid", Message: "the pool is in use", ObservedGeneration: pool.Generation}
 	if len(errs) > 0 {
 		cond.Status, cond.Reason = metav1.ConditionFalse, "InvalidSpec"
 		cond.Message = errs.ToAggregate().Error()
@@ -620,7 +612,7 @@ func (c *Controller) reconcilePool(ctx context.Context, req reconcile.Request) (
 			cond.Message += "; the pool is not used until this is fixed"
 		}
 	}
-	old := meta.FindStatusCondition(pool.Status.Conditions, ConditionValid)
+	old := meta.FindStatusCondition(pool.Status.Conditions, v1beta1.ConditionValid)
 	meta.SetStatusCondition(&desired.Status.Conditions, cond)
 	if equality.Semantic.DeepEqual(desired.Status, pool.Status) {
 		return reconcile.Result{}, nil

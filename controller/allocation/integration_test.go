@@ -15,7 +15,6 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/pharos-lb/pharos/api/v1beta1"
-	"github.com/pharos-lb/pharos/controller/allocation"
 )
 
 func TestAssignment(t *testing.T) {
@@ -28,10 +27,10 @@ func TestAssignment(t *testing.T) {
 	if m := s.Status.LoadBalancer.Ingress[0].IPMode; m == nil || *m != corev1.LoadBalancerIPModeVIP {
 		t.Errorf("ipMode = %v, want VIP", m)
 	}
-	if got := s.Annotations[allocation.AnnotationAllocatedFromPool]; got != "assign" {
+	if got := s.Annotations[v1beta1.AnnotationAllocatedFromPool]; got != "assign" {
 		t.Errorf("pool annotation = %q", got)
 	}
-	c := meta.FindStatusCondition(s.Status.Conditions, allocation.ConditionIPAllocated)
+	c := meta.FindStatusCondition(s.Status.Conditions, v1beta1.ConditionIPAllocated)
 	if c == nil || c.Status != metav1.ConditionTrue || c.Reason != "Allocated" || !strings.Contains(c.Message, "198.18.10.0") {
 		t.Errorf("condition %+v", c)
 	}
@@ -68,7 +67,7 @@ func TestRequestedIP(t *testing.T) {
 	createPool(t, "req", []string{"198.18.11.0/24"})
 	startController(t, controllerOpts{})
 
-	createService(t, ns, "by-annotation", annotate(allocation.AnnotationLoadBalancerIPs, "198.18.11.77"))
+	createService(t, ns, "by-annotation", annotate(v1beta1.AnnotationLoadBalancerIPs, "198.18.11.77"))
 	waitIPs(t, ns, "by-annotation", "198.18.11.77")
 	createService(t, ns, "by-spec", loadBalancerIP("198.18.11.78"))
 	waitIPs(t, ns, "by-spec", "198.18.11.78")
@@ -80,17 +79,17 @@ func TestRequestedIP(t *testing.T) {
 	createService(t, ns, "legacy", annotate("metallb.universe.tf/loadBalancerIPs", "198.18.11.80"))
 	waitIPs(t, ns, "legacy", "198.18.11.80")
 
-	createService(t, ns, "taken", annotate(allocation.AnnotationLoadBalancerIPs, "198.18.11.77"))
+	createService(t, ns, "taken", annotate(v1beta1.AnnotationLoadBalancerIPs, "198.18.11.77"))
 	waitReason(t, ns, "taken", "RequestedIPUnavailable", "held by Service "+ns+"/by-annotation")
 	waitEvent(t, ns, "taken", "RequestedIPUnavailable")
-	createService(t, ns, "outside", annotate(allocation.AnnotationLoadBalancerIPs, "198.18.99.1"))
+	createService(t, ns, "outside", annotate(v1beta1.AnnotationLoadBalancerIPs, "198.18.99.1"))
 	waitReason(t, ns, "outside", "RequestedIPUnavailable", "not in any valid IPAddressPool")
-	createService(t, ns, "garbage", annotate(allocation.AnnotationLoadBalancerIPs, "198.18.11.300"))
+	createService(t, ns, "garbage", annotate(v1beta1.AnnotationLoadBalancerIPs, "198.18.11.300"))
 	waitReason(t, ns, "garbage", "InvalidRequest", "pharos.io/loadBalancerIPs")
 
 	// A typo on a Service that has an address keeps the address.
 	updateService(t, ns, "by-spec", func(s *corev1.Service) {
-		s.Annotations = map[string]string{allocation.AnnotationLoadBalancerIPs: "not-an-ip"}
+		s.Annotations = map[string]string{v1beta1.AnnotationLoadBalancerIPs: "not-an-ip"}
 	})
 	c := waitReason(t, ns, "by-spec", "InvalidRequest", "keeping 198.18.11.78")
 	if c.Status != metav1.ConditionFalse {
@@ -101,7 +100,7 @@ func TestRequestedIP(t *testing.T) {
 	}
 	// Changing the request moves the Service to the new address.
 	updateService(t, ns, "by-annotation", func(s *corev1.Service) {
-		s.Annotations[allocation.AnnotationLoadBalancerIPs] = "198.18.11.90"
+		s.Annotations[v1beta1.AnnotationLoadBalancerIPs] = "198.18.11.90"
 	})
 	waitIPs(t, ns, "by-annotation", "198.18.11.90")
 	waitIPs(t, ns, "taken", "198.18.11.77")
@@ -115,17 +114,17 @@ func TestRequestedPool(t *testing.T) {
 
 	createService(t, ns, "default-order")
 	waitIPs(t, ns, "default-order", "198.18.12.0")
-	createService(t, ns, "in-b", annotate(allocation.AnnotationAddressPool, "pool-b"))
+	createService(t, ns, "in-b", annotate(v1beta1.AnnotationAddressPool, "pool-b"))
 	waitIPs(t, ns, "in-b", "198.18.12.16")
 	createService(t, ns, "alias", annotate("metallb.universe.tf/address-pool", "pool-b"))
 	waitIPs(t, ns, "alias", "198.18.12.17")
-	createService(t, ns, "missing", annotate(allocation.AnnotationAddressPool, "nope"))
+	createService(t, ns, "missing", annotate(v1beta1.AnnotationAddressPool, "nope"))
 	waitReason(t, ns, "missing", "NoMatchingPool", `requested pool "nope" does not exist`)
-	createService(t, ns, "conflict", annotate(allocation.AnnotationAddressPool, "pool-a"), annotate(allocation.AnnotationLoadBalancerIPs, "198.18.12.20"))
+	createService(t, ns, "conflict", annotate(v1beta1.AnnotationAddressPool, "pool-a"), annotate(v1beta1.AnnotationLoadBalancerIPs, "198.18.12.20"))
 	waitReason(t, ns, "conflict", "InvalidRequest", `not to the requested pool "pool-a"`)
 	// Asking for another pool moves the Service.
 	updateService(t, ns, "default-order", func(s *corev1.Service) {
-		s.Annotations = map[string]string{allocation.AnnotationAddressPool: "pool-b"}
+		s.Annotations = map[string]string{v1beta1.AnnotationAddressPool: "pool-b"}
 	})
 	waitIPs(t, ns, "default-order", "198.18.12.18")
 }
@@ -157,7 +156,7 @@ func TestSharing(t *testing.T) {
 	ns := testNamespace(t, nil)
 	createPool(t, "share", []string{"198.18.14.0/24"})
 	startController(t, controllerOpts{})
-	key := allocation.AnnotationAllowSharedIP
+	key := v1beta1.AnnotationAllowSharedIP
 
 	createService(t, ns, "dns-tcp", annotate(key, "dns"), withPorts(port(corev1.ProtocolTCP, 53)))
 	waitIPs(t, ns, "dns-tcp", "198.18.14.0")
@@ -165,16 +164,16 @@ func TestSharing(t *testing.T) {
 	waitIPs(t, ns, "dns-udp", "198.18.14.0")
 
 	// Each sharing rule refused, on a requested shared address.
-	createService(t, ns, "other-key", annotate(key, "web"), annotate(allocation.AnnotationLoadBalancerIPs, "198.18.14.0"), withPorts(port(corev1.ProtocolTCP, 8080)))
+	createService(t, ns, "other-key", annotate(key, "web"), annotate(v1beta1.AnnotationLoadBalancerIPs, "198.18.14.0"), withPorts(port(corev1.ProtocolTCP, 8080)))
 	waitReason(t, ns, "other-key", "SharingConflict", `shared under key "dns"`)
-	createService(t, ns, "port-clash", annotate(key, "dns"), annotate(allocation.AnnotationLoadBalancerIPs, "198.18.14.0"), withPorts(port(corev1.ProtocolUDP, 53)))
+	createService(t, ns, "port-clash", annotate(key, "dns"), annotate(v1beta1.AnnotationLoadBalancerIPs, "198.18.14.0"), withPorts(port(corev1.ProtocolUDP, 53)))
 	waitReason(t, ns, "port-clash", "SharingConflict", "port UDP/53 is already used")
-	createService(t, ns, "no-key", annotate(allocation.AnnotationLoadBalancerIPs, "198.18.14.0"), withPorts(port(corev1.ProtocolTCP, 9090)))
+	createService(t, ns, "no-key", annotate(v1beta1.AnnotationLoadBalancerIPs, "198.18.14.0"), withPorts(port(corev1.ProtocolTCP, 9090)))
 	waitReason(t, ns, "no-key", "RequestedIPUnavailable", "same pharos.io/allow-shared-ip")
 
 	createService(t, ns, "local-a", annotate(key, "loc"), localPolicy(map[string]string{"app": "a"}), withPorts(port(corev1.ProtocolTCP, 80)))
 	waitIPs(t, ns, "local-a", "198.18.14.1")
-	createService(t, ns, "local-b", annotate(key, "loc"), annotate(allocation.AnnotationLoadBalancerIPs, "198.18.14.1"), localPolicy(map[string]string{"app": "b"}), withPorts(port(corev1.ProtocolTCP, 81)))
+	createService(t, ns, "local-b", annotate(key, "loc"), annotate(v1beta1.AnnotationLoadBalancerIPs, "198.18.14.1"), localPolicy(map[string]string{"app": "b"}), withPorts(port(corev1.ProtocolTCP, 81)))
 	waitReason(t, ns, "local-b", "SharingConflict", "same selector")
 	createService(t, ns, "local-a2", annotate(key, "loc"), localPolicy(map[string]string{"app": "a"}), withPorts(port(corev1.ProtocolTCP, 81)))
 	waitIPs(t, ns, "local-a2", "198.18.14.1")
@@ -204,13 +203,13 @@ func TestDualStack(t *testing.T) {
 	waitIPs(t, ns, "single-v6", "2001:db8:15::2")
 	createService(t, ns, "single-v4", dualStack(corev1.IPFamilyPolicySingleStack, corev1.IPv4Protocol))
 	waitIPs(t, ns, "single-v4", "198.18.15.2")
-	createService(t, ns, "require-v4-pool", annotate(allocation.AnnotationAddressPool, "v4only"),
+	createService(t, ns, "require-v4-pool", annotate(v1beta1.AnnotationAddressPool, "v4only"),
 		dualStack(corev1.IPFamilyPolicyRequireDualStack, corev1.IPv4Protocol, corev1.IPv6Protocol))
 	waitReason(t, ns, "require-v4-pool", "NoMatchingPool", "holds both IPv4 and IPv6")
-	createService(t, ns, "prefer-v4-pool", annotate(allocation.AnnotationAddressPool, "v4only"),
+	createService(t, ns, "prefer-v4-pool", annotate(v1beta1.AnnotationAddressPool, "v4only"),
 		dualStack(corev1.IPFamilyPolicyPreferDualStack, corev1.IPv4Protocol, corev1.IPv6Protocol))
 	waitIPs(t, ns, "prefer-v4-pool", "198.18.16.0")
-	createService(t, ns, "dual-requested", annotate(allocation.AnnotationLoadBalancerIPs, "2001:db8:15::99,198.18.15.99"),
+	createService(t, ns, "dual-requested", annotate(v1beta1.AnnotationLoadBalancerIPs, "2001:db8:15::99,198.18.15.99"),
 		dualStack(corev1.IPFamilyPolicyRequireDualStack, corev1.IPv4Protocol, corev1.IPv6Protocol))
 	waitIPs(t, ns, "dual-requested", "198.18.15.99,2001:db8:15::99")
 	eventually(t, waitTime, func() string {
@@ -229,9 +228,9 @@ func TestAutoAssignFalse(t *testing.T) {
 
 	createService(t, ns, "auto")
 	waitReason(t, ns, "auto", "NoMatchingPool", "autoAssign")
-	createService(t, ns, "by-pool", annotate(allocation.AnnotationAddressPool, "manual"))
+	createService(t, ns, "by-pool", annotate(v1beta1.AnnotationAddressPool, "manual"))
 	waitIPs(t, ns, "by-pool", "198.18.17.0")
-	createService(t, ns, "by-ip", annotate(allocation.AnnotationLoadBalancerIPs, "198.18.17.9"))
+	createService(t, ns, "by-ip", annotate(v1beta1.AnnotationLoadBalancerIPs, "198.18.17.9"))
 	waitIPs(t, ns, "by-ip", "198.18.17.9")
 }
 
@@ -281,9 +280,9 @@ func TestNamespaceSelectorAndPriority(t *testing.T) {
 	waitIPs(t, prod, "shop", "198.18.21.0")
 	createService(t, dev, "tool")
 	waitIPs(t, dev, "tool", "198.18.20.0")
-	createService(t, dev, "public", withLabels(map[string]string{"exposure": "public"}), annotate(allocation.AnnotationAddressPool, "public-only"))
+	createService(t, dev, "public", withLabels(map[string]string{"exposure": "public"}), annotate(v1beta1.AnnotationAddressPool, "public-only"))
 	waitIPs(t, dev, "public", "198.18.22.0")
-	createService(t, prod, "not-public", annotate(allocation.AnnotationAddressPool, "public-only"))
+	createService(t, prod, "not-public", annotate(v1beta1.AnnotationAddressPool, "public-only"))
 	waitReason(t, prod, "not-public", "NoMatchingPool", "does not serve")
 
 	// A pending Service gets its address once its namespace is labelled.
@@ -291,7 +290,7 @@ func TestNamespaceSelectorAndPriority(t *testing.T) {
 	createPool(t, "pinned", []string{"198.18.24.0/24"}, allocateTo(v1beta1.ServiceAllocation{
 		NamespaceSelectors: []metav1.LabelSelector{{MatchLabels: map[string]string{"team": "blue"}}},
 	}))
-	createService(t, pinned, "waiting", annotate(allocation.AnnotationAddressPool, "pinned"))
+	createService(t, pinned, "waiting", annotate(v1beta1.AnnotationAddressPool, "pinned"))
 	waitReason(t, pinned, "waiting", "NoMatchingPool", "does not serve")
 	nsObj := &corev1.Namespace{}
 	if err := k8s.Get(context.Background(), types.NamespacedName{Name: pinned}, nsObj); err != nil {
@@ -353,7 +352,7 @@ func TestInvalidPoolKeepsOthersWorking(t *testing.T) {
 	eventually(t, waitTime, func() string {
 		p := &v1beta1.IPAddressPool{}
 		_ = k8s.Get(context.Background(), types.NamespacedName{Name: "overlapping"}, p)
-		cond = meta.FindStatusCondition(p.Status.Conditions, allocation.ConditionValid)
+		cond = meta.FindStatusCondition(p.Status.Conditions, v1beta1.ConditionValid)
 		if cond == nil || cond.Status != metav1.ConditionFalse {
 			return fmt.Sprintf("condition %+v", cond)
 		}
@@ -364,7 +363,7 @@ func TestInvalidPoolKeepsOthersWorking(t *testing.T) {
 			t.Errorf("Valid message %q lacks %q", cond.Message, want)
 		}
 	}
-	if c := meta.FindStatusCondition(poolStatus(t, "good").Conditions, allocation.ConditionValid); c == nil || c.Status != metav1.ConditionTrue {
+	if c := meta.FindStatusCondition(poolStatus(t, "good").Conditions, v1beta1.ConditionValid); c == nil || c.Status != metav1.ConditionTrue {
 		t.Errorf("the good pool is not Valid: %+v", c)
 	}
 	createService(t, ns, "api")
@@ -403,7 +402,7 @@ func TestLoadBalancerClassAndTypeChange(t *testing.T) {
 	})
 	eventually(t, waitTime, func() string {
 		s := getService(t, ns, "ours")
-		if ingressIPs(s) != "" || s.Annotations[allocation.AnnotationAllocatedFromPool] != "" || meta.FindStatusCondition(s.Status.Conditions, allocation.ConditionIPAllocated) != nil {
+		if ingressIPs(s) != "" || s.Annotations[v1beta1.AnnotationAllocatedFromPool] != "" || meta.FindStatusCondition(s.Status.Conditions, v1beta1.ConditionIPAllocated) != nil {
 			return fmt.Sprintf("status not cleared: %+v %v", s.Status, s.Annotations)
 		}
 		return ""

@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/pharos-lb/pharos/api/v1beta1"
+
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
@@ -13,32 +15,14 @@ import (
 	"github.com/pharos-lb/pharos/internal/config"
 )
 
-// Annotations that a Service may carry. Each has metallb.io/ and
-// metallb.universe.tf/ aliases so that MetalLB users can migrate unchanged.
-const (
-	// AnnotationLoadBalancerIPs requests addresses, comma-separated, at most
-	// one per family.
-	AnnotationLoadBalancerIPs = "pharos.io/loadBalancerIPs"
-	// AnnotationAddressPool requests a pool by name.
-	AnnotationAddressPool = "pharos.io/address-pool"
-	// AnnotationAllowSharedIP is the sharing key: Services with the same
-	// key may share an address.
-	AnnotationAllowSharedIP = "pharos.io/allow-shared-ip"
-	// AnnotationAllocatedFromPool is written by the controller: the pool the
-	// Service's addresses come from.
-	AnnotationAllocatedFromPool = "pharos.io/ip-allocated-from-pool"
-)
-
-var aliasPrefixes = []string{"metallb.io/", "metallb.universe.tf/"}
-
 // annotation returns the value of a pharos.io annotation, or of one of its
 // MetalLB aliases; alias names the alias key used, if any.
 func annotation(svc *corev1.Service, key string) (value, alias string, ok bool) {
 	if v, ok := svc.Annotations[key]; ok {
 		return v, "", true
 	}
-	name := strings.TrimPrefix(key, "pharos.io/")
-	for _, p := range aliasPrefixes {
+	name := strings.TrimPrefix(key, v1beta1.AnnotationPrefix)
+	for _, p := range v1beta1.AnnotationAliasPrefixes {
 		if v, ok := svc.Annotations[p+name]; ok {
 			return v, p + name, true
 		}
@@ -78,17 +62,17 @@ func buildRequest(svc *corev1.Service, nsLabels map[string]string) (allocator.Re
 		req.Policy = allocator.FamilyPolicy(*p)
 	}
 
-	if v, alias, ok := annotation(svc, AnnotationLoadBalancerIPs); ok {
+	if v, alias, ok := annotation(svc, v1beta1.AnnotationLoadBalancerIPs); ok {
 		if alias != "" {
-			aliases[alias] = AnnotationLoadBalancerIPs
+			aliases[alias] = v1beta1.AnnotationLoadBalancerIPs
 		}
 		if svc.Spec.LoadBalancerIP != "" {
-			return req, aliases, &requestError{fmt.Sprintf("both spec.loadBalancerIP and annotation %s are set; keep only the annotation", AnnotationLoadBalancerIPs)}
+			return req, aliases, &requestError{fmt.Sprintf("both spec.loadBalancerIP and annotation %s are set; keep only the annotation", v1beta1.AnnotationLoadBalancerIPs)}
 		}
 		for _, s := range strings.Split(v, ",") {
 			ip, err := config.ParseAddress(s)
 			if err != nil {
-				return req, aliases, &requestError{fmt.Sprintf("annotation %s: %v; write one address per family, comma-separated", AnnotationLoadBalancerIPs, err)}
+				return req, aliases, &requestError{fmt.Sprintf("annotation %s: %v; write one address per family, comma-separated", v1beta1.AnnotationLoadBalancerIPs, err)}
 			}
 			req.RequestedIPs = append(req.RequestedIPs, ip)
 		}
@@ -99,18 +83,18 @@ func buildRequest(svc *corev1.Service, nsLabels map[string]string) (allocator.Re
 		}
 		req.RequestedIPs = []netip.Addr{ip}
 	}
-	if v, alias, ok := annotation(svc, AnnotationAddressPool); ok {
+	if v, alias, ok := annotation(svc, v1beta1.AnnotationAddressPool); ok {
 		if alias != "" {
-			aliases[alias] = AnnotationAddressPool
+			aliases[alias] = v1beta1.AnnotationAddressPool
 		}
 		if strings.TrimSpace(v) == "" {
-			return req, aliases, &requestError{fmt.Sprintf("annotation %s is empty; name a pool or remove the annotation", AnnotationAddressPool)}
+			return req, aliases, &requestError{fmt.Sprintf("annotation %s is empty; name a pool or remove the annotation", v1beta1.AnnotationAddressPool)}
 		}
 		req.Pool = strings.TrimSpace(v)
 	}
-	if v, alias, ok := annotation(svc, AnnotationAllowSharedIP); ok {
+	if v, alias, ok := annotation(svc, v1beta1.AnnotationAllowSharedIP); ok {
 		if alias != "" {
-			aliases[alias] = AnnotationAllowSharedIP
+			aliases[alias] = v1beta1.AnnotationAllowSharedIP
 		}
 		req.SharingKey = v
 	}

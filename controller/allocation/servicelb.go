@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/pharos-lb/pharos/api/v1beta1"
+
 	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -36,10 +38,6 @@ const (
 
 // serviceLBPrefixes are the label prefixes of K3s and RKE2.
 var serviceLBPrefixes = []string{"svccontroller.k3s.cattle.io/", "svccontroller.rke2.cattle.io/"}
-
-// ReasonServiceLBConflict is the IPAllocated reason, and the Warning
-// event's, while K3s ServiceLB also handles the Service.
-const ReasonServiceLBConflict = "ServiceLBConflict"
 
 // exampleLoadBalancerClass is the class that the conflict message suggests.
 const exampleLoadBalancerClass = "pharos.io/lb"
@@ -80,9 +78,9 @@ func serviceLBCondition(daemonSets []string, reserved []netip.Addr, generation i
 		kept = "Pharos keeps " + joinIPs(reserved) + " reserved for it"
 	}
 	return metav1.Condition{
-		Type:               ConditionIPAllocated,
+		Type:               v1beta1.ConditionIPAllocated,
 		Status:             metav1.ConditionFalse,
-		Reason:             ReasonServiceLBConflict,
+		Reason:             v1beta1.ReasonServiceLBConflict,
 		ObservedGeneration: generation,
 		Message: fmt.Sprintf("K3s ServiceLB also handles this Service (DaemonSet %s), so Pharos does not write "+
 			"status.loadBalancer.ingress; %s. Either start K3s with --disable=servicelb (Pharos then takes over), "+

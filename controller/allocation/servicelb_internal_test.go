@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pharos-lb/pharos/api/v1beta1"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 )
@@ -56,7 +58,7 @@ func TestServiceLBOwnerAndSelector(t *testing.T) {
 
 func TestServiceLBCondition(t *testing.T) {
 	c := serviceLBCondition([]string{"kube-system/svclb-web-0a1b2c3d"}, []netip.Addr{netip.MustParseAddr("198.18.1.7")}, 3)
-	if c.Type != ConditionIPAllocated || c.Status != metav1.ConditionFalse || c.Reason != ReasonServiceLBConflict || c.ObservedGeneration != 3 {
+	if c.Type != v1beta1.ConditionIPAllocated || c.Status != metav1.ConditionFalse || c.Reason != v1beta1.ReasonServiceLBConflict || c.ObservedGeneration != 3 {
 		t.Fatalf("condition %+v", c)
 	}
 	for _, want := range []string{

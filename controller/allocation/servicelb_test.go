@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pharos-lb/pharos/api/v1beta1"
+
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -98,7 +100,7 @@ func TestServiceLBConflict(t *testing.T) {
 	web := createService(t, ns, "web")
 	waitIPs(t, ns, "web", "198.18.50.0")
 	ds := createServiceLB(t, ns, "web", string(web.UID))
-	c := waitReason(t, ns, "web", allocation.ReasonServiceLBConflict, "DaemonSet kube-system/"+ds.Name)
+	c := waitReason(t, ns, "web", v1beta1.ReasonServiceLBConflict, "DaemonSet kube-system/"+ds.Name)
 	if c.Status != metav1.ConditionFalse {
 		t.Errorf("condition status %s", c.Status)
 	}
@@ -118,7 +120,7 @@ func TestServiceLBConflict(t *testing.T) {
 	if got := ingressIPs(s); got != "198.18.50.0" {
 		t.Errorf("Pharos changed the ingress to %q when ServiceLB appeared", got)
 	}
-	if s.Annotations[allocation.AnnotationAllocatedFromPool] != "servicelb" {
+	if s.Annotations[v1beta1.AnnotationAllocatedFromPool] != "servicelb" {
 		t.Errorf("pool annotation changed: %v", s.Annotations)
 	}
 
@@ -132,7 +134,7 @@ func TestServiceLBConflict(t *testing.T) {
 		if got := ingressIPs(s); got != "198.18.96.11,198.18.96.12" {
 			return fmt.Sprintf("ServiceLB's addresses were overwritten: %q", got)
 		}
-		if c := meta.FindStatusCondition(s.Status.Conditions, allocation.ConditionIPAllocated); c == nil || c.Reason != allocation.ReasonServiceLBConflict {
+		if c := meta.FindStatusCondition(s.Status.Conditions, v1beta1.ConditionIPAllocated); c == nil || c.Reason != v1beta1.ReasonServiceLBConflict {
 			return fmt.Sprintf("condition %+v", c)
 		}
 		if n := countEvents(events(t, ns, "web"), "ServiceLBConflict"); n != 1 {
@@ -142,7 +144,7 @@ func TestServiceLBConflict(t *testing.T) {
 	})
 
 	// The address stays reserved for web meanwhile.
-	createService(t, ns, "thief", annotate(allocation.AnnotationLoadBalancerIPs, "198.18.50.0"))
+	createService(t, ns, "thief", annotate(v1beta1.AnnotationLoadBalancerIPs, "198.18.50.0"))
 	waitReason(t, ns, "thief", "RequestedIPUnavailable", "held by Service "+ns+"/web")
 	createService(t, ns, "other")
 	waitIPs(t, ns, "other", "198.18.50.1")
@@ -151,7 +153,7 @@ func TestServiceLBConflict(t *testing.T) {
 	createServiceLB(t, ns, "late", "")
 	time.Sleep(500 * time.Millisecond) // the DaemonSet reaches the controller's cache first
 	createService(t, ns, "late")
-	waitReason(t, ns, "late", allocation.ReasonServiceLBConflict, "Pharos has no address reserved for it")
+	waitReason(t, ns, "late", v1beta1.ReasonServiceLBConflict, "Pharos has no address reserved for it")
 	consistently(t, time.Second, func() string {
 		if got := ingressIPs(getService(t, ns, "late")); got != "" {
 			return fmt.Sprintf("late got %q while ServiceLB handles it", got)

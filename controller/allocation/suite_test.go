@@ -316,7 +316,7 @@ func waitIPs(t *testing.T, ns, name, want string) *corev1.Service {
 	eventually(t, waitTime, func() string {
 		s = getService(t, ns, name)
 		if got := ingressIPs(s); got != want {
-			return fmt.Sprintf("Service %s/%s has ingress %q, want %q; condition %+v", ns, name, got, want, meta.FindStatusCondition(s.Status.Conditions, allocation.ConditionIPAllocated))
+			return fmt.Sprintf("Service %s/%s has ingress %q, want %q; condition %+v", ns, name, got, want, meta.FindStatusCondition(s.Status.Conditions, v1beta1.ConditionIPAllocated))
 		}
 		return ""
 	})
@@ -330,7 +330,7 @@ func waitReason(t *testing.T, ns, name, reason, msg string) metav1.Condition {
 	var c *metav1.Condition
 	eventually(t, waitTime, func() string {
 		s := getService(t, ns, name)
-		c = meta.FindStatusCondition(s.Status.Conditions, allocation.ConditionIPAllocated)
+		c = meta.FindStatusCondition(s.Status.Conditions, v1beta1.ConditionIPAllocated)
 		if c == nil || c.Reason != reason || !strings.Contains(c.Message, msg) {
 			return fmt.Sprintf("Service %s/%s condition %+v, want reason %s with %q", ns, name, c, reason, msg)
 		}

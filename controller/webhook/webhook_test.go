@@ -324,7 +324,7 @@ func TestWebhookDownIsClearAndTheControllerStillReports(t *testing.T) {
 		if err := k8s.Get(ctx, types.NamespacedName{Name: "second"}, &p); err != nil {
 			t.Fatal(err)
 		}
-		c := meta.FindStatusCondition(p.Status.Conditions, allocation.ConditionValid)
+		c := meta.FindStatusCondition(p.Status.Conditions, v1beta1.ConditionValid)
 		if c != nil && c.Status == metav1.ConditionFalse && strings.Contains(c.Message, `IPAddressPool "first"`) {
 			return
 		}

@@ -1,0 +1,73 @@
+package v1beta1
+
+// The wire contract between Pharos's binaries, its chart and its users:
+// every annotation, label, condition type and reason that more than one of
+// them reads or writes. It lives here, in the API package, so that no
+// binary imports another binary's package for a constant.
+
+// Service annotations that users set. Each also has metallb.io/ and
+// metallb.universe.tf/ aliases with the same name after the prefix, so that
+// MetalLB users can migrate unchanged (see AnnotationAliasPrefixes).
+const (
+	// AnnotationLoadBalancerIPs requests addresses, comma-separated, at most
+	// one per family.
+	AnnotationLoadBalancerIPs = "pharos.io/loadBalancerIPs"
+	// AnnotationAddressPool requests a pool by name.
+	AnnotationAddressPool = "pharos.io/address-pool"
+	// AnnotationAllowSharedIP is the sharing key: Services with the same
+	// key may share an address.
+	AnnotationAllowSharedIP = "pharos.io/allow-shared-ip"
+	// AnnotationReturnToPreferred asks that an address move back to its
+	// preferred node when that node returns, at the cost of a second move.
+	AnnotationReturnToPreferred = "pharos.io/l2-return-to-preferred-node"
+)
+
+// AnnotationPrefix is the prefix of Pharos's own annotations.
+const AnnotationPrefix = "pharos.io/"
+
+// AnnotationAliasPrefixes are MetalLB's prefixes, accepted in place of
+// AnnotationPrefix on the user-set annotations.
+var AnnotationAliasPrefixes = []string{"metallb.io/", "metallb.universe.tf/"}
+
+// AnnotationAllocatedFromPool is written by the controller on every Service
+// that has addresses: the name of the pool they come from. It is the one
+// answer to "which pool owns this address": the speaker and the
+// advertisement checks read it, and never rebuild the pool model on their
+// own (which, without the controller's history, could disagree with it).
+const AnnotationAllocatedFromPool = "pharos.io/ip-allocated-from-pool"
+
+// LabelExcludeFromLB is Kubernetes' well-known node label: a node that
+// carries it never announces a load-balancer address.
+const LabelExcludeFromLB = "node.kubernetes.io/exclude-from-external-load-balancers"
+
+// Service condition types.
+const (
+	// ConditionIPAllocated says whether the Service has its addresses, and
+	// if not, why (reasons: the allocator's, and ReasonServiceLBConflict).
+	ConditionIPAllocated = "pharos.io/IPAllocated"
+	// ConditionAnnounced says which nodes announce the Service's addresses,
+	// and how, or why none does.
+	ConditionAnnounced = "pharos.io/Announced"
+)
+
+// Reasons of the Announced condition besides the election's own (Elected's
+// absence is worded by internal/election's reasons: NoEndpoints,
+// NoMatchingAdvertisement, InterfaceDown, NoEligibleNode).
+const (
+	// ReasonAnnounced: every address of the Service is announced.
+	ReasonAnnounced = "Announced"
+	// ReasonSplitBrain: another station answers for an address this node
+	// announces.
+	ReasonSplitBrain = "SplitBrain"
+	// ReasonAnnounceFailed: the elected node could not announce (for
+	// example, its interface vanished); the message says why.
+	ReasonAnnounceFailed = "AnnounceFailed"
+)
+
+// ReasonServiceLBConflict is the IPAllocated reason, and the Warning
+// event's, while K3s ServiceLB also handles the Service.
+const ReasonServiceLBConflict = "ServiceLBConflict"
+
+// ConditionValid is the IPAddressPool condition that says whether its spec
+// is usable.
+const ConditionValid = "Valid"
