@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -25,6 +26,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -32,57 +34,74 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
+	"github.com/go-logr/logr"
+	"github.com/hashicorp/memberlist"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/vishvananda/netlink"
 
 	"github.com/pharos-lb/pharos/api/v1beta1"
 	"github.com/pharos-lb/pharos/internal/kubecheck"
+	"github.com/pharos-lb/pharos/internal/l2announce"
 	"github.com/pharos-lb/pharos/internal/layer2"
+	"github.com/pharos-lb/pharos/internal/speaker"
 	"github.com/pharos-lb/pharos/internal/speakerlist"
 )
 
+// options are the speaker's settings, from its flags.
+type options struct {
+	nodeName           string
+	bindAddr           string
+	port               int
+	secretRef          string
+	timers             speakerlist.Timers
+	announcer          layer2.Options
+	drainTimeout       time.Duration
+	metricsAddr        string
+	probeAddr          string
+	splitBrainInterval time.Duration
+	logLevel           slog.Level
+}
+
 func main() {
 	def := speakerlist.DefaultTimers()
-	var (
-		nodeName     = flag.String("node-name", os.Getenv("NODE_NAME"), "this node's name (env NODE_NAME)")
-		bindAddr     = flag.String("bind-addr", "", "address for memberlist (default: the node's first InternalIP)")
-		port         = flag.Int("memberlist-port", 7946, "memberlist TCP and UDP port")
-		secret       = flag.String("memberlist-secret", envOr("POD_NAMESPACE", "pharos-system")+"/pharos-memberlist", "namespace/name of the Secret whose key 'key' (16, 24 or 32 bytes) encrypts gossip")
-		probe        = flag.Duration("probe-interval", def.ProbeInterval, "memberlist probe interval")
-		probeTimeout = flag.Duration("probe-timeout", def.ProbeTimeout, "memberlist probe timeout")
-		suspicion    = flag.Int("suspicion-mult", def.SuspicionMult, "memberlist suspicion multiplier (times the probe interval)")
-		gossip       = flag.Duration("gossip-interval", def.GossipInterval, "memberlist gossip interval")
-		garpCount    = flag.Int("gratuitous-count", 3, "gratuitous ARP / unsolicited NA packets sent on takeover")
-		garpInterval = flag.Duration("gratuitous-interval", 200*time.Millisecond, "time between them")
-		drainTimeout = flag.Duration("drain-timeout", 3*time.Second, "on SIGTERM, how long to wait for other nodes to take over before stopping")
-		metricsAddr  = flag.String("metrics-bind-address", ":7474", "Prometheus metrics address; 0 disables it")
-		probeAddr    = flag.String("health-probe-bind-address", ":7475", "address of /healthz and /readyz (ready once the speaker has joined the cluster and announces its share); 0 disables it")
-		splitBrain   = flag.Duration("split-brain-probe-interval", 5*time.Second, "how often the announcing node asks the LAN whether another MAC answers for its addresses")
-	)
-	zapOpts := zap.Options{}
-	zapOpts.BindFlags(flag.CommandLine)
+	o := options{timers: def}
+	flag.StringVar(&o.nodeName, "node-name", os.Getenv("NODE_NAME"), "this node's name (env NODE_NAME)")
+	flag.StringVar(&o.bindAddr, "bind-addr", "", "address for memberlist (default: the node's first InternalIP); peers are joined at their InternalIPs of the same family")
+	flag.IntVar(&o.port, "memberlist-port", 7946, "memberlist TCP and UDP port")
+	flag.StringVar(&o.secretRef, "memberlist-secret", envOr("POD_NAMESPACE", "pharos-system")+"/pharos-memberlist", "namespace/name of the Secret whose key 'key' (16, 24 or 32 bytes) encrypts gossip")
+	flag.DurationVar(&o.timers.ProbeInterval, "probe-interval", def.ProbeInterval, "memberlist probe interval")
+	flag.DurationVar(&o.timers.ProbeTimeout, "probe-timeout", def.ProbeTimeout, "memberlist probe timeout")
+	flag.IntVar(&o.timers.SuspicionMult, "suspicion-mult", def.SuspicionMult, "memberlist suspicion multiplier (times the probe interval)")
+	flag.DurationVar(&o.timers.GossipInterval, "gossip-interval", def.GossipInterval, "memberlist gossip interval")
+	flag.IntVar(&o.announcer.GratuitousCount, "gratuitous-count", 3, "gratuitous ARP / unsolicited NA packets sent on takeover")
+	flag.DurationVar(&o.announcer.GratuitousInterval, "gratuitous-interval", 200*time.Millisecond, "time between them")
+	flag.DurationVar(&o.drainTimeout, "drain-timeout", 3*time.Second, "on SIGTERM, how long to wait for other nodes to take over before stopping")
+	flag.StringVar(&o.metricsAddr, "metrics-bind-address", ":7474", "Prometheus metrics address; 0 disables it")
+	flag.StringVar(&o.probeAddr, "health-probe-bind-address", ":7475", "address of /healthz and /readyz (ready once the speaker has joined the cluster and announces its share); 0 disables it")
+	flag.DurationVar(&o.splitBrainInterval, "split-brain-probe-interval", 5*time.Second, "how often the announcing node asks the LAN whether another MAC answers for its addresses")
+	flag.TextVar(&o.logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
 	flag.Parse()
-	splitBrainInterval = *splitBrain
 	// The speaker's heap is mostly the informers' objects, which live long;
 	// collecting at 50% growth keeps its peak memory near the live set.
 	debug.SetGCPercent(50)
-	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
-	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})).With("node", *nodeName)
-	if err := run(logger, *nodeName, *bindAddr, *port, *secret, speakerlist.Timers{
-		ProbeInterval: *probe, ProbeTimeout: *probeTimeout, SuspicionMult: *suspicion,
-		SuspicionMaxTimeoutMult: def.SuspicionMaxTimeoutMult, GossipInterval: *gossip, PushPullInterval: def.PushPullInterval,
-	}, layer2.Options{GratuitousCount: *garpCount, GratuitousInterval: *garpInterval, Logger: logger}, *drainTimeout, *metricsAddr, *probeAddr); err != nil {
+	// One logging stack: controller-runtime and client-go log through the
+	// same slog handler as the speaker, as JSON on stderr.
+	handler := slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: o.logLevel})
+	logger := slog.New(handler).With("node", o.nodeName)
+	ctrl.SetLogger(logr.FromSlogHandler(logger.Handler()))
+	klog.SetSlogLogger(logger)
+	o.announcer.Logger = logger
+	if err := run(logger, o); err != nil {
 		fmt.Fprintln(os.Stderr, "pharos-speaker:", err)
 		os.Exit(1)
 	}
 }
-
-var splitBrainInterval = 5 * time.Second
 
 func envOr(k, def string) string {
 	if v := os.Getenv(k); v != "" {
@@ -91,8 +110,8 @@ func envOr(k, def string) string {
 	return def
 }
 
-func run(logger *slog.Logger, nodeName, bindAddr string, port int, secretRef string, timers speakerlist.Timers, annOpts layer2.Options, drainTimeout time.Duration, metricsAddr, probeAddr string) error {
-	if nodeName == "" {
+func run(logger *slog.Logger, o options) error {
+	if o.nodeName == "" {
 		return fmt.Errorf("--node-name (or NODE_NAME from the downward API) is required")
 	}
 	scheme := runtime.NewScheme()
@@ -102,8 +121,8 @@ func run(logger *slog.Logger, nodeName, bindAddr string, port int, secretRef str
 	if err != nil {
 		return fmt.Errorf("no Kubernetes configuration: %w", err)
 	}
-	cfg.UserAgent = "pharos-speaker/" + nodeName
-	if err := preflight(cfg, secretRef); err != nil {
+	cfg.UserAgent = "pharos-speaker/" + o.nodeName
+	if err := preflight(cfg, o.secretRef); err != nil {
 		kubecheck.WriteTerminationMessage(err)
 		return err
 	}
@@ -114,20 +133,24 @@ func run(logger *slog.Logger, nodeName, bindAddr string, port int, secretRef str
 	if err != nil {
 		return err
 	}
-	key, err := readKey(ctx, logger, direct, secretRef)
+	key, err := readKey(ctx, logger, direct, o.secretRef)
 	if err != nil {
 		return err
 	}
-	if bindAddr == "" {
-		if bindAddr, err = nodeAddress(ctx, direct, nodeName); err != nil {
+	if o.bindAddr == "" {
+		if o.bindAddr, err = nodeAddress(ctx, direct, o.nodeName); err != nil {
 			return err
 		}
+	}
+	bind, err := netip.ParseAddr(o.bindAddr)
+	if err != nil {
+		return fmt.Errorf("--bind-addr %q: not an IP address", o.bindAddr)
 	}
 
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 scheme,
-		Metrics:                metricsserver.Options{BindAddress: metricsAddr},
-		HealthProbeBindAddress: probeAddr,
+		Metrics:                metricsserver.Options{BindAddress: o.metricsAddr},
+		HealthProbeBindAddress: o.probeAddr,
 		Cache:                  cache.Options{DefaultTransform: cache.TransformStripManagedFields()},
 	})
 	if err != nil {
@@ -140,13 +163,15 @@ func run(logger *slog.Logger, nodeName, bindAddr string, port int, secretRef str
 		default: // a reconcile is already due
 		}
 	}
-	members, err := speakerlist.New(speakerlist.Options{NodeName: nodeName, BindAddr: bindAddr, Port: port, SecretKey: key, Timers: timers, Logger: logger, OnChange: kick})
+	members, err := speakerlist.New(speakerlist.Options{NodeName: o.nodeName, BindAddr: o.bindAddr, Port: o.port, SecretKey: key, Timers: o.timers, Logger: logger, OnChange: kick})
 	if err != nil {
 		return err
 	}
-	sp := &Speaker{node: nodeName, client: mgr.GetClient(), members: members, log: logger, annOpts: annOpts,
-		announcers: map[string]*layer2.Announcer{}, owned: map[netip.Addr]ownership{}, runCtx: ctx,
-		conflicts: map[netip.Addr]string{}, kick: kick}
+	l2 := l2announce.New(l2announce.Options{Node: o.nodeName, Announcer: o.announcer, Claims: members, Logger: logger})
+	defer func() { _ = l2.Close() }()
+	metrics.Registry.MustRegister(l2.Collector())
+	sp := &Speaker{node: o.nodeName, client: mgr.GetClient(), members: members, log: logger,
+		l2: l2, announcers: []speaker.Announcer{l2}, kick: kick}
 	all := handler.EnqueueRequestsFromMapFunc(func(context.Context, client.Object) []reconcile.Request {
 		return []reconcile.Request{{NamespacedName: types.NamespacedName{Name: "all"}}}
 	})
@@ -168,19 +193,22 @@ func run(logger *slog.Logger, nodeName, bindAddr string, port int, secretRef str
 	if err := mgr.AddReadyzCheck("announcing", sp.ReadyCheck); err != nil {
 		return err
 	}
-	go publishInterfaces(ctx, members)
-	go sp.probeOwned(ctx, mgr.GetEventRecorder("pharos-speaker"), splitBrainInterval)
-	go joinPeers(ctx, logger, mgr.GetClient(), members, nodeName, &sp.joined, kick)
+	meta := &metaPublisher{node: o.nodeName, members: members, log: logger}
+	go watchLinks(ctx, logger, meta, kick)
+	go sp.probeOwned(ctx, mgr.GetEventRecorder("pharos-speaker"), o.splitBrainInterval)
+	go joinPeers(ctx, logger, mgr.GetClient(), members, o.nodeName, bind, &sp.joined, kick)
 
 	signals := make(chan os.Signal, 1)
 	signal.Notify(signals, syscall.SIGTERM, os.Interrupt)
 	go func() {
 		<-signals
 		logger.Info("stopping: handing addresses over first")
-		sp.Drain(drainTimeout)
+		meta.draining.Store(true)
+		meta.publish()
+		sp.Drain(o.drainTimeout)
 		cancel()
 	}()
-	logger.Info("speaker starting", "bind", bindAddr, "port", port)
+	logger.Info("speaker starting", "bind", o.bindAddr, "port", o.port)
 	return mgr.Start(ctx)
 }
 
@@ -235,54 +263,147 @@ func nodeAddress(ctx context.Context, c client.Client, name string) (string, err
 	return "", fmt.Errorf("Node %s has no InternalIP; pass --bind-addr", name)
 }
 
-// publishInterfaces keeps the node's metadata in step with its links, so
-// that a node whose interface goes down stops being a candidate. Link and
-// address changes arrive from netlink as they happen; a slow poll covers a
-// lost notification.
-func publishInterfaces(ctx context.Context, members *speakerlist.List) {
+// linkEvents counts netlink subscriptions that failed: the speaker then
+// notices link changes only by polling, within linkPollSlow.
+var linkSubscribeFailures = prometheus.NewCounter(prometheus.CounterOpts{
+	Name: "pharos_speaker_netlink_subscribe_failures_total",
+	Help: "Netlink link or address subscriptions that failed; link changes are then noticed by polling only.",
+})
+
+// metaTrimmed counts metadata publications that had to drop interfaces to
+// fit memberlist's 512-byte node metadata.
+var metaTrimmed = prometheus.NewCounter(prometheus.CounterOpts{
+	Name: "pharos_speaker_metadata_trimmed_total",
+	Help: "Node metadata publications that dropped interfaces to fit memberlist's limit (512 bytes).",
+})
+
+func init() { metrics.Registry.MustRegister(linkSubscribeFailures, metaTrimmed) }
+
+const (
+	linkPollFast = time.Second      // without netlink notifications
+	linkPollSlow = 10 * time.Second // with them: only a lost notification
+)
+
+// watchLinks keeps the node's metadata in step with its links, so that a
+// node whose interface goes down stops being a candidate, and kicks a
+// reconcile on every link or address change so that the layer-2
+// announcer reopens a replaced interface at once. Changes arrive from
+// netlink as they happen; a poll covers a lost notification, and covers
+// everything (every second) if netlink subscriptions fail.
+func watchLinks(ctx context.Context, logger *slog.Logger, meta *metaPublisher, kick func()) {
 	links := make(chan netlink.LinkUpdate, 16)
 	addrs := make(chan netlink.AddrUpdate, 16)
-	_ = netlink.LinkSubscribe(links, ctx.Done())
-	_ = netlink.AddrSubscribe(addrs, ctx.Done())
-	last := ""
-	t := time.NewTicker(10 * time.Second)
+	poll := linkPollSlow
+	for _, err := range []error{netlink.LinkSubscribe(links, ctx.Done()), netlink.AddrSubscribe(addrs, ctx.Done())} {
+		if err != nil {
+			linkSubscribeFailures.Inc()
+			logger.Warn("netlink subscription failed: link changes are noticed by polling every second", "err", err)
+			poll = linkPollFast
+		}
+	}
+	t := time.NewTicker(poll)
 	defer t.Stop()
 	for {
-		up := localInterfaces()
-		if s := strings.Join(up, ","); s != last {
-			if members.SetMeta(speakerlist.Meta{InterfacesUp: up}) == nil {
-				last = s
-			}
+		if meta.publish() {
+			kick()
 		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-links:
+			kick()
 		case <-addrs:
+			kick()
 		case <-t.C:
 		}
 	}
 }
 
-// joinPeers joins the speakers of the other nodes, found by the nodes'
-// InternalIPs of the memberlist address's family, and keeps retrying for
+// metaPublisher publishes the node's interfaces in its memberlist
+// metadata, trimmed to what fits.
+type metaPublisher struct {
+	node     string
+	members  *speakerlist.List
+	log      *slog.Logger
+	draining atomic.Bool
+
+	mu      sync.Mutex
+	last    string
+	trimmed bool // a trim was logged; logged again only after it fits
+}
+
+// publish sends the metadata if it changed, and reports whether it did.
+func (p *metaPublisher) publish() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	up := localInterfaces()
+	m := speakerlist.Meta{InterfacesUp: up, Draining: p.draining.Load()}
+	kept, dropped := fitMeta(m)
+	key := strings.Join(kept.InterfacesUp, ",") + fmt.Sprint(kept.Draining)
+	if key == p.last {
+		return false
+	}
+	if len(dropped) > 0 {
+		metaTrimmed.Inc()
+		if !p.trimmed {
+			p.log.Warn("node metadata is over memberlist's 512-byte limit: these interfaces are not published, so this node is not a candidate on them; name the announcing interfaces in the L2Advertisements' spec.interfaces or remove addresses",
+				"node", p.node, "dropped", dropped)
+			p.trimmed = true
+		}
+	} else {
+		p.trimmed = false
+	}
+	if err := p.members.SetMeta(kept); err != nil {
+		p.log.Warn("publishing node metadata", "node", p.node, "err", err)
+		return false
+	}
+	p.last = key
+	return true
+}
+
+// fitMeta drops interface entries from m until it fits memberlist's
+// metadata limit, and returns what it dropped. It drops the entries of
+// container and virtual interfaces (veth, cali, cni, flannel, docker,
+// lxc, tunl, vxlan, kube-ipvs) first, which never carry a LoadBalancer
+// address, then from the end.
+func fitMeta(m speakerlist.Meta) (speakerlist.Meta, []string) {
+	if speakerlist.MetaSize(m) <= memberlist.MetaMaxSize {
+		return m, nil
+	}
+	virtual := func(e string) bool {
+		for _, p := range []string{"veth", "cali", "cni", "flannel", "docker", "lxc", "tunl", "vxlan", "kube-ipvs", "cilium", "weave", "genev"} {
+			if strings.HasPrefix(e, p) {
+				return true
+			}
+		}
+		return false
+	}
+	var kept, dropped []string
+	for _, e := range m.InterfacesUp {
+		if virtual(e) {
+			dropped = append(dropped, e)
+		} else {
+			kept = append(kept, e)
+		}
+	}
+	m.InterfacesUp = kept
+	for speakerlist.MetaSize(m) > memberlist.MetaMaxSize && len(m.InterfacesUp) > 0 {
+		last := len(m.InterfacesUp) - 1
+		dropped = append(dropped, m.InterfacesUp[last])
+		m.InterfacesUp = m.InterfacesUp[:last]
+	}
+	return m, dropped
+}
+
+// joinPeers joins the speakers of the other nodes, found at the nodes'
+// InternalIPs of the memberlist address's family (IPv4 or IPv6, so that
+// IPv6-only and IPv6-first clusters join too), and keeps retrying for
 // nodes that are not members, so that a partition heals by itself.
-func joinPeers(ctx context.Context, logger *slog.Logger, c client.Client, members *speakerlist.List, self string, joined *atomic.Bool, kick func()) {
+func joinPeers(ctx context.Context, logger *slog.Logger, c client.Client, members *speakerlist.List, self string, bind netip.Addr, joined *atomic.Bool, kick func()) {
 	for {
 		var nodes corev1.NodeList
 		if err := c.List(ctx, &nodes); err == nil {
-			current := members.Members()
-			var peers []string
-			for _, n := range nodes.Items {
-				if _, in := current[n.Name]; in || n.Name == self {
-					continue
-				}
-				for _, a := range n.Status.Addresses {
-					if ip, err := netip.ParseAddr(a.Address); err == nil && a.Type == corev1.NodeInternalIP && ip.Is4() {
-						peers = append(peers, a.Address)
-					}
-				}
-			}
+			peers := peerAddresses(nodes.Items, members.Members(), self, bind)
 			if len(peers) > 0 {
 				if n, err := members.Join(peers); err != nil && n == 0 {
 					logger.Debug("joining peers", "peers", peers, "err", err)
@@ -308,8 +429,27 @@ func joinPeers(ctx context.Context, logger *slog.Logger, c client.Client, member
 	}
 }
 
+// peerAddresses returns the memberlist addresses of the nodes that are not
+// members yet: each node's first InternalIP of bind's family.
+func peerAddresses(nodes []corev1.Node, current map[string]speakerlist.Meta, self string, bind netip.Addr) []string {
+	var peers []string
+	for _, n := range nodes {
+		if _, in := current[n.Name]; in || n.Name == self {
+			continue
+		}
+		for _, a := range n.Status.Addresses {
+			ip, err := netip.ParseAddr(a.Address)
+			if err == nil && a.Type == corev1.NodeInternalIP && ip.Is4() == bind.Is4() {
+				peers = append(peers, ip.String())
+				break
+			}
+		}
+	}
+	return peers
+}
+
 // nodeChanged passes Node updates that can change an election: labels,
-// cordon, readiness and addresses. Every kubelet heartbeat rewrites the
+// cordon, readiness, network availability and addresses. Every kubelet heartbeat rewrites the
 // Node's status; reacting to those would recompute every election every
 // few seconds for nothing.
 var nodeChanged = predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
@@ -320,6 +460,6 @@ var nodeChanged = predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
 	}
 	return !equality.Semantic.DeepEqual(o.Labels, n.Labels) ||
 		o.Spec.Unschedulable != n.Spec.Unschedulable ||
-		nodeReady(o) != nodeReady(n) ||
+		speaker.NodeEligible(o) != speaker.NodeEligible(n) ||
 		!equality.Semantic.DeepEqual(o.Status.Addresses, n.Status.Addresses)
 }}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pharos-lb/pharos/api/v1beta1"
+
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -38,51 +40,39 @@ func (s *Speaker) probeOwned(ctx context.Context, rec recorder.EventRecorder, in
 			return
 		case <-time.After(interval):
 		}
-		s.mu.Lock()
-		type job struct {
-			ip    netip.Addr
-			iface string
+		var jobs []netip.Addr
+		for ip := range s.l2.Owned() {
+			jobs = append(jobs, ip)
 		}
-		var jobs []job
-		for ip, o := range s.owned {
-			jobs = append(jobs, job{ip, o.iface})
-		}
-		s.mu.Unlock()
 		// A bounded, rotating share per round keeps the cost flat however
 		// many addresses the node announces; each is still probed within
 		// len/probesPerRound rounds.
-		sort.Slice(jobs, func(i, j int) bool { return jobs[i].ip.Less(jobs[j].ip) })
+		sort.Slice(jobs, func(i, j int) bool { return jobs[i].Less(jobs[j]) })
 		if n := len(jobs); n > probesPerRound {
 			offset %= n
 			jobs = append(jobs[offset:], jobs[:offset]...)[:probesPerRound]
 			offset += probesPerRound
 		}
-		for _, j := range jobs {
-			s.mu.Lock()
-			a := s.announcers[j.iface]
-			s.mu.Unlock()
-			if a == nil {
-				continue
-			}
-			macs, err := a.Probe(ctx, j.ip, 300*time.Millisecond)
+		for _, ip := range jobs {
+			macs, err := s.l2.Probe(ctx, ip, 300*time.Millisecond)
 			if err != nil || len(macs) == 0 {
-				if _, was := reported[j.ip]; was {
-					delete(reported, j.ip)
-					s.setConflict(j.ip, "")
+				if _, was := reported[ip]; was {
+					delete(reported, ip)
+					s.setConflict(ip, "")
 				}
 				continue
 			}
-			splitBrainTotal.WithLabelValues(j.ip.String()).Inc()
+			splitBrainTotal.WithLabelValues(ip.String()).Inc()
 			seen := macList(macs)
-			if reported[j.ip] == seen {
+			if reported[ip] == seen {
 				continue
 			}
-			reported[j.ip] = seen
-			s.setConflict(j.ip, seen)
-			s.log.Warn("split brain: another station answers for an address this node announces", "ip", j.ip, "macs", seen)
-			for _, svc := range s.servicesOf(ctx, j.ip) {
-				rec.Eventf(svc, nil, corev1.EventTypeWarning, "SplitBrain", "Announce",
-					"%s is announced by node %s but MAC %s also answers for it: find the other device or load balancer that uses this address", j.ip, s.node, seen)
+			reported[ip] = seen
+			s.setConflict(ip, seen)
+			s.log.Warn("split brain: another station answers for an address this node announces", "ip", ip, "macs", seen)
+			for _, svc := range s.servicesOf(ctx, ip) {
+				rec.Eventf(svc, nil, corev1.EventTypeWarning, v1beta1.ReasonSplitBrain, "Announce",
+					"%s is announced by node %s but MAC %s also answers for it: find the other device or load balancer that uses this address", ip, s.node, seen)
 			}
 		}
 	}
@@ -116,13 +106,7 @@ func (s *Speaker) servicesOf(ctx context.Context, ip netip.Addr) []*corev1.Servi
 // setConflict records (or, with "", clears) the other MACs seen answering
 // for ip, for the Announced condition, and triggers a status update.
 func (s *Speaker) setConflict(ip netip.Addr, macs string) {
-	s.mu.Lock()
-	if macs == "" {
-		delete(s.conflicts, ip)
-	} else {
-		s.conflicts[ip] = macs
-	}
-	s.mu.Unlock()
+	s.l2.SetConflict(ip, macs)
 	if s.kick != nil {
 		s.kick()
 	}

@@ -7,7 +7,6 @@ import (
 	"context"
 	"fmt"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -63,9 +62,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if err := r.client.List(ctx, &pools); err != nil {
 		return reconcile.Result{}, err
 	}
-	cfg := config.Build(pools.Items, nil).Config
-	_, missing, errs := config.ParseL2Advertisement(adv, cfg)
-	cond := metav1.Condition{Type: "Valid", Status: metav1.ConditionTrue, Reason: "Valid", ObservedGeneration: adv.Generation,
+	// A pool exists for the advertisement as long as its object does: one
+	// whose new spec is invalid keeps serving on its last valid spec.
+	_, missing, errs := config.ParseL2Advertisement(adv, config.PoolNames(pools.Items))
+	cond := metav1.Condition{Type: v1beta1.ConditionValid, Status: metav1.ConditionTrue, Reason: "Valid", ObservedGeneration: adv.Generation,
 		Message: "the advertisement is valid"}
 	if m := config.MissingPoolsMessage(missing); m != "" {
 		cond.Reason, cond.Message = "PoolMissing", m
@@ -74,7 +74,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		cond.Status, cond.Reason = metav1.ConditionFalse, "InvalidSpec"
 		cond.Message = errs.ToAggregate().Error() + "; the advertisement is not applied until this is fixed"
 	}
-	old := meta.FindStatusCondition(adv.Status.Conditions, "Valid")
+	old := meta.FindStatusCondition(adv.Status.Conditions, v1beta1.ConditionValid)
 	if old != nil && old.Status == cond.Status && old.Reason == cond.Reason && old.Message == cond.Message && old.ObservedGeneration == cond.ObservedGeneration {
 		return reconcile.Result{}, nil
 	}
@@ -82,9 +82,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	desired.Status.ObservedGeneration = adv.Generation
 	meta.SetStatusCondition(&desired.Status.Conditions, cond)
 	if err := r.client.Status().Update(ctx, desired); err != nil {
-		if apierrors.IsConflict(err) {
-			return reconcile.Result{Requeue: true}, nil
-		}
+		// A conflict is returned too: the workqueue retries it with
+		// backoff, from a fresh read.
 		return reconcile.Result{}, fmt.Errorf("writing status of L2Advertisement %s: %w", adv.Name, err)
 	}
 	if cond.Status == metav1.ConditionFalse {

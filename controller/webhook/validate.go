@@ -85,9 +85,8 @@ func (v poolValidator) validate(ctx context.Context, obj *v1beta1.IPAddressPool)
 		return nil, nil
 	}
 	pool, _ := config.ParsePool(obj)
-	cfg := &config.Config{Pools: map[string]*config.Pool{obj.Name: pool}}
 	for i := range advs.Items {
-		if adv, _, errs := config.ParseL2Advertisement(&advs.Items[i], cfg); len(errs) == 0 && adv.SelectsPool(pool) {
+		if adv, _, errs := config.ParseL2Advertisement(&advs.Items[i], nil); len(errs) == 0 && adv.SelectsPool(pool) {
 			return nil, nil
 		}
 	}
@@ -115,8 +114,7 @@ func (v l2Validator) validate(ctx context.Context, obj *v1beta1.L2Advertisement)
 	if err := v.reader.List(ctx, &pools); err != nil {
 		return nil, fmt.Errorf("cannot list IPAddressPools to check the pools named: %w", err)
 	}
-	cfg := config.Build(pools.Items, nil).Config
-	_, missing, errs := config.ParseL2Advertisement(obj, cfg)
+	_, missing, errs := config.ParseL2Advertisement(obj, config.PoolNames(pools.Items))
 	if len(errs) > 0 {
 		return nil, apierrors.NewInvalid(schema.GroupKind{Group: v1beta1.GroupVersion.Group, Kind: "L2Advertisement"}, obj.Name, errs)
 	}

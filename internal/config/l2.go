@@ -29,14 +29,23 @@ type L2Advertisement struct {
 // addresses. An advertisement that names no pool and selects none
 // announces every pool.
 func (a *L2Advertisement) SelectsPool(p *Pool) bool {
+	return a.SelectsPoolNamed(p.Name, p.Labels)
+}
+
+// SelectsPoolNamed is SelectsPool for a pool known by its name and its
+// object's labels only. The speaker uses it with the pool the controller
+// recorded on the Service, so it needs no pool model of its own (which,
+// without the controller's history, could disagree about which pool owns
+// an address).
+func (a *L2Advertisement) SelectsPoolNamed(name string, poolLabels map[string]string) bool {
 	if len(a.Pools) == 0 && len(a.PoolSelectors) == 0 {
 		return true
 	}
-	if a.Pools[p.Name] {
+	if a.Pools[name] {
 		return true
 	}
 	for _, sel := range a.PoolSelectors {
-		if sel.Matches(labels.Set(p.Labels)) {
+		if sel.Matches(labels.Set(poolLabels)) {
 			return true
 		}
 	}
@@ -58,8 +67,11 @@ func (a *L2Advertisement) SelectsNode(nodeLabels map[string]string) bool {
 
 // ParseL2Advertisement validates one L2Advertisement. Pools it names that do
 // not exist are not errors (they may be created later) but are returned in
-// missing, so that the status can say so.
-func ParseL2Advertisement(obj *v1beta1.L2Advertisement, cfg *Config) (adv *L2Advertisement, missing []string, errs field.ErrorList) {
+// missing, so that the status can say so. poolExists says whether an
+// IPAddressPool object of that name exists, valid or not (a pool kept on
+// its last valid spec still owns its addresses); nil treats every pool as
+// missing.
+func ParseL2Advertisement(obj *v1beta1.L2Advertisement, poolExists func(name string) bool) (adv *L2Advertisement, missing []string, errs field.ErrorList) {
 	spec := field.NewPath("spec")
 	adv = &L2Advertisement{Name: obj.Name, Pools: map[string]bool{}}
 	for i, name := range obj.Spec.IPAddressPools {
@@ -75,7 +87,7 @@ func ParseL2Advertisement(obj *v1beta1.L2Advertisement, cfg *Config) (adv *L2Adv
 			continue
 		}
 		adv.Pools[name] = true
-		if cfg == nil || cfg.Pools[name] == nil {
+		if poolExists == nil || !poolExists(name) {
 			missing = append(missing, name)
 		}
 	}
@@ -109,4 +121,14 @@ func MissingPoolsMessage(missing []string) string {
 		return ""
 	}
 	return fmt.Sprintf("IPAddressPool %s does not exist yet; its addresses will be announced once it does", strings.Join(missing, ", "))
+}
+
+// PoolNames returns a poolExists function for ParseL2Advertisement: the
+// names of the IPAddressPool objects, valid or not.
+func PoolNames(pools []v1beta1.IPAddressPool) func(string) bool {
+	names := make(map[string]bool, len(pools))
+	for i := range pools {
+		names[pools[i].Name] = true
+	}
+	return func(name string) bool { return names[name] }
 }

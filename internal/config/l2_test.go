@@ -10,7 +10,9 @@ import (
 )
 
 func TestParseL2Advertisement(t *testing.T) {
-	cfg := Build([]v1beta1.IPAddressPool{newPool("web", addrs("198.18.100.0/24"))}, nil).Config
+	// "broken" exists with an invalid spec: it is not missing, because a
+	// pool kept on its last valid spec still owns its addresses.
+	exists := PoolNames([]v1beta1.IPAddressPool{newPool("web", addrs("198.18.100.0/24")), newPool("broken", addrs("not-a-cidr"))})
 	tests := []struct {
 		name    string
 		spec    v1beta1.L2AdvertisementSpec
@@ -19,6 +21,7 @@ func TestParseL2Advertisement(t *testing.T) {
 	}{
 		{name: "empty announces everything"},
 		{name: "named pool", spec: v1beta1.L2AdvertisementSpec{IPAddressPools: []string{"web"}}},
+		{name: "named pool with an invalid spec is not missing", spec: v1beta1.L2AdvertisementSpec{IPAddressPools: []string{"broken"}}},
 		{name: "pool that does not exist yet", spec: v1beta1.L2AdvertisementSpec{IPAddressPools: []string{"web", "later"}}, missing: "later"},
 		{name: "duplicate pool", spec: v1beta1.L2AdvertisementSpec{IPAddressPools: []string{"web", "web"}}, errs: []string{"spec.ipAddressPools[1]", "listed twice"}},
 		{name: "empty pool name", spec: v1beta1.L2AdvertisementSpec{IPAddressPools: []string{""}}, errs: []string{"spec.ipAddressPools[0]", "empty pool name"}},
@@ -30,7 +33,7 @@ func TestParseL2Advertisement(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			obj := &v1beta1.L2Advertisement{ObjectMeta: metav1.ObjectMeta{Name: "adv"}, Spec: tc.spec}
-			adv, missing, errs := ParseL2Advertisement(obj, cfg)
+			adv, missing, errs := ParseL2Advertisement(obj, exists)
 			if got := strings.Join(missing, ","); got != tc.missing {
 				t.Errorf("missing = %q, want %q", got, tc.missing)
 			}

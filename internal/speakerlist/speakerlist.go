@@ -8,6 +8,7 @@ package speakerlist
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -56,8 +57,9 @@ type Meta struct {
 	Draining bool `json:"drain,omitempty"`
 }
 
-// Claim says that a node announces an address since Epoch (Unix
-// nanoseconds of its takeover).
+// Claim says that a node announces an address since Epoch: a logical
+// clock, greater than every claim on the address the node had seen when it
+// took over (see speaker.NextEpoch), so the lower epoch claimed first.
 type Claim struct {
 	Node  string
 	Epoch int64
@@ -168,8 +170,23 @@ func (l *List) Members() map[string]Meta {
 	return out
 }
 
-// SetMeta publishes this node's metadata.
+// ErrMetaTooLarge is returned by SetMeta for metadata that does not fit
+// in memberlist's node metadata (memberlist.MetaMaxSize bytes).
+var ErrMetaTooLarge = errors.New("node metadata exceeds memberlist's limit")
+
+// MetaSize is the encoded size of m, to compare with memberlist.MetaMaxSize.
+func MetaSize(m Meta) int {
+	b, _ := json.Marshal(m)
+	return len(b)
+}
+
+// SetMeta publishes this node's metadata. Metadata too large for memberlist
+// is refused with ErrMetaTooLarge, and the previous metadata stays: the
+// caller must trim it (memberlist would otherwise drop it silently).
 func (l *List) SetMeta(m Meta) error {
+	if n := MetaSize(m); n > memberlist.MetaMaxSize {
+		return fmt.Errorf("%w: %d bytes, at most %d", ErrMetaTooLarge, n, memberlist.MetaMaxSize)
+	}
 	l.mu.Lock()
 	l.meta = m
 	l.mu.Unlock()
