@@ -1,0 +1,63 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+)
+
+// Kubectl runs the lab's kubectl as admin from inside the client
+// namespace (the root namespace cannot reach the LAN).
+func (l *Lab) Kubectl(ctx context.Context, args ...string) (string, error) {
+	return l.Exec(ctx, l.Client.Name, append([]string{l.bin("kubectl"), "--kubeconfig", l.Kubeconfig()}, args...)...)
+}
+
+// announcedFrom finds the node in a pharos.io/Announced message
+// ("198.18.100.0 from node plab-n1 on eth0 (ARP); ...").
+var announcedFrom = regexp.MustCompile(`(\S+) from node (\S+) on`)
+
+// AnnouncingNode returns the node that the Announced condition of Service
+// default/svc names for ip.
+func (l *Lab) AnnouncingNode(ctx context.Context, svc, ip string) (string, error) {
+	msg, err := l.Kubectl(ctx, "get", "svc", svc, "-o", `jsonpath={.status.conditions[?(@.type=="pharos.io/Announced")].message}`)
+	if err != nil {
+		return "", err
+	}
+	for _, m := range announcedFrom.FindAllStringSubmatch(msg, -1) {
+		if m[1] == ip {
+			return m[2], nil
+		}
+	}
+	return "", fmt.Errorf("Service %s: %s is not announced: %q", svc, ip, msg)
+}
+
+// Exec runs a command in one of the lab's namespaces.
+func (l *Lab) Exec(ctx context.Context, ns string, argv ...string) (string, error) {
+	var out strings.Builder
+	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", ns}, argv...)...)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		return out.String(), fmt.Errorf("%s in %s: %v: %s", strings.Join(argv, " "), ns, err, strings.TrimSpace(out.String()))
+	}
+	return out.String(), nil
+}
+
+// Apply applies a manifest as admin.
+func (l *Lab) Apply(ctx context.Context, manifest string) error { return l.apply(ctx, manifest) }
+
+func (l *Lab) apply(ctx context.Context, manifest string) error {
+	f, err := os.CreateTemp(l.Dir, "manifest-*.yaml")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.WriteString(manifest); err != nil {
+		return err
+	}
+	_ = f.Close()
+	_, err = l.Kubectl(ctx, "apply", "-f", f.Name())
+	return err
+}
