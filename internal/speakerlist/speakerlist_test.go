@@ -2,6 +2,7 @@ package speakerlist
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -104,5 +105,26 @@ func TestWrongKeyCannotJoin(t *testing.T) {
 func TestBadKeyIsRejected(t *testing.T) {
 	if _, err := New(Options{NodeName: "a", BindAddr: "127.0.0.1", Port: 17940, SecretKey: []byte("short")}); err == nil {
 		t.Fatal("a 5-byte key was accepted")
+	}
+}
+
+// TestMetaTooLargeIsRefused: metadata over memberlist's limit is refused
+// with ErrMetaTooLarge and the previous metadata stays published, instead
+// of memberlist dropping the interface list silently.
+func TestMetaTooLargeIsRefused(t *testing.T) {
+	l := newMember(t, "big", bytes.Repeat([]byte{5}, 16))
+	ok := Meta{InterfacesUp: []string{"eth0=198.18.0.0/24"}}
+	if err := l.SetMeta(ok); err != nil {
+		t.Fatal(err)
+	}
+	var big Meta
+	for i := range 60 {
+		big.InterfacesUp = append(big.InterfacesUp, fmt.Sprintf("eth%d=198.18.%d.0/24", i, i))
+	}
+	if err := l.SetMeta(big); !errors.Is(err, ErrMetaTooLarge) {
+		t.Fatalf("SetMeta of %d bytes: %v, want ErrMetaTooLarge", MetaSize(big), err)
+	}
+	if got := l.Members()["big"].InterfacesUp; len(got) != 1 || got[0] != "eth0=198.18.0.0/24" {
+		t.Errorf("published interfaces %v, want the previous metadata kept", got)
 	}
 }

@@ -1,0 +1,170 @@
+package l2announce
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/pharos-lb/pharos/api/v1beta1"
+	"github.com/pharos-lb/pharos/internal/layer2"
+	"github.com/pharos-lb/pharos/internal/speaker"
+	"github.com/pharos-lb/pharos/internal/speakerlist"
+)
+
+// stateFor is the desired state of one Cluster Service on ip, served on
+// this node, whose speaker (the only member) has iface up on subnet.
+func stateFor(t *testing.T, node, iface, subnet string, claims []speakerlist.Claim, ips ...string) *speaker.State {
+	t.Helper()
+	svc := corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web", Annotations: map[string]string{v1beta1.AnnotationAllocatedFromPool: "web"}},
+		Spec:       corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer},
+	}
+	cl := map[netip.Addr][]speakerlist.Claim{}
+	for _, ip := range ips {
+		svc.Status.LoadBalancer.Ingress = append(svc.Status.LoadBalancer.Ingress, corev1.LoadBalancerIngress{IP: ip})
+		cl[netip.MustParseAddr(ip)] = claims
+	}
+	n := node
+	return speaker.Compute(speaker.Snapshot{
+		Services: []corev1.Service{svc},
+		EndpointSlices: []discoveryv1.EndpointSlice{{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web-1", Labels: map[string]string{discoveryv1.LabelServiceName: "web"}},
+			Endpoints:  []discoveryv1.Endpoint{{Addresses: []string{"198.19.0.1"}, NodeName: &n}},
+		}},
+		Nodes: []corev1.Node{{ObjectMeta: metav1.ObjectMeta{Name: node},
+			Status: corev1.NodeStatus{Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}}}}},
+		Pools:            []v1beta1.IPAddressPool{{ObjectMeta: metav1.ObjectMeta{Name: "web"}}},
+		L2Advertisements: []v1beta1.L2Advertisement{{ObjectMeta: metav1.ObjectMeta{Name: "all"}}},
+		Members:          map[string]speakerlist.Meta{node: {InterfacesUp: []string{iface + "=" + subnet}}},
+		Claims:           cl,
+	})
+}
+
+// recorded is a per-interface announcer that records what it is told.
+type recorded struct {
+	name   string
+	owned  []netip.Addr
+	closed bool
+	stats  layer2.Stats
+}
+
+func (r *recorded) SetOwned(ips []netip.Addr) { r.owned = append([]netip.Addr(nil), ips...) }
+func (r *recorded) Probe(context.Context, netip.Addr, time.Duration) ([]net.HardwareAddr, error) {
+	return nil, nil
+}
+func (r *recorded) Stats() layer2.Stats { return r.stats }
+func (r *recorded) Close() error        { r.closed = true; return nil }
+
+type claimLog struct{ last map[netip.Addr]int64 }
+
+func (c *claimLog) SetClaims(m map[netip.Addr]int64) { c.last = m }
+
+// TestLifecycle is the contract of interface lifecycle: an announcer is
+// opened for an interface that carries an address, kept while the
+// interface stays the same, reopened when it is replaced or gains its
+// link-local address, and closed when it vanishes or carries nothing.
+func TestLifecycle(t *testing.T) {
+	link := Link{Index: 7, HardwareAddr: "02:00:00:00:00:01"}
+	var linkErr error
+	var opened []*recorded
+	claims := &claimLog{}
+	l := New(Options{Node: "n1", Claims: claims,
+		LookupLink: func(string) (Link, error) { return link, linkErr },
+		Open: func(_ context.Context, o layer2.Options) (Interface, error) {
+			r := &recorded{name: o.Interface}
+			opened = append(opened, r)
+			return r, nil
+		}})
+	defer l.Close()
+	vip := netip.MustParseAddr("198.18.9.10")
+	st := stateFor(t, "n1", "eth0", "198.18.9.0/24", []speakerlist.Claim{{Node: "n0", Epoch: 41}}, vip.String())
+
+	step := func(name string, wantOpened int, wantOwned bool) *recorded {
+		t.Helper()
+		l.Apply(st)
+		if len(opened) != wantOpened {
+			t.Fatalf("%s: %d announcers opened in all, want %d", name, len(opened), wantOpened)
+		}
+		cur := opened[len(opened)-1]
+		for _, r := range opened[:len(opened)-1] {
+			if !r.closed {
+				t.Errorf("%s: a replaced announcer is still open", name)
+			}
+		}
+		if got := len(cur.owned) == 1 && cur.owned[0] == vip && !cur.closed; got != wantOwned {
+			t.Errorf("%s: announcing %v (closed %v), want announcing: %v", name, cur.owned, cur.closed, wantOwned)
+		}
+		return cur
+	}
+
+	step("first apply opens eth0", 1, true)
+	if claims.last[vip] != 42 {
+		t.Errorf("claim epoch %d, want 42: one more than every claim seen", claims.last[vip])
+	}
+	opened[0].stats = layer2.Stats{ARPAnswered: 5}
+	step("same interface: kept", 1, true)
+	link.LinkLocal = true
+	step("link-local address appeared: reopened for NDP", 2, true)
+	link.Index = 8
+	link.HardwareAddr = "02:00:00:00:00:02"
+	step("interface deleted and recreated: reopened", 3, true)
+	if got := l.Stats()["eth0"].ARPAnswered; got != 5 {
+		t.Errorf("ARP answered %d after reopening, want the closed announcer's 5 kept", got)
+	}
+
+	linkErr = errors.New("no such network interface")
+	l.Apply(st)
+	if !opened[2].closed {
+		t.Error("the announcer of a vanished interface is still open")
+	}
+	if _, ok := claims.last[vip]; ok {
+		t.Error("an address this node cannot announce is still claimed")
+	}
+	rep := l.Describe(st.Lookup(vip))
+	if rep.Announced || rep.Reason != v1beta1.ReasonAnnounceFailed || !strings.Contains(rep.Message, "no such network interface") {
+		t.Errorf("Describe = %+v, want AnnounceFailed naming the error", rep)
+	}
+
+	linkErr = nil
+	step("interface back: reopened", 4, true)
+	if rep := l.Describe(st.Lookup(vip)); !rep.Announced || rep.Reason != "" {
+		t.Errorf("Describe = %+v, want announced", rep)
+	}
+
+	l.Apply(&speaker.State{})
+	if !opened[3].closed || len(l.Interfaces()) != 0 {
+		t.Error("an interface that carries nothing is not closed")
+	}
+	if len(claims.last) != 0 {
+		t.Errorf("claims %v after releasing everything", claims.last)
+	}
+}
+
+// TestReleaseHoldsWhileDraining: after Release nothing is announced, even
+// when a later Apply says this node wins.
+func TestReleaseHoldsWhileDraining(t *testing.T) {
+	var opened []*recorded
+	l := New(Options{Node: "n1",
+		LookupLink: func(string) (Link, error) { return Link{Index: 1}, nil },
+		Open: func(context.Context, layer2.Options) (Interface, error) {
+			r := &recorded{}
+			opened = append(opened, r)
+			return r, nil
+		}})
+	defer l.Close()
+	st := stateFor(t, "n1", "eth0", "198.18.9.0/24", nil, "198.18.9.10")
+	l.Apply(st)
+	l.Release()
+	l.Apply(st)
+	if len(l.Owned()) != 0 {
+		t.Errorf("owned %v while draining", l.Owned())
+	}
+}

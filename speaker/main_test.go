@@ -1,0 +1,83 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/memberlist"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"net/netip"
+
+	"github.com/pharos-lb/pharos/internal/speakerlist"
+)
+
+func nodeWith(name string, addrs ...string) corev1.Node {
+	n := corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}
+	for _, a := range addrs {
+		n.Status.Addresses = append(n.Status.Addresses, corev1.NodeAddress{Type: corev1.NodeInternalIP, Address: a})
+	}
+	n.Status.Addresses = append(n.Status.Addresses, corev1.NodeAddress{Type: corev1.NodeHostName, Address: name})
+	return n
+}
+
+// TestPeerAddresses: peers are joined at their InternalIP of the
+// memberlist address's family. An IPv6-only cluster used to join nobody,
+// so every speaker ran alone and every node answered for every address.
+func TestPeerAddresses(t *testing.T) {
+	nodes := []corev1.Node{
+		nodeWith("self", "198.18.0.1", "2001:db8::1"),
+		nodeWith("dual", "198.18.0.2", "2001:db8::2"),
+		nodeWith("v6first", "2001:db8::3", "198.18.0.3"),
+		nodeWith("v6only", "2001:db8::4"),
+		nodeWith("v4only", "198.18.0.5"),
+		nodeWith("member", "198.18.0.6", "2001:db8::6"),
+	}
+	current := map[string]speakerlist.Meta{"self": {}, "member": {}}
+	tests := []struct {
+		bind string
+		want string
+	}{
+		{bind: "198.18.0.1", want: "198.18.0.2,198.18.0.3,198.18.0.5"},
+		{bind: "2001:db8::1", want: "2001:db8::2,2001:db8::3,2001:db8::4"},
+	}
+	for _, tc := range tests {
+		got := strings.Join(peerAddresses(nodes, current, "self", netip.MustParseAddr(tc.bind)), ",")
+		if got != tc.want {
+			t.Errorf("bind %s: peers %q, want %q", tc.bind, got, tc.want)
+		}
+	}
+}
+
+// TestFitMeta: metadata over memberlist's limit is trimmed, virtual
+// interfaces first, and what is dropped is returned (for the warning and
+// the metric) instead of the whole interface list being lost silently.
+func TestFitMeta(t *testing.T) {
+	small := speakerlist.Meta{InterfacesUp: []string{"eth0=198.18.0.0/24"}}
+	if m, dropped := fitMeta(small); len(dropped) != 0 || len(m.InterfacesUp) != 1 {
+		t.Errorf("a small metadata was trimmed: %v, dropped %v", m, dropped)
+	}
+	big := speakerlist.Meta{InterfacesUp: []string{"eth0=198.18.0.0/24", "eth1=2001:db8:1::/64"}}
+	for i := range 40 {
+		big.InterfacesUp = append(big.InterfacesUp, fmt.Sprintf("cali%08x=198.19.%d.0/24", i, i))
+	}
+	m, dropped := fitMeta(big)
+	if speakerlist.MetaSize(m) > memberlist.MetaMaxSize {
+		t.Fatalf("trimmed metadata is %d bytes, over %d", speakerlist.MetaSize(m), memberlist.MetaMaxSize)
+	}
+	if strings.Join(m.InterfacesUp, ",") != "eth0=198.18.0.0/24,eth1=2001:db8:1::/64" {
+		t.Errorf("kept %v, want the two physical interfaces", m.InterfacesUp)
+	}
+	if len(dropped) != 40 {
+		t.Errorf("dropped %d entries, want 40", len(dropped))
+	}
+	var many speakerlist.Meta
+	for i := range 40 {
+		many.InterfacesUp = append(many.InterfacesUp, fmt.Sprintf("eth%d=198.18.%d.0/24", i, i))
+	}
+	if m, dropped := fitMeta(many); speakerlist.MetaSize(m) > memberlist.MetaMaxSize || len(dropped) == 0 || len(m.InterfacesUp) == 0 {
+		t.Errorf("40 physical interfaces: kept %d, dropped %d, size %d", len(m.InterfacesUp), len(dropped), speakerlist.MetaSize(m))
+	}
+}
