@@ -120,7 +120,7 @@ type Announcer struct {
 	ifname    string
 	mac       net.HardwareAddr
 	ipv4      netip.Addr // sender address of ARP probes; 0.0.0.0 if none
-	linkLocal netip.Addr // source of our NDP frames; invalid if NDP is off
+	linkLocal netip.Addr // source of our probes; invalid if NDP is off
 	bufSize   int
 	count     int
 	interval  time.Duration
@@ -381,7 +381,7 @@ func (a *Announcer) handleARP(frame []byte) {
 // handleNDP answers one frame from the NDP socket.
 func (a *Announcer) handleNDP(frame []byte) {
 	a.mu.RLock()
-	d := decideNDP(frame, a.mac, a.linkLocal, a.ownsLocked)
+	d := decideNDP(frame, a.mac, a.ownsLocked)
 	if d.verdict == verdictAnswer && !a.write(a.ndp, d.reply) {
 		d.verdict = verdictIgnored
 		d.reason = "answer not sent"
@@ -559,7 +559,7 @@ func (a *Announcer) burst(ctx context.Context, ip netip.Addr) {
 		g := gratuitousARP(a.mac, ip)
 		conn, frames = a.arp, g[:]
 	} else {
-		f, err := unsolicitedNA(a.mac, a.linkLocal, ip)
+		f, err := unsolicitedNA(a.mac, ip)
 		if err != nil {
 			a.log.Error("building the unsolicited advertisement failed", "address", ip, "error", err)
 			return

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -138,8 +139,8 @@ func checkSolicitedNA(t *testing.T, r received, a host, to netip.Addr) {
 	if lla := linkLayerOption(r.na.Options, ndp.Target); !bytes.Equal(lla, a.mac) {
 		t.Errorf("NA target link-layer address %v, want %v", lla, a.mac)
 	}
-	if r.src != a.ll {
-		t.Errorf("NA from %s, want the announcer's link-local %s", r.src, a.ll)
+	if r.src != r.na.TargetAddress {
+		t.Errorf("NA from %s, want the target %s", r.src, r.na.TargetAddress)
 	}
 	if r.dst != to {
 		t.Errorf("NA sent to %s, want the solicitor %s", r.dst, to)
@@ -222,8 +223,8 @@ func TestNDPUnsolicitedAdvertisementOnTakeover(t *testing.T) {
 		if lla := linkLayerOption(r.na.Options, ndp.Target); !bytes.Equal(lla, a.mac) {
 			t.Errorf("NA target link-layer address %v, want %v", lla, a.mac)
 		}
-		if r.dst != allNodes || r.src != a.ll {
-			t.Errorf("NA %s -> %s, want %s -> %s", r.src, r.dst, a.ll, allNodes)
+		if r.dst != allNodes || r.src != vip6 {
+			t.Errorf("NA %s -> %s, want %s -> %s", r.src, r.dst, vip6, allNodes)
 		}
 	}
 	if s := ann.Stats(); s.GratuitousSent != count {
@@ -293,4 +294,52 @@ func TestProbeFindsOtherOwners(t *testing.T) {
 			t.Errorf("concurrent Probe: %v, want [%v]", macs, b.mac)
 		}
 	}
+}
+
+// TestClientToolsAcceptAnswers asks the Announcer with the resolvers an
+// operator runs on a LAN client, iputils arping and ndisc6, which check
+// more than a kernel does. ndisc6 (1.0.5, Debian 12) drops a Neighbor
+// Advertisement for a unicast target unless its IPv6 source is the target
+// itself, as it is when a kernel answers for its own address; an answer
+// from the link-local address is received and then ignored ("Timed out").
+func TestClientToolsAcceptAnswers(t *testing.T) {
+	_, arpingErr := exec.LookPath("arping")
+	_, ndisc6Err := exec.LookPath("ndisc6")
+	if arpingErr != nil && ndisc6Err != nil {
+		t.Skip("skipped: neither arping nor ndisc6 is installed (Debian packages iputils-arping and ndisc6)")
+	}
+	a, b := newLab(t)
+	ann := startAnnouncer(t, a, noBurst)
+	ann.SetOwned([]netip.Addr{vip4, vip6})
+
+	t.Run("arping", func(t *testing.T) {
+		if arpingErr != nil {
+			t.Skip("skipped: arping is not installed (Debian package iputils-arping)")
+		}
+		if got := arping(t, b, vip4, 2*time.Second); !bytes.Equal(got, a.mac) {
+			t.Errorf("arping %s: answered by %v, want %v", vip4, got, a.mac)
+		}
+	})
+
+	t.Run("ndisc6", func(t *testing.T) {
+		if ndisc6Err != nil {
+			t.Skip("skipped: ndisc6 is not installed (Debian package ndisc6)")
+		}
+		// Control: the tool works in this lab, for the address a's kernel
+		// answers for.
+		if got, out := ndisc6(t, b, a.v6.Addr(), netip.Addr{}, 2); !bytes.Equal(got, a.mac) {
+			t.Fatalf("ndisc6 %s (a's own address, answered by its kernel): got %v, want %v\n%s", a.v6.Addr(), got, a.mac, out)
+		}
+		// From the link-local address the kernel picks, and from a global
+		// one (then the answer goes to that address).
+		for _, src := range []netip.Addr{{}, b.v6.Addr()} {
+			from := "the kernel's choice"
+			if src.IsValid() {
+				from = src.String()
+			}
+			if got, out := ndisc6(t, b, vip6, src, 2); !bytes.Equal(got, a.mac) {
+				t.Errorf("ndisc6 %s from %s: got %v (none: no answer it accepted), want %v\n%s", vip6, from, got, a.mac, out)
+			}
+		}
+	})
 }

@@ -254,7 +254,7 @@ func TestBurstStopsWhenRemoved(t *testing.T) {
 	a, arpC, ndpC, _ := fakeAnnouncer(t, Options{GratuitousCount: 50, GratuitousInterval: 10 * time.Millisecond})
 	a.SetOwned([]netip.Addr{vip4, vip6})
 	want := gratuitousARP(ourMAC, vip4)
-	wantNA, _ := unsolicitedNA(ourMAC, ourLL, vip6)
+	wantNA, _ := unsolicitedNA(ourMAC, vip6)
 	for range 3 {
 		if f := arpC.next(t); !bytes.Equal(f, want[0]) {
 			t.Fatalf("first frame of a burst: % x, want the gratuitous request", f)

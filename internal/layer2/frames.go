@@ -191,15 +191,14 @@ func gratuitousARP(mac net.HardwareAddr, ip netip.Addr) [2][]byte {
 
 // decideNDP decides what to do with one received frame on the IPv6 socket
 // (whose BPF filter passes only ICMPv6 Neighbor Solicitations and
-// Advertisements, but the function checks everything itself). mac and
-// linkLocal are our interface's addresses; owns says whether we own an
-// IPv6 address.
+// Advertisements, but the function checks everything itself). mac is our
+// interface's address; owns says whether we own an IPv6 address.
 //
 // It applies RFC 4861 7.1.1's validity checks: hop limit 255 (so the sender
 // is on-link), a correct checksum, code 0, a non-multicast target, and for
 // a solicitation from the unspecified address (DAD), a solicited-node
 // destination and no source link-layer address option.
-func decideNDP(frame []byte, mac net.HardwareAddr, linkLocal netip.Addr, owns func(netip.Addr) bool) decision {
+func decideNDP(frame []byte, mac net.HardwareAddr, owns func(netip.Addr) bool) decision {
 	var f ethernet.Frame
 	if err := f.UnmarshalBinary(frame); err != nil {
 		return malformed("short Ethernet frame")
@@ -331,7 +330,13 @@ func decideNDP(frame []byte, mac net.HardwareAddr, linkLocal netip.Addr, owns fu
 				return malformed("NS from a non-unicast hardware address")
 			}
 		}
-		reply, err := ndpFrame(dstMAC, mac, linkLocal, dstIP, na)
+		// The answer comes from the target itself, as a kernel's answer
+		// for its own address does (RFC 4861 4.4: an address of the
+		// sending interface, which target logically is), not from our
+		// link-local address: resolvers may check the source, and
+		// ndisc6 (1.0.5) ignores an advertisement for a unicast target
+		// from any other address, then reports a time-out.
+		reply, err := ndpFrame(dstMAC, mac, target, dstIP, na)
 		if err != nil {
 			return malformed("cannot build the advertisement")
 		}
@@ -388,14 +393,15 @@ func ndpFrame(dstMAC, srcMAC net.HardwareAddr, src, dst netip.Addr, m ndp.Messag
 
 // unsolicitedNA returns the frame announcing that ip is now at mac: a
 // Neighbor Advertisement to all nodes with Override set, so that neighbors
-// replace whatever they had cached (RFC 4861 7.2.6).
-func unsolicitedNA(mac net.HardwareAddr, linkLocal, ip netip.Addr) ([]byte, error) {
+// replace whatever they had cached (RFC 4861 7.2.6). Like our answers, and
+// like a kernel's announcement of its own address, it comes from ip.
+func unsolicitedNA(mac net.HardwareAddr, ip netip.Addr) ([]byte, error) {
 	na := &ndp.NeighborAdvertisement{
 		Override:      true,
 		TargetAddress: ip,
 		Options:       []ndp.Option{&ndp.LinkLayerAddress{Direction: ndp.Target, Addr: mac}},
 	}
-	return ndpFrame(multicastMAC(allNodes), mac, linkLocal, allNodes, na)
+	return ndpFrame(multicastMAC(allNodes), mac, ip, allNodes, na)
 }
 
 // probeNS returns a Neighbor Solicitation for ip, multicast to its

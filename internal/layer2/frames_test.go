@@ -220,7 +220,7 @@ func TestDecideNDP(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			d := decideNDP(tt.frame, ourMAC, ourLL, ownsTests)
+			d := decideNDP(tt.frame, ourMAC, ownsTests)
 			if d.verdict != tt.verdict {
 				t.Fatalf("verdict %d (%s), want %d", d.verdict, d.reason, tt.verdict)
 			}
@@ -238,8 +238,8 @@ func TestDecideNDP(t *testing.T) {
 	}
 }
 
-// checkNA checks that frame is our advertisement of ip, sent to ethDst and
-// ipDst, with the Solicited flag solicited.
+// checkNA checks that frame is our advertisement of ip, sent from ip itself
+// to ethDst and ipDst, with the Solicited flag solicited.
 func checkNA(t *testing.T, frame []byte, ip netip.Addr, ethDst net.HardwareAddr, ipDst netip.Addr, solicited bool) {
 	t.Helper()
 	if !bytes.Equal(frame[0:6], ethDst) || !bytes.Equal(frame[6:12], ourMAC) {
@@ -248,9 +248,9 @@ func checkNA(t *testing.T, frame []byte, ip netip.Addr, ethDst net.HardwareAddr,
 	h := frame[ethHeaderLen:]
 	src := netip.AddrFrom16([16]byte(h[8:24]))
 	dst := netip.AddrFrom16([16]byte(h[24:40]))
-	if h[0]>>4 != 6 || h[6] != protoICMPv6 || h[7] != 255 || src != ourLL || dst != ipDst {
+	if h[0]>>4 != 6 || h[6] != protoICMPv6 || h[7] != 255 || src != ip || dst != ipDst {
 		t.Errorf("NA IPv6 header version %d next %d hop limit %d %s -> %s, want 6 58 255 %s -> %s",
-			h[0]>>4, h[6], h[7], src, dst, ourLL, ipDst)
+			h[0]>>4, h[6], h[7], src, dst, ip, ipDst)
 	}
 	body := h[ipv6HeaderLen:]
 	if int(binary.BigEndian.Uint16(h[4:6])) != len(body) {
@@ -292,7 +292,7 @@ func TestAnnouncementFrames(t *testing.T) {
 		}
 	}
 
-	na, err := unsolicitedNA(ourMAC, ourLL, vip6)
+	na, err := unsolicitedNA(ourMAC, vip6)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -304,12 +304,12 @@ func TestAnnouncementFrames(t *testing.T) {
 	}
 	// Our probe, seen by another announcer that owns vip6, is answered.
 	peerOwns := func(ip netip.Addr) bool { return ip == vip6 }
-	d := decideNDP(ns, peerMAC, peerLL, peerOwns)
+	d := decideNDP(ns, peerMAC, peerOwns)
 	if d.verdict != verdictAnswer || !bytes.Equal(d.reply[0:6], ourMAC) {
 		t.Fatalf("probe NS not answered by an owner: %+v", d)
 	}
 	// And its answer is a claim by that peer when it comes back to us.
-	back := decideNDP(d.reply, ourMAC, ourLL, ownsTests)
+	back := decideNDP(d.reply, ourMAC, ownsTests)
 	if back.claimIP != vip6 || !bytes.Equal(back.claimMAC, peerMAC) {
 		t.Errorf("answer to our probe: claim %s at %v, want %s at %v", back.claimIP, back.claimMAC, vip6, peerMAC)
 	}

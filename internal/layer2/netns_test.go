@@ -230,6 +230,40 @@ func arping(t *testing.T, h host, ip netip.Addr, wait time.Duration) net.Hardwar
 	}
 }
 
+var ndisc6Reply = regexp.MustCompile(`Target link-layer address: ([0-9A-Fa-f:]+)`)
+
+// ndisc6 asks from h who has ip, with the ndisc6 tool (Debian package
+// ndisc6), and returns the MAC it reports, or nil if it got no answer it
+// accepts. With src valid, the solicitation is sent from that address
+// instead of the one the kernel picks (h's link-local address). The whole
+// output is returned for failure messages.
+func ndisc6(t *testing.T, h host, ip, src netip.Addr, tries int) (net.HardwareAddr, string) {
+	t.Helper()
+	args := []string{"netns", "exec", h.ns, "ndisc6", "-n", "-r", fmt.Sprint(tries), "-w", "1000"}
+	if src.IsValid() {
+		args = append(args, "-s", src.String())
+	}
+	args = append(args, ip.String(), h.ifname)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(tries+5)*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "ip", args...).CombinedOutput()
+	m := ndisc6Reply.FindStringSubmatch(string(out))
+	var exit *exec.ExitError
+	switch {
+	case err == nil && m != nil:
+		mac, perr := net.ParseMAC(m[1])
+		if perr != nil {
+			t.Fatalf("ndisc6 printed a bad MAC: %s", out)
+		}
+		return mac, string(out)
+	case errors.As(err, &exit) && exit.ExitCode() == 2 && m == nil:
+		return nil, string(out) // "No response."
+	default:
+		t.Fatalf("ndisc6 %s: %v\n%s", ip, err, out)
+		return nil, string(out)
+	}
+}
+
 // peerARP opens an ARP client on h's interface, as a capturing peer.
 func peerARP(t *testing.T, h host) *arp.Client {
 	t.Helper()
