@@ -78,16 +78,28 @@ generate: tools ## Regenerate deep-copy code, the CRDs (config/crd/bases, copied
 	rm -f $(CHART)/crds/*.yaml
 	cp config/crd/bases/*.yaml $(CHART)/crds/
 
+# The programs the tests and the lab run (etcd, iproute2, nftables, ...),
+# checked before anything long is built: as root on Debian or Ubuntu,
+# hack/host-deps.sh installs the missing ones (hack/ci-deps.sh), elsewhere
+# it stops and names them. deps-kube and deps-test need less than deps.
+.PHONY: deps deps-kube deps-test
+deps: ## Check (as root on Debian/Ubuntu, install) the system packages the lab, demo and e2e need
+	@hack/host-deps.sh lab
+deps-kube:
+	@hack/host-deps.sh kube
+deps-test:
+	@hack/host-deps.sh test
+
 .PHONY: build
 build: ## Build bin/controller and bin/speaker
 	CGO_ENABLED=0 go build -trimpath -o bin/ ./controller ./speaker
 
 .PHONY: kube-bins
-kube-bins: ## Build (once; cached by version) the pinned Kubernetes binaries and print their directory
+kube-bins: deps-kube ## Build (once; cached by version) the pinned Kubernetes binaries and print their directory
 	hack/kube-bins/ensure.sh
 
 .PHONY: test
-test: tools ## Check generated files, run all tests against a real kube-apiserver and etcd, smoke-fuzz
+test: deps-test tools ## Check generated files, run all tests against a real kube-apiserver and etcd, smoke-fuzz
 	hack/verify-generated.sh
 	$(kube_assets); KUBEBUILDER_ASSETS="$$assets" HELM="$(HELM)" go test -count=1 ./...
 	$(call fuzz,$(FUZZ_SMOKE))
@@ -126,13 +138,13 @@ bench-alloc: ## Benchmark the allocator; merges its figures into _output/bench/s
 	go test -run='^$$' -bench=. -benchmem -count=1 ./internal/allocator/ | go run ./hack/benchmerge -out $(BENCH_SUMMARY) -require alloc_ns_per_op_v6_64,alloc_ns_per_op_v4_12
 
 .PHONY: bench-controller
-bench-controller: build ## Benchmark the controller against a real kube-apiserver; merges its figures into _output/bench/summary.json
+bench-controller: deps-kube build ## Benchmark the controller against a real kube-apiserver; merges its figures into _output/bench/summary.json
 	$(kube_assets); KUBEBUILDER_ASSETS="$$assets" go run ./test/bench/controller | go run ./hack/benchmerge -out $(BENCH_SUMMARY) -require assign_backlog_5000_s,apiserver_status_ceiling_5000_s,restart_resync_5000_s,restart_ip_changes_5000,controller_rss_mib_10000
 
 LAB_FLAGS ?=
 
 .PHONY: lab
-lab: build ## Bring up the lab: a 3-node cluster in network namespaces with Pharos (root)
+lab: deps build ## Bring up the lab: a 3-node cluster in network namespaces with Pharos (root)
 	go run ./test/lab up $(LAB_FLAGS)
 
 .PHONY: lab-down
@@ -144,28 +156,28 @@ lab-status: ## Show the lab's components, nodes and Services
 	go run ./test/lab status $(LAB_FLAGS)
 
 .PHONY: demo
-demo: build ## The lab plus the my-nginx tutorial: a LoadBalancer Service with its EXTERNAL-IP (root)
+demo: deps build ## The lab plus the my-nginx tutorial: a LoadBalancer Service with its EXTERNAL-IP (root)
 	go run ./test/lab demo $(LAB_FLAGS)
 
 .PHONY: e2e
-e2e: tools ## End-to-end tests in fresh labs, then the Helm chart in its own lab (root; tears the labs down)
+e2e: deps tools ## End-to-end tests in fresh labs, then the Helm chart in its own lab (root; tears the labs down)
 	go test -tags e2e -count=1 -timeout 30m -v ./test/e2e/
 	HELM="$(HELM)" go test -tags e2e -count=1 -timeout 20m -v ./test/e2e/helm/
 
 .PHONY: bench-lab
-bench-lab: build ## Time a warm lab up (binaries cached); merges lab_up_warm_s
+bench-lab: deps build ## Time a warm lab up (binaries cached); merges lab_up_warm_s
 	go run ./test/bench/lab | go run ./hack/benchmerge -out $(BENCH_SUMMARY) -require lab_up_warm_s,demo_external_ip_warm_s
 
 .PHONY: bench-l2
-bench-l2: ## Layer-2 failover in the lab (root): crash and NIC-down p50/p95, rolling restart, speaker RSS/CPU at 1,000 IPs
+bench-l2: deps ## Layer-2 failover in the lab (root): crash and NIC-down p50/p95, rolling restart, speaker RSS/CPU at 1,000 IPs
 	go run ./test/bench/l2 | go run ./hack/benchmerge -out $(BENCH_SUMMARY) -require l2_failover_crash_p50_ms,l2_failover_crash_p95_ms,l2_failover_nic_down_p95_ms,l2_graceful_failed_requests,speaker_rss_mib_1000,speaker_cpu_pct_idle_1000
 
 .PHONY: bench-helm
-bench-helm: tools ## Time helm install (pool in values) to a Service answering, and helm uninstall, in the lab (root)
+bench-helm: deps tools ## Time helm install (pool in values) to a Service answering, and helm uninstall, in the lab (root)
 	HELM="$(HELM)" go run ./test/bench/helm | go run ./hack/benchmerge -out $(BENCH_SUMMARY) -require helm_install_to_ready_s,helm_uninstall_s,helm_baseline_app_ready_s,helm_install_to_ready_ratio
 
 .PHONY: bench-lab-cold
-bench-lab-cold: ## Time a newcomer's first lab (Kubernetes built from nothing, ~12 min); merges lab_up_cold_s
+bench-lab-cold: deps ## Time a newcomer's first lab (Kubernetes built from nothing, ~12 min); merges lab_up_cold_s
 	go run ./test/bench/lab -cold | go run ./hack/benchmerge -out $(BENCH_SUMMARY) -require lab_up_cold_s
 
 .PHONY: image

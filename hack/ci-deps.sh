@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # ci-deps.sh installs the Debian packages that the tests need and a fresh
 # Debian or Ubuntu machine may lack: etcd-server (the integration tests run a
-# real etcd), and the networking tools that the data-path tests of the
-# coming speaker need. It does nothing when they are all installed, so it
-# is safe to run every time.
+# real etcd), and the networking tools that the lab and the layer-2 tests
+# need. It does nothing when they are all installed, so it is safe to run
+# every time. The Makefile's check (hack/host-deps.sh) runs it as root on
+# Debian when a program is missing.
 set -euo pipefail
 
 pkgs=(etcd-server iproute2 iputils-ping iputils-arping nftables iptables conntrack curl util-linux procps)

@@ -11,6 +11,15 @@ here="$(cd "$(dirname "$0")" && pwd)"
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/pharos/kube/${KUBE_VERSION}"
 mkdir -p "$cache"
 
+# etcd first: without it the binaries are of no use, and a first build
+# takes minutes.
+etcd_bin="$(command -v etcd || true)"
+if [ -z "$etcd_bin" ] && [ -x /usr/bin/etcd ]; then etcd_bin=/usr/bin/etcd; fi
+if [ -z "$etcd_bin" ]; then
+  echo "etcd not found: install Debian's etcd-server (apt-get install etcd-server, or hack/ci-deps.sh)" >&2
+  exit 1
+fi
+
 bins=("$@")
 if [ ${#bins[@]} -eq 0 ]; then
   bins=(kube-apiserver kube-controller-manager kube-scheduler kube-proxy kubectl)
@@ -38,11 +47,5 @@ for b in "${bins[@]}"; do
   echo "$stamp" > "$cache/.$b.stamp"
 done
 
-etcd_bin="$(command -v etcd || true)"
-if [ -z "$etcd_bin" ] && [ -x /usr/bin/etcd ]; then etcd_bin=/usr/bin/etcd; fi
-if [ -z "$etcd_bin" ]; then
-  echo "etcd not found: install Debian's etcd-server (apt-get install etcd-server)" >&2
-  exit 1
-fi
 ln -sf "$etcd_bin" "$cache/etcd"
 echo "$cache"

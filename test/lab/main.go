@@ -99,18 +99,19 @@ func runLab(ctx context.Context, cmd string, args []string) error {
 		return err
 	}
 	opts.RepoRoot = root
-	needBins := cmd == "up" || cmd == "demo" || cmd == "kubectl" || cmd == "status" || cmd == "start" || cmd == "restart-apiserver"
-	if needBins && opts.KubeBinDir == "" {
-		out, err := exec.Command(filepath.Join(root, "hack", "kube-bins", "ensure.sh")).Output()
-		if err != nil {
-			return fmt.Errorf("building the Kubernetes binaries (hack/kube-bins/ensure.sh): %w; run from the repository root", err)
-		}
-		opts.KubeBinDir = strings.TrimSpace(string(out))
-	}
+	// The host first: building Kubernetes may take minutes.
 	if cmd == "up" || cmd == "demo" {
 		if err := cluster.CheckHost(); err != nil {
 			return err
 		}
+	}
+	needBins := cmd == "up" || cmd == "demo" || cmd == "kubectl" || cmd == "status" || cmd == "start" || cmd == "restart-apiserver"
+	if needBins && opts.KubeBinDir == "" {
+		if opts.KubeBinDir, err = cluster.EnsureKubeBins(root, nil, os.Stderr); err != nil {
+			return err
+		}
+	}
+	if cmd == "up" || cmd == "demo" {
 		if opts.LabBinary, err = installSelf(*dir); err != nil {
 			return err
 		}

@@ -100,9 +100,12 @@ func CheckHost() error {
 	if runtime.GOOS != "linux" || os.Geteuid() != 0 {
 		return errNotRoot
 	}
-	for _, tool := range []string{"ip", "nsenter", "nft", "iptables", "conntrack", "sysctl"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			return fmt.Errorf("the lab needs %s: install iproute2, util-linux, nftables, iptables, conntrack and procps (hack/ci-deps.sh does)", tool)
+	for _, t := range []struct{ tool, pkg string }{
+		{"ip", "iproute2"}, {"nsenter", "util-linux"}, {"nft", "nftables"},
+		{"iptables", "iptables"}, {"conntrack", "conntrack"}, {"sysctl", "procps"},
+	} {
+		if _, err := exec.LookPath(t.tool); err != nil {
+			return fmt.Errorf("the lab needs %s (Debian package %s), which is not on PATH: apt-get install %s, or hack/ci-deps.sh, which installs every package the lab needs", t.tool, t.pkg, t.pkg)
 		}
 	}
 	return nil
