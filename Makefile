@@ -16,6 +16,8 @@ CONTROLLER_GEN ?= $(TOOLS_BIN)/controller-gen
 HELM_VERSION := v3.22.0
 HELM ?= $(TOOLS_BIN)/helm
 HELM_STAMP := $(TOOLS_BIN)/.helm-$(HELM_VERSION)
+GOLANGCI_LINT_VERSION := v2.15.0
+GOLANGCI_LINT ?= $(TOOLS_BIN)/golangci-lint
 CHART := charts/pharos
 
 IMG ?= ghcr.io/pharos-lb/pharos:dev
@@ -45,7 +47,14 @@ help: ## List the targets
 	@echo "Variables: IMG=$(IMG) FUZZTIME=$(FUZZTIME) TOOLS_BIN=$(TOOLS_BIN) CONTROLLER_TOOLS_VERSION=$(CONTROLLER_TOOLS_VERSION) HELM_VERSION=$(HELM_VERSION)"
 
 .PHONY: tools
-tools: ## Install controller-gen (CONTROLLER_TOOLS_VERSION) and helm (HELM_VERSION) into TOOLS_BIN unless there
+tools: ## Install controller-gen (CONTROLLER_TOOLS_VERSION), helm (HELM_VERSION) and golangci-lint (GOLANGCI_LINT_VERSION) into TOOLS_BIN unless there
+	@if "$(GOLANGCI_LINT)" version 2>/dev/null | grep -qF 'version $(GOLANGCI_LINT_VERSION:v%=%) '; then \
+	  echo "golangci-lint $(GOLANGCI_LINT_VERSION): $(GOLANGCI_LINT)"; \
+	else \
+	  echo "installing golangci-lint $(GOLANGCI_LINT_VERSION) into $(TOOLS_BIN)"; \
+	  mkdir -p "$(TOOLS_BIN)"; rm -f "$(TOOLS_BIN)/golangci-lint"; \
+	  GOBIN="$(TOOLS_BIN)" go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION); \
+	fi
 	@if "$(CONTROLLER_GEN)" --version 2>/dev/null | grep -qxF 'Version: $(CONTROLLER_TOOLS_VERSION)'; then \
 	  echo "controller-gen $(CONTROLLER_TOOLS_VERSION): $(CONTROLLER_GEN)"; \
 	else \
@@ -109,12 +118,16 @@ test-unit: ## Run the tests that need no kube-apiserver
 	go test -count=1 ./internal/... ./hack/benchmerge/...
 
 .PHONY: lint
-lint: helm-lint ## Check formatting (gofmt), run go vet and helm lint
+lint: helm-lint ## Check formatting (gofmt), go.mod tidiness, go vet, golangci-lint (.golangci.yml) and helm lint
 	@unformatted="$$(gofmt -l .)"; \
 	if [ -n "$$unformatted" ]; then \
 	  echo "these files need gofmt -w:" >&2; echo "$$unformatted" >&2; exit 1; \
 	fi
+	@go mod tidy -diff || { echo "go.mod or go.sum is not tidy: run go mod tidy" >&2; exit 1; }
 	go vet ./...
+	go vet -tags e2e ./test/...
+	$(GOLANGCI_LINT) run ./...
+	$(GOLANGCI_LINT) run --build-tags e2e ./test/...
 
 .PHONY: helm-lint
 helm-lint: tools ## Lint the Helm chart charts/pharos (defaults, and --strict with pools and monitoring)

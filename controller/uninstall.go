@@ -30,8 +30,11 @@ func deleteValuesConfig(args []string) {
 	keepAdvs := fs.String("keep-l2advertisements", "", "comma-separated names of L2Advertisements to keep")
 	_ = fs.Parse(args)
 	sel, err := labels.Parse(*selector)
-	if err != nil || sel.Empty() {
-		fail(fmt.Errorf("delete-values-config needs a non-empty --selector: %v", err))
+	if err != nil {
+		fail(fmt.Errorf("delete-values-config: --selector: %w", err))
+	}
+	if sel.Empty() {
+		fail(fmt.Errorf("delete-values-config needs a non-empty --selector"))
 	}
 	c := pharosClient()
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)

@@ -260,7 +260,7 @@ func nodeAddress(ctx context.Context, c client.Client, name string) (string, err
 			return a.Address, nil
 		}
 	}
-	return "", fmt.Errorf("Node %s has no InternalIP; pass --bind-addr", name)
+	return "", fmt.Errorf("no InternalIP on Node %s; pass --bind-addr", name)
 }
 
 // linkEvents counts netlink subscriptions that failed: the speaker then

@@ -102,7 +102,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	values := map[string][]float64{}
 	var failures []string
 	for _, name := range inputs {
-		var r io.Reader = stdin
+		r := stdin
 		if name != "-" {
 			f, err := os.Open(name)
 			if err != nil {
@@ -222,7 +222,7 @@ func merge(path string, figures map[string]float64) error {
 		return err
 	default:
 		if err := json.Unmarshal(data, &all); err != nil {
-			return fmt.Errorf("%s is not a JSON object of numbers (%v); fix or delete it", path, err)
+			return fmt.Errorf("%s is not a JSON object of numbers (%w); fix or delete it", path, err)
 		}
 	}
 	for k, v := range figures {

@@ -32,14 +32,6 @@ func (s *intervalSet) runAtOrBefore(p ordinal) (interval, bool) {
 	return found, ok
 }
 
-func (s *intervalSet) contains(p ordinal) bool {
-	if s.tree == nil {
-		return false
-	}
-	iv, ok := s.runAtOrBefore(p)
-	return ok && p.cmp(iv.end) <= 0
-}
-
 // add inserts p; it reports false if p was already present.
 func (s *intervalSet) add(p ordinal) bool {
 	s.init()

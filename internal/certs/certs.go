@@ -68,11 +68,11 @@ type Bundle map[string][]byte
 type Renewal int
 
 const (
-	// Valid: nothing to do.
+	// Valid means nothing is to be done.
 	Valid Renewal = iota
-	// RenewCert: the CA is fine; issue a new serving certificate.
+	// RenewCert means the CA is fine; issue a new serving certificate.
 	RenewCert
-	// RenewCA: issue a new CA and a serving certificate from it.
+	// RenewCA means issue a new CA and a serving certificate from it.
 	RenewCA
 )
 

@@ -208,7 +208,7 @@ func New(opts Options) (*Announcer, error) {
 		return a, nil
 	}
 	if err := a.openNDP(ifi); err != nil {
-		a.arp.Close()
+		_ = a.arp.Close()
 		return nil, fmt.Errorf("layer2: opening the NDP sockets on %s: %w", ifi.Name, err)
 	}
 	return a, nil
@@ -230,14 +230,14 @@ func (a *Announcer) openNDP(ifi *net.Interface) error {
 	// and it filters out every message, so its queue never fills.
 	mc, _, err := ndp.Listen(ifi, ndp.Unspecified)
 	if err != nil {
-		pc.Close()
+		_ = pc.Close()
 		return err
 	}
 	var none ipv6.ICMPFilter
 	none.SetAll(true)
 	if err := mc.SetICMPFilter(&none); err != nil {
-		pc.Close()
-		mc.Close()
+		_ = pc.Close()
+		_ = mc.Close()
 		return err
 	}
 	a.ndp, a.mcast = pc, mc

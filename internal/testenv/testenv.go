@@ -5,11 +5,13 @@
 package testenv
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -38,7 +40,13 @@ func Assets() (string, error) {
 	}
 	out, err := exec.Command(filepath.Join(RepoRoot(), "hack", "kube-bins", "ensure.sh"), "kube-apiserver").Output()
 	if err != nil {
-		return "", fmt.Errorf("no kube-apiserver/etcd for the integration tests: run `make test`, or set KUBEBUILDER_ASSETS to a directory with both (%v)", err)
+		// ensure.sh says on stderr what is missing (etcd, say): pass it on,
+		// "exit status 1" alone says nothing.
+		var exit *exec.ExitError
+		if errors.As(err, &exit) && len(exit.Stderr) > 0 {
+			err = fmt.Errorf("%w: %s", err, strings.TrimSpace(string(exit.Stderr)))
+		}
+		return "", fmt.Errorf("no kube-apiserver/etcd for the integration tests: run `make test`, or set KUBEBUILDER_ASSETS to a directory with both: %w", err)
 	}
 	dir := string(out)
 	for len(dir) > 0 && (dir[len(dir)-1] == '\n') {

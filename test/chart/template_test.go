@@ -659,8 +659,8 @@ func TestMonitoring(t *testing.T) {
 
 	alerts := alertsOf(find(t, objs, "PrometheusRule", "pharos"))
 	for name, want := range map[string]struct {
-		for_  string
-		parts []string
+		forDur string
+		parts  []string
 	}{
 		"PharosPoolNearlyExhausted": {"10m", []string{"pharos_pool_addresses_in_use", "pharos_pool_addresses_total", "by (pool, family)", "> 0.9"}},
 		"PharosSpeakerDown":         {"2m", []string{`up{job="pharos-speaker-metrics"} == 0`}},
@@ -677,8 +677,8 @@ func TestMonitoring(t *testing.T) {
 				t.Errorf("%s expr %q lacks %q", name, expr, p)
 			}
 		}
-		if want.for_ != "" && a["for"] != want.for_ {
-			t.Errorf("%s for %v, want %s", name, a["for"], want.for_)
+		if want.forDur != "" && a["for"] != want.forDur {
+			t.Errorf("%s for %v, want %s", name, a["for"], want.forDur)
 		}
 	}
 	// The threshold is a value.

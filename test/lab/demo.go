@@ -62,5 +62,5 @@ func waitExternalIP(ctx context.Context, l *cluster.Lab, ns, name string, timeou
 		time.Sleep(250 * time.Millisecond)
 	}
 	out, _ := l.Kubectl(ctx, "-n", ns, "get", "svc", name, "-o", "jsonpath={.status.conditions}")
-	return "", fmt.Errorf("Service %s/%s has no EXTERNAL-IP after %s; its conditions: %s", ns, name, timeout, out)
+	return "", fmt.Errorf("no EXTERNAL-IP for Service %s/%s after %s; its conditions: %s", ns, name, timeout, out)
 }

@@ -281,7 +281,7 @@ func runAgent(ctx context.Context, args []string) error {
 	return agent.Run(ctx, o)
 }
 
-func runProbe(ctx context.Context, args []string) error {
+func runProbe(ctx context.Context, args []string) error { //nolint:unparam // every subcommand has this signature
 	fs := flag.NewFlagSet("probe", flag.ExitOnError)
 	url := fs.String("url", "", "URL to request")
 	interval := fs.Duration("interval", 20*time.Millisecond, "time between new connections")

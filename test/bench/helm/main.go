@@ -73,7 +73,7 @@ func run(runs int) error {
 		start := time.Now()
 		args := append([]string{"install", "pharos", chart, "-n", "pharos-system", "--create-namespace", "--timeout", "3m"}, cluster.ChartValuesDemoPool()...)
 		if out, err := l.Helm(ctx, helm, args...); err != nil {
-			return fmt.Errorf("helm install: %v\n%s", err, out)
+			return fmt.Errorf("helm install: %w\n%s", err, out)
 		}
 		if err := l.Apply(ctx, cluster.DemoApp); err != nil {
 			return err
@@ -86,7 +86,7 @@ func run(runs int) error {
 
 		start = time.Now()
 		if out, err := l.Helm(ctx, helm, "uninstall", "pharos", "-n", "pharos-system", "--wait", "--timeout", "3m"); err != nil {
-			return fmt.Errorf("helm uninstall: %v\n%s", err, out)
+			return fmt.Errorf("helm uninstall: %w\n%s", err, out)
 		}
 		uninstall = append(uninstall, time.Since(start).Seconds())
 		if _, err := l.Kubectl(ctx, "delete", "deploy,svc", "my-nginx", "--wait"); err != nil {

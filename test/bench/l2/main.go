@@ -164,7 +164,7 @@ func (b *bench) waitIP(svc string) (string, error) {
 			return ip, nil
 		}
 	}
-	return "", fmt.Errorf("Service %s got no address", svc)
+	return "", fmt.Errorf("no address for Service %s", svc)
 }
 
 func (b *bench) waitServing(timeout time.Duration) error {

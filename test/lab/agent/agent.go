@@ -140,7 +140,7 @@ func (o *Options) normalize() error {
 	o.PharosBinaries = maps.Clone(o.PharosBinaries)
 	var errs []error
 	if o.Kubeconfig == "" {
-		errs = append(errs, errors.New("Kubeconfig is required"))
+		errs = append(errs, errors.New("option Kubeconfig is required"))
 	}
 	if o.NodeName == "" {
 		errs = append(errs, errors.New("NodeName is required"))
@@ -167,7 +167,7 @@ func (o *Options) normalize() error {
 		errs = append(errs, errors.New("the two PodCIDRs must be of different families"))
 	}
 	if o.Bridge == "" {
-		errs = append(errs, errors.New("Bridge is required"))
+		errs = append(errs, errors.New("option Bridge is required"))
 	}
 	if o.PodNetnsPrefix == "" {
 		errs = append(errs, errors.New("PodNetnsPrefix is required"))

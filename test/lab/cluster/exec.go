@@ -14,13 +14,14 @@ import (
 	"time"
 )
 
-// run runs a command and returns its output, or an error that carries it.
-func run(name string, args ...string) (string, error) {
+// runIP runs iproute2's ip and returns its output, or an error that
+// carries it.
+func runIP(args ...string) (string, error) {
 	var out bytes.Buffer
-	cmd := exec.Command(name, args...)
+	cmd := exec.Command("ip", args...)
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
-		return out.String(), fmt.Errorf("%s %s: %v: %s", name, strings.Join(args, " "), err, strings.TrimSpace(out.String()))
+		return out.String(), fmt.Errorf("ip %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(out.String()))
 	}
 	return out.String(), nil
 }
@@ -30,13 +31,13 @@ func ip(ns string, args ...string) error {
 	if ns != "" {
 		args = append([]string{"-n", ns}, args...)
 	}
-	_, err := run("ip", args...)
+	_, err := runIP(args...)
 	return err
 }
 
 // sysctl sets a per-namespace kernel parameter.
 func sysctl(ns, key, value string) error {
-	_, err := run("ip", "netns", "exec", ns, "sysctl", "-qw", key+"="+value)
+	_, err := runIP("netns", "exec", ns, "sysctl", "-qw", key+"="+value)
 	return err
 }
 
@@ -153,7 +154,7 @@ func (l *Lab) Stop(name string, sig syscall.Signal) error {
 
 // killNamespace kills every process whose network namespace is ns.
 func killNamespace(ns string) {
-	out, err := run("ip", "netns", "pids", ns)
+	out, err := runIP("netns", "pids", ns)
 	if err != nil {
 		return
 	}
@@ -166,7 +167,7 @@ func killNamespace(ns string) {
 
 // listNamespaces returns the network namespaces whose name has the prefix.
 func listNamespaces(prefix string) []string {
-	out, err := run("ip", "netns", "list")
+	out, err := runIP("netns", "list")
 	if err != nil {
 		return nil
 	}

@@ -137,7 +137,7 @@ func (l *Lab) RestartAPIServer(ctx context.Context) error {
 	// it exits; starting the next one before that fails to bind.
 	port := fmt.Sprintf("sport = :%d", APIPort)
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		out, err := run("ip", "netns", "exec", l.Control.Name, "ss", "-Hltn", port)
+		out, err := runIP("netns", "exec", l.Control.Name, "ss", "-Hltn", port)
 		if err == nil && strings.TrimSpace(out) == "" {
 			break
 		}

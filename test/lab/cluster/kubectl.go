@@ -31,7 +31,7 @@ func (l *Lab) AnnouncingNode(ctx context.Context, svc, ip string) (string, error
 			return m[2], nil
 		}
 	}
-	return "", fmt.Errorf("Service %s: %s is not announced: %q", svc, ip, msg)
+	return "", fmt.Errorf("%s of Service %s is not announced: %q", ip, svc, msg)
 }
 
 // Exec runs a command in one of the lab's namespaces.
