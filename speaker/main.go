@@ -138,7 +138,7 @@ func run(logger *slog.Logger, o options) error {
 		return err
 	}
 	if o.bindAddr == "" {
-		if o.bindAddr, err = nodeAddress(ctx, direct, o.nodeName); err != nil {
+		if o.bindAddr, err = nodeAddress(ctx, logger, direct, o.nodeName); err != nil {
 			return err
 		}
 	}
@@ -250,17 +250,40 @@ func readKey(ctx context.Context, logger *slog.Logger, c client.Client, ref stri
 	}
 }
 
-func nodeAddress(ctx context.Context, c client.Client, name string) (string, error) {
-	var n corev1.Node
-	if err := c.Get(ctx, types.NamespacedName{Name: name}, &n); err != nil {
-		return "", fmt.Errorf("reading Node %s for its address: %w (or pass --bind-addr)", name, err)
-	}
-	for _, a := range n.Status.Addresses {
-		if a.Type == corev1.NodeInternalIP {
-			return a.Address, nil
+// nodeAddress returns the Node's first InternalIP, the address memberlist
+// binds to. It waits while the Node is missing or has no InternalIP yet (a
+// node agent registers its Node and then posts its addresses), saying once
+// per distinct problem what it waits for; it fails at once when it may not
+// read Nodes.
+func nodeAddress(ctx context.Context, logger *slog.Logger, c client.Client, name string) (string, error) {
+	last := ""
+	for {
+		var n corev1.Node
+		err := c.Get(ctx, types.NamespacedName{Name: name}, &n)
+		if apierrors.IsForbidden(err) {
+			return "", fmt.Errorf("reading Node %s for its address: %w (or pass --bind-addr)", name, err)
+		}
+		why := ""
+		if err != nil {
+			why = err.Error()
+		} else {
+			for _, a := range n.Status.Addresses {
+				if a.Type == corev1.NodeInternalIP {
+					return a.Address, nil
+				}
+			}
+			why = "the Node has no InternalIP yet"
+		}
+		if why != last {
+			logger.Info("waiting for this node's InternalIP to bind memberlist to (or pass --bind-addr)", "node", name, "now", why)
+			last = why
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(time.Second):
 		}
 	}
-	return "", fmt.Errorf("no InternalIP on Node %s; pass --bind-addr", name)
 }
 
 // linkEvents counts netlink subscriptions that failed: the speaker then

@@ -280,3 +280,47 @@ spec: {type: LoadBalancer, selector: {run: my-nginx}, ports: [{port: 80, protoco
 		return nil
 	})
 }
+
+// setNetworkUnavailable sets the node's NetworkUnavailable condition, as a
+// CNI or the cloud route controller does when the node's pod network is
+// not configured.
+func setNetworkUnavailable(t *testing.T, node string, unavailable bool) {
+	t.Helper()
+	status := "False"
+	if unavailable {
+		status = "True"
+	}
+	lab.MustKubectl(t, "patch", "node", node, "--subresource=status", "--type=strategic", "-p",
+		fmt.Sprintf(`{"status":{"conditions":[{"type":"NetworkUnavailable","status":%q,"reason":"PharosE2E","message":"set by the e2e test"}]}}`, status))
+}
+
+// TestL2NetworkUnavailableNodeHandsOver: a node whose NetworkUnavailable
+// condition turns True stops announcing; the LAN sees another node's MAC
+// for the address and the Service keeps answering. (MetalLB's speaker
+// excludes such nodes too.)
+func TestL2NetworkUnavailableNodeHandsOver(t *testing.T) {
+	ip, url, owner := pinnedOwner(t)
+	setNetworkUnavailable(t, owner, true)
+	defer setNetworkUnavailable(t, owner, false)
+	ownerMAC := macOf(t, owner)
+	var next string
+	cluster.Eventually(t, 10*time.Second, func() error {
+		macs, out := lab.LANMACs(context.Background(), ip)
+		if len(macs) != 1 || macs[ownerMAC] {
+			return fmt.Errorf("the LAN's answers for %s come from %v; want one MAC, not %s's %s:\n%s", ip, macs, owner, ownerMAC, out)
+		}
+		for _, n := range lab.Nodes {
+			if macs[macOf(t, n.Name)] {
+				next = n.Name
+			}
+		}
+		if next == "" {
+			return fmt.Errorf("MAC %v is no node's", macs)
+		}
+		return nil
+	})
+	expectBody(t, lab.Client.Name, url, "pod=pinned-")
+	if now, err := announcer(t, "pinned", ip); err != nil || now != next {
+		t.Errorf("the Announced condition names %q (%v), the LAN sees %s", now, err, next)
+	}
+}

@@ -5,7 +5,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -30,31 +29,24 @@ func macOf(t *testing.T, node string) string {
 	return strings.ToUpper(strings.TrimSpace(out))
 }
 
-// TestL2AnnouncesFromExactlyOneNode: an ARP client on the LAN sees one MAC,
-// the winner's, and reaches the pods over the LAN in both families.
+// TestL2AnnouncesFromExactlyOneNode: ARP and NDP clients on the LAN
+// (iputils arping, and ndisc6, which accepts only a Neighbor Advertisement
+// sent from the target address) see one MAC, the winner's, and reach the
+// pods over the LAN in both families.
 func TestL2AnnouncesFromExactlyOneNode(t *testing.T) {
 	ingress := loadBalancerIPs(t, "my-nginx")
 	for _, ip := range ingress {
 		var node string
 		cluster.Eventually(t, 30*time.Second, func() (err error) { node, err = announcer(t, "my-nginx", ip); return err })
 		expectPod(t, lab.Client.Name, "http://"+hostPort(ip, "80")+"/")
-		if strings.Contains(ip, ":") {
-			// The client resolved the address by NDP: its neighbour entry
-			// holds the winner's MAC.
-			out, _ := lab.Exec(context.Background(), lab.Client.Name, "ip", "-6", "neigh", "show", ip)
-			if !strings.Contains(strings.ToUpper(out), macOf(t, node)) {
-				t.Errorf("NDP: the client's neighbour entry for %s is %q, want %s's MAC %s", ip, strings.TrimSpace(out), node, macOf(t, node))
+		want := macOf(t, node)
+		cluster.Eventually(t, 10*time.Second, func() error {
+			macs, out := lab.LANMACs(context.Background(), ip)
+			if len(macs) != 1 || !macs[want] {
+				return fmt.Errorf("the LAN's answers for %s come from %v, want only %s's MAC %s:\n%s", ip, macs, node, want, out)
 			}
-			continue
-		}
-		out, _ := lab.Exec(context.Background(), lab.Client.Name, "arping", "-c", "3", "-w", "3", "-I", "eth0", ip)
-		macs := map[string]bool{}
-		for _, m := range regexp.MustCompile(`\[([0-9A-F:]{17})\]`).FindAllStringSubmatch(out, -1) {
-			macs[m[1]] = true
-		}
-		if len(macs) != 1 || !macs[macOf(t, node)] {
-			t.Errorf("arping %s saw %v, want only %s's MAC %s:\n%s", ip, macs, node, macOf(t, node), out)
-		}
+			return nil
+		})
 	}
 }
 

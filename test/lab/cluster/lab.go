@@ -40,6 +40,10 @@ type Options struct {
 	// pods of PharosImage as the real ControllerBinary and SpeakerBinary
 	// (command /controller and /speaker), under the pod's ServiceAccount.
 	Pharos string
+	// IPv6First lists each node's IPv6 InternalIP before its IPv4 one, as
+	// an IPv6-first dual-stack cluster does; the speakers then join over
+	// IPv6 (memberlist binds the first InternalIP).
+	IPv6First bool
 	// Out receives progress lines.
 	Out io.Writer
 }

@@ -63,13 +63,18 @@ subjects:
 		return nil
 	}
 	for _, n := range l.Nodes {
-		if err := l.Start(Process{Name: n.Name + "-speaker", Netns: n.Name, Argv: []string{l.SpeakerBinary,
+		argv := []string{l.SpeakerBinary,
 			"--node-name", n.Name,
 			"--kubeconfig", filepath.Join(l.Dir, "pharos-speaker.kubeconfig"),
-			"--bind-addr", n.V4.String(),
 			"--memberlist-secret", "pharos-system/pharos-memberlist",
 			"--metrics-bind-address", "127.0.0.1:7474",
-		}}); err != nil {
+		}
+		if !l.IPv6First {
+			argv = append(argv, "--bind-addr", n.V4.String())
+		}
+		// Otherwise the speaker binds memberlist to the Node's first
+		// InternalIP, as it does when the chart runs it: IPv6 here.
+		if err := l.Start(Process{Name: n.Name + "-speaker", Netns: n.Name, Argv: argv}); err != nil {
 			return err
 		}
 	}

@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"os/exec"
+	"regexp"
 	"strings"
 	"syscall"
 	"time"
@@ -37,4 +38,29 @@ func (p *ProbeRun) Stop() string {
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	_ = p.cmd.Wait()
 	return p.out.String()
+}
+
+var (
+	arpingMAC = regexp.MustCompile(`\[([0-9A-Fa-f:]{17})\]`)
+	ndisc6MAC = regexp.MustCompile(`Target link-layer address: ([0-9A-Fa-f:]{17})`)
+)
+
+// LANMACs asks the LAN, from the client host, which MACs answer for ip:
+// iputils' arping (three requests) for IPv4, ndisc6 (three solicitations,
+// every answer kept) for IPv6. Both are strict judges that are not Pharos:
+// ndisc6, for one, drops a Neighbor Advertisement not sent from the target
+// address. It returns the upper-case MACs and the tool's output.
+func (l *Lab) LANMACs(ctx context.Context, ip string) (map[string]bool, string) {
+	argv := []string{"arping", "-c", "3", "-w", "3", "-I", "eth0", ip}
+	re := arpingMAC
+	if strings.Contains(ip, ":") {
+		argv = []string{"ndisc6", "-m", "-n", "-r", "3", "-w", "500", ip, "eth0"}
+		re = ndisc6MAC
+	}
+	out, _ := l.Exec(ctx, l.Client.Name, argv...) // no answer is an empty set
+	macs := map[string]bool{}
+	for _, m := range re.FindAllStringSubmatch(out, -1) {
+		macs[strings.ToUpper(m[1])] = true
+	}
+	return macs, out
 }

@@ -21,6 +21,8 @@ type SuiteOptions struct {
 	Out string
 	// Pharos is Options.Pharos for the lab.
 	Pharos string
+	// IPv6First is Options.IPv6First for the lab.
+	IPv6First bool
 }
 
 // RunSuite is a TestMain body: it builds what the lab needs, brings the
@@ -39,7 +41,7 @@ func RunSuite(m interface{ Run() int }, repoRoot string, o SuiteOptions, lab **L
 	if err != nil {
 		return fail(err)
 	}
-	opts.Prefix, opts.Dir, opts.Pharos = o.Prefix, filepath.Join(o.Out, "lab"), o.Pharos
+	opts.Prefix, opts.Dir, opts.Pharos, opts.IPv6First = o.Prefix, filepath.Join(o.Out, "lab"), o.Pharos, o.IPv6First
 	l, err := New(opts)
 	if err != nil {
 		return fail(err)
