@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -166,5 +167,52 @@ func TestReleaseHoldsWhileDraining(t *testing.T) {
 	l.Apply(st)
 	if len(l.Owned()) != 0 {
 		t.Errorf("owned %v while draining", l.Owned())
+	}
+}
+
+// TestCollectorExportsCounters: the layer-2 counters (once counted and
+// never exported) reach Prometheus, per interface, and survive a reopen.
+func TestCollectorExportsCounters(t *testing.T) {
+	var opened []*recorded
+	link := Link{Index: 1}
+	l := New(Options{Node: "n1",
+		LookupLink: func(string) (Link, error) { return link, nil },
+		Open: func(context.Context, layer2.Options) (Interface, error) {
+			r := &recorded{}
+			opened = append(opened, r)
+			return r, nil
+		}})
+	defer l.Close()
+	st := stateFor(t, "n1", "eth0", "198.18.9.0/24", nil, "198.18.9.10", "198.18.9.11")
+	l.Apply(st)
+	opened[0].stats = layer2.Stats{ARPAnswered: 3, NDPMalformed: 2, GratuitousSent: 6}
+	link.Index = 2
+	l.Apply(st)
+	opened[1].stats = layer2.Stats{ARPAnswered: 1}
+
+	want := `
+# HELP pharos_l2_announced_addresses Addresses this node announces by layer 2 now, by interface and family.
+# TYPE pharos_l2_announced_addresses gauge
+pharos_l2_announced_addresses{family="ipv4",interface="eth0"} 2
+# HELP pharos_l2_gratuitous_sent_total Gratuitous ARP and unsolicited Neighbor Advertisements sent on takeover, by interface.
+# TYPE pharos_l2_gratuitous_sent_total counter
+pharos_l2_gratuitous_sent_total{interface="eth0"} 6
+`
+	if err := testutil.CollectAndCompare(l.Collector(), strings.NewReader(want), "pharos_l2_announced_addresses", "pharos_l2_gratuitous_sent_total"); err != nil {
+		t.Error(err)
+	}
+	// ARP answered: 3 before the reopen, 1 after.
+	requests := `
+# HELP pharos_l2_requests_total ARP requests and Neighbor Solicitations received, by interface, protocol and outcome (answered, ignored, malformed).
+# TYPE pharos_l2_requests_total counter
+pharos_l2_requests_total{interface="eth0",protocol="arp",result="answered"} 4
+pharos_l2_requests_total{interface="eth0",protocol="arp",result="ignored"} 0
+pharos_l2_requests_total{interface="eth0",protocol="arp",result="malformed"} 0
+pharos_l2_requests_total{interface="eth0",protocol="ndp",result="answered"} 0
+pharos_l2_requests_total{interface="eth0",protocol="ndp",result="ignored"} 0
+pharos_l2_requests_total{interface="eth0",protocol="ndp",result="malformed"} 2
+`
+	if err := testutil.CollectAndCompare(l.Collector(), strings.NewReader(requests), "pharos_l2_requests_total"); err != nil {
+		t.Error(err)
 	}
 }
