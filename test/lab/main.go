@@ -234,6 +234,7 @@ func runAgent(ctx context.Context, args []string) error {
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", "", "kubeconfig")
 	fs.StringVar(&o.NodeName, "node", "", "node name")
 	fs.StringVar(&ips, "node-ips", "", "node addresses, comma-separated")
+	fs.BoolVar(&o.IPv6First, "ipv6-first", false, "list the node's IPv6 InternalIP first")
 	fs.StringVar(&cidrs, "pod-cidrs", "", "pod CIDRs, comma-separated")
 	fs.StringVar(&o.Bridge, "bridge", "cbr0", "pod bridge")
 	fs.StringVar(&o.PodNetnsPrefix, "pod-netns-prefix", "", "prefix of pod network namespaces")

@@ -31,8 +31,12 @@ type Options struct {
 	Kubeconfig string
 	// NodeName is the Node to register, e.g. "plab-n1".
 	NodeName string
-	// InternalIPs are the node's LAN addresses, IPv4 first then IPv6.
+	// InternalIPs are the node's LAN addresses, IPv4 first then IPv6
+	// (IPv6 first with IPv6First).
 	InternalIPs []netip.Addr
+	// IPv6First lists the IPv6 InternalIP first, as an IPv6-first
+	// dual-stack node does.
+	IPv6First bool
 	// PodCIDRs are the node's pod ranges, e.g. 198.18.33.0/24 and
 	// 2001:db8:42:1::/64; at most one per address family.
 	PodCIDRs []netip.Prefix
@@ -198,7 +202,12 @@ func (o *Options) normalize() error {
 		}
 		return 1
 	}
-	slices.SortStableFunc(o.InternalIPs, func(a, b netip.Addr) int { return v4First(a.Is4(), b.Is4()) })
+	slices.SortStableFunc(o.InternalIPs, func(a, b netip.Addr) int {
+		if o.IPv6First {
+			return v4First(a.Is6(), b.Is6())
+		}
+		return v4First(a.Is4(), b.Is4())
+	})
 	slices.SortStableFunc(o.PodCIDRs, func(a, b netip.Prefix) int { return v4First(a.Addr().Is4(), b.Addr().Is4()) })
 	return nil
 }

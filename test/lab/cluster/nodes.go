@@ -11,19 +11,18 @@ import (
 // startNodes starts each node's agent and kube-proxy.
 func (l *Lab) startNodes(context.Context) error {
 	for _, n := range l.Nodes {
-		nodeIPs := n.V4.String() + "," + n.V6.String()
-		if l.IPv6First {
-			nodeIPs = n.V6.String() + "," + n.V4.String()
-		}
 		argv := []string{
 			l.LabBinary, "agent",
 			"--kubeconfig", filepath.Join(l.Dir, "node-agent.kubeconfig"),
 			"--node", n.Name,
-			"--node-ips", nodeIPs,
+			"--node-ips", n.V4.String() + "," + n.V6.String(),
 			"--pod-cidrs", n.PodV4.String() + "," + n.PodV6.String(),
 			"--bridge", "cbr0",
 			"--pod-netns-prefix", n.Name + "-p",
 			"--log-dir", l.LogDir(),
+		}
+		if l.IPv6First {
+			argv = append(argv, "--ipv6-first")
 		}
 		if bins := l.pharosBinaries(); bins != "" {
 			argv = append(argv,
