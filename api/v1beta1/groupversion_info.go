@@ -28,6 +28,11 @@ func addKnownTypes(s *runtime.Scheme) error {
 	s.AddKnownTypes(GroupVersion,
 		&IPAddressPool{}, &IPAddressPoolList{},
 		&L2Advertisement{}, &L2AdvertisementList{},
+		&BGPPeer{}, &BGPPeerList{},
+		&BGPAdvertisement{}, &BGPAdvertisementList{},
+		&Community{}, &CommunityList{},
+		&BFDProfile{}, &BFDProfileList{},
+		&BGPNodeStatus{}, &BGPNodeStatusList{},
 	)
 	metav1.AddToGroupVersion(s, GroupVersion)
 	return nil
