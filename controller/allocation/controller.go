@@ -9,6 +9,7 @@ package allocation
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"sort"
@@ -23,11 +24,11 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
-	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -96,10 +97,18 @@ type Controller struct {
 	pending  map[types.NamespacedName]bool
 	warned   map[string]bool
 	lastPool map[string]time.Time
+	// nsWarned holds the Services whose Namespace lookup failed and was
+	// logged, so that the warning is logged once per Service, not on every
+	// retry; a successful lookup clears the entry.
+	nsWarned map[types.NamespacedName]bool
 
-	serviceEvents chan event.GenericEvent
-	poolEvents    chan event.GenericEvent
-	normalEvents  *rate.Limiter
+	// services and pools re-queue Services and pools of this controller.
+	services requeuer
+	pools    requeuer
+	// nsRetry spaces the retries of a Service whose Namespace could not be
+	// read.
+	nsRetry      workqueue.TypedRateLimiter[types.NamespacedName]
+	normalEvents *rate.Limiter
 
 	// serviceLB reads ServiceLB's DaemonSets (metadata only) from a cache
 	// restricted to Options.ServiceLBNamespace and ServiceLB's labels; nil
@@ -118,27 +127,46 @@ func New(mgr ctrl.Manager, opts Options) *Controller {
 	if opts.NormalEventsPerSecond <= 0 {
 		opts.NormalEventsPerSecond = 20
 	}
+	return newController(mgr.GetClient(), mgr.GetEventRecorder("pharos-controller"), opts)
+}
+
+// newController is New without a manager (opts already defaulted), for
+// tests that drive the controller's methods directly.
+func newController(cl client.Client, rec recorder.EventRecorder, opts Options) *Controller {
 	return &Controller{
-		client:        mgr.GetClient(),
-		recorder:      mgr.GetEventRecorder("pharos-controller"),
-		opts:          opts,
-		alloc:         allocator.New(),
-		pending:       map[types.NamespacedName]bool{},
-		warned:        map[string]bool{},
-		lastPool:      map[string]time.Time{},
-		serviceEvents: make(chan event.GenericEvent, 4096),
-		poolEvents:    make(chan event.GenericEvent, 256),
-		normalEvents:  rate.NewLimiter(rate.Limit(opts.NormalEventsPerSecond), int(5*opts.NormalEventsPerSecond)),
+		client:       cl,
+		recorder:     rec,
+		opts:         opts,
+		alloc:        allocator.New(),
+		pending:      map[types.NamespacedName]bool{},
+		warned:       map[string]bool{},
+		lastPool:     map[string]time.Time{},
+		nsWarned:     map[types.NamespacedName]bool{},
+		nsRetry:      workqueue.NewTypedItemExponentialFailureRateLimiter[types.NamespacedName](namespaceRetryBase, namespaceRetryMax),
+		normalEvents: rate.NewLimiter(rate.Limit(opts.NormalEventsPerSecond), int(5*opts.NormalEventsPerSecond)),
 	}
 }
+
+// The retries of a Service whose Namespace is not in the cache double from
+// namespaceRetryBase up to namespaceRetryMax. The Namespace's own watch
+// event normally re-queues the Service first (the cache is only behind);
+// the retries cover a Namespace read that fails for another reason.
+var (
+	namespaceRetryBase = 250 * time.Millisecond
+	namespaceRetryMax  = time.Minute
+)
+
+// conflictRetry is when a status write that lost a race is retried. The
+// newer version's watch event normally re-queues the object sooner.
+const conflictRetry = time.Second
 
 // SetupWithManager registers the Service and IPAddressPool controllers.
 func (c *Controller) SetupWithManager(mgr ctrl.Manager) error {
 	b := ctrl.NewControllerManagedBy(mgr).
 		Named("service").
 		For(&corev1.Service{}).
-		WatchesRawSource(source.Channel(c.serviceEvents, &handler.EnqueueRequestForObject{})).
-		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(c.pendingRequests)).
+		WatchesRawSource(c.services.source()).
+		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(c.namespaceRequests)).
 		WithOptions(controller.Options{MaxConcurrentReconciles: c.opts.Workers})
 	if c.opts.ServiceLBNamespace != "" && c.opts.LoadBalancerClass == "" {
 		// ServiceLB ignores Services with a class, so with --lb-class set
@@ -168,7 +196,7 @@ func (c *Controller) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("ipaddresspool").
 		For(&v1beta1.IPAddressPool{}).
-		WatchesRawSource(source.Channel(c.poolEvents, &handler.EnqueueRequestForObject{})).
+		WatchesRawSource(c.pools.source()).
 		Complete(reconcile.Func(c.reconcilePool))
 }
 
@@ -266,32 +294,38 @@ func (c *Controller) refreshPoolsLocked(ctx context.Context) ([]v1beta1.IPAddres
 	return list.Items, nil
 }
 
-// kickPendingLocked re-queues every Service that waits for an address.
+// kickPendingLocked re-queues every Service that waits for an address. It
+// never blocks (see requeuer), so holding c.mu while it runs is safe.
 func (c *Controller) kickPendingLocked() {
 	for nn := range c.pending {
-		c.serviceEvents <- event.GenericEvent{Object: &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: nn.Namespace, Name: nn.Name}}}
+		c.services.add(nn)
 	}
 }
 
-func (c *Controller) pendingRequests(context.Context, client.Object) []reconcile.Request {
+// namespaceRequests maps a Namespace to the Services in it that wait for
+// an address: a Service's pools depend on its own Namespace's labels only,
+// and a Service that holds addresses keeps them when those labels change.
+// This includes the Services whose Namespace was not in the cache yet,
+// which the Namespace's creation event thus re-queues.
+func (c *Controller) namespaceRequests(_ context.Context, ns client.Object) []reconcile.Request {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := make([]reconcile.Request, 0, len(c.pending))
+	var out []reconcile.Request
 	for nn := range c.pending {
-		out = append(out, reconcile.Request{NamespacedName: nn})
+		if nn.Namespace == ns.GetName() {
+			out = append(out, reconcile.Request{NamespacedName: nn})
+		}
 	}
 	return out
 }
 
+// poolChanged re-queues the named pools, whose counts changed. It never
+// blocks, and no change is lost: a queued pool reconcile reads the counts
+// when it runs.
 func (c *Controller) poolChanged(names ...string) {
 	for _, n := range names {
-		if n == "" {
-			continue
-		}
-		select {
-		case c.poolEvents <- event.GenericEvent{Object: &v1beta1.IPAddressPool{ObjectMeta: metav1.ObjectMeta{Name: n}}}:
-		default:
-			// The pool reconcile already queued will read the latest counts.
+		if n != "" {
+			c.pools.add(types.NamespacedName{Name: n})
 		}
 	}
 }
@@ -326,12 +360,12 @@ func (c *Controller) reconcileService(ctx context.Context, req reconcile.Request
 		return c.yieldToServiceLB(ctx, svc, daemonSets)
 	}
 
-	var nsLabels map[string]string
 	ns := &corev1.Namespace{}
-	if err := c.client.Get(ctx, types.NamespacedName{Name: svc.Namespace}, ns); err == nil {
-		nsLabels = ns.Labels
+	if err := c.client.Get(ctx, types.NamespacedName{Name: svc.Namespace}, ns); err != nil {
+		return c.namespaceUnknown(ctx, req.NamespacedName, err), nil
 	}
-	r, aliases, reqErr := buildRequest(svc, nsLabels)
+	c.namespaceKnown(req.NamespacedName)
+	r, aliases, reqErr := buildRequest(svc, ns.Labels)
 	c.warnAliases(svc, aliases)
 
 	c.mu.Lock()
@@ -349,8 +383,8 @@ func (c *Controller) reconcileService(ctx context.Context, req reconcile.Request
 		var err error
 		asg, err = c.alloc.Assign(r)
 		if err != nil {
-			e, _ := err.(*allocator.Error)
-			cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, string(e.Reason), e.Message
+			cond.Status = metav1.ConditionFalse
+			cond.Reason, cond.Message = failureReason(err)
 		} else {
 			cond.Status, cond.Reason = metav1.ConditionTrue, string(allocator.Allocated)
 			cond.Message = fmt.Sprintf("assigned %s from IPAddressPool %q", joinIPs(asg.IPs), asg.Pool)
@@ -369,6 +403,56 @@ func (c *Controller) reconcileService(ctx context.Context, req reconcile.Request
 		c.poolChanged(before.Pool, asg.Pool)
 	}
 	return c.writeStatus(ctx, svc, asg, cond)
+}
+
+// reasonInternalError is the IPAllocated reason when the allocator fails
+// with an error other than its own *allocator.Error. That is a bug; the
+// Service's condition says so instead of the controller crashing.
+const reasonInternalError = "InternalError"
+
+// failureReason returns the IPAllocated reason and message for an error
+// returned by the allocator.
+func failureReason(err error) (reason, message string) {
+	var e *allocator.Error
+	if errors.As(err, &e) && e != nil {
+		return string(e.Reason), e.Message
+	}
+	// %v, not err.Error(): fmt survives an Error method that panics, as a
+	// nil *allocator.Error's does.
+	return reasonInternalError, fmt.Sprintf("unexpected allocator error: %v", err)
+}
+
+// namespaceUnknown handles a Service whose Namespace could not be read. The
+// Namespace's labels decide which pools may serve the Service, and a
+// Service keeps the pool it is first given, so assigning without them
+// could leave it in a fallback pool for good. Usually the cache is just
+// behind the apiserver (NotFound), so the Service waits, without touching
+// its status: it is marked pending, so the Namespace's watch event
+// re-queues it, and it is retried with backoff in case no event comes.
+func (c *Controller) namespaceUnknown(ctx context.Context, nn types.NamespacedName, err error) reconcile.Result {
+	namespaceLookupFailures.Inc()
+	c.mu.Lock()
+	c.pending[nn] = true
+	first := !c.nsWarned[nn]
+	c.nsWarned[nn] = true
+	c.mu.Unlock()
+	if first {
+		// logr has no warning level; V(0), always shown, is the closest,
+		// and the prefix is controller-runtime's own convention. The
+		// reconcile's logger already has the key "namespace", the same.
+		log.FromContext(ctx).Info("Warning: cannot read the Service's Namespace, whose labels select its pools; the Service waits for it, and is retried",
+			"service", nn.String(), "error", err.Error())
+	}
+	return reconcile.Result{RequeueAfter: c.nsRetry.When(nn)}
+}
+
+// namespaceKnown ends the wait of namespaceUnknown: the backoff restarts
+// and a new failure is logged again.
+func (c *Controller) namespaceKnown(nn types.NamespacedName) {
+	c.nsRetry.Forget(nn)
+	c.mu.Lock()
+	delete(c.nsWarned, nn)
+	c.mu.Unlock()
 }
 
 func freed(before, after []netip.Addr) bool {
@@ -427,9 +511,11 @@ func sameIPs(a, b []netip.Addr) bool {
 }
 
 func (c *Controller) release(nn types.NamespacedName) {
+	c.nsRetry.Forget(nn)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.pending, nn)
+	delete(c.nsWarned, nn)
 	asg, ok := c.alloc.Assigned(nn.Namespace + "/" + nn.Name)
 	if !ok {
 		return
@@ -506,9 +592,8 @@ func (c *Controller) update(ctx context.Context, svc, desired *corev1.Service, c
 		return reconcile.Result{}, nil
 	}
 	if err := c.client.Status().Update(ctx, desired); err != nil {
-		if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
-			// A newer version is on its way to us through the watch.
-			return reconcile.Result{Requeue: true}, nil
+		if res, ok := lostRace(err); ok {
+			return res, nil
 		}
 		return reconcile.Result{}, fmt.Errorf("writing status of Service %s/%s: %w", svc.Namespace, svc.Name, err)
 	}
@@ -540,8 +625,8 @@ func (c *Controller) clearStatus(ctx context.Context, svc *corev1.Service) (reco
 		desired.Status.LoadBalancer.Ingress = nil
 	}
 	if err := c.client.Status().Update(ctx, desired); err != nil {
-		if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
-			return reconcile.Result{Requeue: true}, nil
+		if res, ok := lostRace(err); ok {
+			return res, nil
 		}
 		return reconcile.Result{}, err
 	}
@@ -550,6 +635,22 @@ func (c *Controller) clearStatus(ctx context.Context, svc *corev1.Service) (reco
 			"released the addresses: the Service is no longer a LoadBalancer of class %q", c.classDescription())
 	}
 	return reconcile.Result{}, nil
+}
+
+// lostRace reports whether a failed status write lost a race with another
+// writer: the object changed (conflict) or was deleted (not found) since it
+// was read. That is no error, and returning one would log it as such. The
+// watch brings the newer version or the deletion, to be reconciled then; a
+// conflict is also retried after conflictRetry, not at once, since the
+// cache has not caught up yet.
+func lostRace(err error) (reconcile.Result, bool) {
+	switch {
+	case apierrors.IsConflict(err):
+		return reconcile.Result{RequeueAfter: conflictRetry}, true
+	case apierrors.IsNotFound(err):
+		return reconcile.Result{}, true
+	}
+	return reconcile.Result{}, false
 }
 
 func (c *Controller) classDescription() string {
@@ -622,8 +723,8 @@ func (c *Controller) reconcilePool(ctx context.Context, req reconcile.Request) (
 		return reconcile.Result{RequeueAfter: wait}, nil
 	}
 	if err := c.client.Status().Update(ctx, desired); err != nil {
-		if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
-			return reconcile.Result{Requeue: true}, nil
+		if res, ok := lostRace(err); ok {
+			return res, nil
 		}
 		return reconcile.Result{}, fmt.Errorf("writing status of IPAddressPool %s: %w", pool.Name, err)
 	}

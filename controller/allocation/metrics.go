@@ -21,8 +21,16 @@ var (
 	}, []string{"pool", "family"})
 )
 
+// namespaceLookupFailures counts the reconciles of a Service that waited
+// because its Namespace could not be read (usually: not in the cache yet).
+// A steady rise means Services are not being assigned; see the log.
+var namespaceLookupFailures = prometheus.NewCounter(prometheus.CounterOpts{
+	Name: "pharos_controller_namespace_lookup_failures_total",
+	Help: "Reconciles of a Service that waited because its Namespace, whose labels select its pools, could not be read.",
+})
+
 func init() {
-	metrics.Registry.MustRegister(poolAddressesTotal, poolAddressesInUse)
+	metrics.Registry.MustRegister(poolAddressesTotal, poolAddressesInUse, namespaceLookupFailures)
 }
 
 // setPoolMetrics publishes a pool's counts.

@@ -198,14 +198,24 @@ func TestServiceLBIgnoredWithClass(t *testing.T) {
 	waitReason(t, ns, "classy", "Allocated", "198.18.52.0")
 	ctl.stop()
 
-	// With detection off, a matching DaemonSet changes nothing either.
+	// With detection off, a matching DaemonSet changes nothing either. The
+	// address alone does not show it: with detection on, a Service that got
+	// its address before the DaemonSet reached the cache keeps it, with the
+	// reason ServiceLBConflict. So the DaemonSet comes first, and the reason
+	// must be Allocated throughout.
 	startController(t, controllerOpts{noServiceLB: true})
 	createServiceLB(t, ns, "plain", "")
+	time.Sleep(500 * time.Millisecond)
 	createService(t, ns, "plain")
 	waitIPs(t, ns, "plain", "198.18.52.1")
+	waitReason(t, ns, "plain", "Allocated", "198.18.52.1")
 	consistently(t, time.Second, func() string {
-		if got := ingressIPs(getService(t, ns, "plain")); got != "198.18.52.1" {
+		s := getService(t, ns, "plain")
+		if got := ingressIPs(s); got != "198.18.52.1" {
 			return fmt.Sprintf("plain has %q", got)
+		}
+		if c := meta.FindStatusCondition(s.Status.Conditions, v1beta1.ConditionIPAllocated); c == nil || c.Reason == v1beta1.ReasonServiceLBConflict || c.Reason != "Allocated" {
+			return fmt.Sprintf("with detection off, plain's condition is %+v, want reason Allocated", c)
 		}
 		return ""
 	})

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -23,6 +24,7 @@ import (
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -76,6 +78,10 @@ type controllerOpts struct {
 	// noServiceLB turns K3s ServiceLB detection off; by default it watches
 	// kube-system, as the controller's flag does.
 	noServiceLB bool
+	// intercept, if set, wraps the manager's client, to inject failures.
+	intercept *interceptor.Funcs
+	// logger, if set, receives the controller's logs.
+	logger *logr.Logger
 }
 
 // runningController is a controller manager started by a test.
@@ -106,6 +112,18 @@ func startController(t *testing.T, o controllerOpts) *runningController {
 		opts.LeaseDuration = ptr.To(4 * time.Second)
 		opts.RenewDeadline = ptr.To(3 * time.Second)
 		opts.RetryPeriod = ptr.To(500 * time.Millisecond)
+	}
+	if o.intercept != nil {
+		opts.NewClient = func(cfg *rest.Config, co client.Options) (client.Client, error) {
+			c, err := client.NewWithWatch(cfg, co)
+			if err != nil {
+				return nil, err
+			}
+			return interceptor.NewClient(c, *o.intercept), nil
+		}
+	}
+	if o.logger != nil {
+		opts.Logger = *o.logger
 	}
 	cfg := rest.CopyConfig(restCfg)
 	if o.identity != "" {
