@@ -302,47 +302,88 @@ type nodeInfo struct {
 
 // Elect elects the node that announces in.IP. It is a pure function of its
 // input and does not depend on the order of its slices.
+//
+// It runs the phases described in the package documentation, each a
+// function below: the node rules (mergeNodes), the Services that are
+// served (appendServing, countServed), the candidates (markCandidates,
+// exclusions) and the winner (noCandidate or electWinner).
 func Elect(in Input) Result {
 	nodes := mergeNodes(in.Nodes)
-
-	// The Services with a serving endpoint; without one, nobody announces.
+	// Declared here, not returned by a callee, so that the compiler may
+	// keep its few elements on the stack.
 	var serving []*Service
-	for i := range in.Services {
-		s := &in.Services[i]
+	serving = appendServing(serving, in.Services)
+	if len(serving) == 0 {
+		return noEndpoints(in.Services)
+	}
+	fallback := make([]bool, len(serving))
+	countServed(nodes, serving, fallback)
+	candidates, excluded := markCandidates(nodes)
+	res := Result{
+		Candidates: Order(in.IP, candidates),
+		Excluded:   exclusions(nodes, serving, fallback, excluded),
+	}
+	if len(res.Candidates) == 0 {
+		return noCandidate(nodes, res)
+	}
+	return electWinner(in, nodes, res)
+}
+
+// appendServing appends to dst the Services with a serving endpoint
+// (ready, or terminating but serving) somewhere, in input order. Only they
+// count: without one, nobody announces.
+func appendServing(dst []*Service, services []Service) []*Service {
+	for i := range services {
+		s := &services[i]
 		for _, ep := range s.Endpoints {
 			if ep.Ready > 0 || ep.Terminating > 0 {
-				serving = append(serving, s)
+				dst = append(dst, s)
 				break
 			}
 		}
 	}
-	if len(serving) == 0 {
-		keys := make([]string, 0, len(in.Services))
-		for _, s := range in.Services {
-			keys = append(keys, s.Key)
-		}
-		slices.Sort(keys)
-		keys = slices.Compact(keys)
-		msg := "no Service uses the address"
-		switch len(keys) {
-		case 0:
-		case 1:
-			msg = "no serving endpoint of Service " + keys[0]
-		default:
-			msg = "no serving endpoint of Services " + joinLimited(keys, maxListed)
-		}
-		return Result{Reason: NoEndpoints, Message: msg}
-	}
+	return dst
+}
 
-	// How many Services each node serves. Cluster Services count for every
-	// node; Local ones for the nodes holding a usable local endpoint.
-	// Terminating endpoints are usable only if no node that passes the node
-	// rules has a ready one.
-	fallback := make([]bool, len(serving))
-	serves := func(s *Service, fallback bool, node string) bool {
-		ep := s.Endpoints[node]
-		return !s.LocalPolicy || ep.Ready > 0 || (fallback && ep.Terminating > 0)
+// noEndpoints is the result when no Service on the address has a serving
+// endpoint; it names the Services, sorted and without repeats, so that the
+// message does not depend on the input order.
+func noEndpoints(services []Service) Result {
+	keys := make([]string, 0, len(services))
+	for _, s := range services {
+		keys = append(keys, s.Key)
 	}
+	slices.Sort(keys)
+	keys = slices.Compact(keys)
+	msg := "no Service uses the address"
+	switch len(keys) {
+	case 0:
+	case 1:
+		msg = "no serving endpoint of Service " + keys[0]
+	default:
+		msg = "no serving endpoint of Services " + joinLimited(keys, maxListed)
+	}
+	return Result{Reason: NoEndpoints, Message: msg}
+}
+
+// serves reports whether node can serve s: any node serves a Cluster
+// Service; a Local one only a node holding a ready local endpoint, or, when
+// fallback is set, a terminating-but-serving one.
+func serves(s *Service, fallback bool, node string) bool {
+	ep := s.Endpoints[node]
+	return !s.LocalPolicy || ep.Ready > 0 || (fallback && ep.Terminating > 0)
+}
+
+// countServed sets how many of the serving Services each node serves, and
+// fallback[k], whether the terminating endpoints of serving[k] count (see
+// serves). They count for a Local Service only when no node that passes
+// the node rules holds a ready endpoint of it, so that traffic follows
+// kube-proxy, which uses terminating local endpoints only when a node has
+// no ready one. It must run before markCandidates adds
+// FaultNoLocalEndpoint: only the node rules' faults are looked at here.
+// The caller makes fallback, len(serving) long, so that it can stay off
+// the heap.
+func countServed(nodes []nodeInfo, serving []*Service, fallback []bool) {
 	for k, s := range serving {
 		if !s.LocalPolicy {
 			for i := range nodes {
@@ -363,14 +404,20 @@ func Elect(in Input) Result {
 			}
 		}
 	}
+}
+
+// markCandidates marks FaultNoLocalEndpoint on the nodes that serve fewer
+// Services than the best node passing the node rules (and at least one),
+// and returns the names of the nodes left without a fault, in the order of
+// nodes, and how many nodes have one.
+func markCandidates(nodes []nodeInfo) (candidates []string, excluded int) {
 	target := 1
 	for i := range nodes {
 		if nodes[i].faults == 0 {
 			target = max(target, nodes[i].serves)
 		}
 	}
-	candidates := make([]string, 0, len(nodes))
-	excluded := 0
+	candidates = make([]string, 0, len(nodes))
 	for i := range nodes {
 		n := &nodes[i]
 		if n.serves < target {
@@ -382,11 +429,17 @@ func Elect(in Input) Result {
 			excluded++
 		}
 	}
+	return candidates, excluded
+}
 
-	res := Result{Candidates: Order(in.IP, candidates)}
-	if excluded > 0 {
-		res.Excluded = make([]Exclusion, 0, excluded)
+// exclusions describes the excluded nodes, in the order of nodes (by
+// name); nil when there are none. excluded is their number, for the
+// capacity.
+func exclusions(nodes []nodeInfo, serving []*Service, fallback []bool, excluded int) []Exclusion {
+	if excluded == 0 {
+		return nil
 	}
+	out := make([]Exclusion, 0, excluded)
 	for i := range nodes {
 		n := &nodes[i]
 		if n.faults == 0 {
@@ -405,36 +458,46 @@ func Elect(in Input) Result {
 			slices.Sort(e.Unserved)
 			e.Unserved = slices.Compact(e.Unserved)
 		}
-		res.Excluded = append(res.Excluded, e)
+		out = append(out, e)
 	}
+	return out
+}
 
-	if len(res.Candidates) == 0 {
-		res.Reason = NoEligibleNode
-		selected, selectedUp := false, false
-		for i := range nodes {
-			n := &nodes[i]
-			if n.faults&(FaultNotAlive|FaultNotSelected) == 0 {
-				selected = true
-				if n.faults&FaultInterfaceDown == 0 {
-					selectedUp = true
-				}
+// noCandidate completes res, which has no candidate, with the reason: the
+// first rule in the order alive and selected, then interface up, that no
+// node passes, else NoEligibleNode; and a message explaining every node.
+func noCandidate(nodes []nodeInfo, res Result) Result {
+	res.Reason = NoEligibleNode
+	selected, selectedUp := false, false
+	for i := range nodes {
+		n := &nodes[i]
+		if n.faults&(FaultNotAlive|FaultNotSelected) == 0 {
+			selected = true
+			if n.faults&FaultInterfaceDown == 0 {
+				selectedUp = true
 			}
 		}
-		var prefix string
-		switch {
-		case !selected:
-			res.Reason = NoMatchingAdvertisement
-			prefix = "no alive node is selected by an L2Advertisement"
-		case !selectedUp:
-			res.Reason = InterfaceDown
-			prefix = "no alive selected node has an announcing interface up"
-		default:
-			prefix = "no eligible node"
-		}
-		res.Message = prefix + ": " + explain(res.Excluded)
-		return res
 	}
+	var prefix string
+	switch {
+	case !selected:
+		res.Reason = NoMatchingAdvertisement
+		prefix = "no alive node is selected by an L2Advertisement"
+	case !selectedUp:
+		res.Reason = InterfaceDown
+		prefix = "no alive selected node has an announcing interface up"
+	default:
+		prefix = "no eligible node"
+	}
+	res.Message = prefix + ": " + explain(res.Excluded)
+	return res
+}
 
+// electWinner completes res, which has candidates, with the winner: the
+// current owner while it is a candidate, so that a returning node does not
+// cost the clients a second move, unless the Service asks to return to the
+// preferred node; else the first candidate in hash order.
+func electWinner(in Input, nodes []nodeInfo, res Result) Result {
 	res.Reason = Elected
 	first := res.Candidates[0]
 	res.Winner = first
