@@ -46,6 +46,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/pharos-lb/pharos/api/v1beta1"
+	"github.com/pharos-lb/pharos/internal/bgpannounce"
 	"github.com/pharos-lb/pharos/internal/kubecheck"
 	"github.com/pharos-lb/pharos/internal/l2announce"
 	"github.com/pharos-lb/pharos/internal/layer2"
@@ -137,10 +138,12 @@ func run(logger *slog.Logger, o options) error {
 	if err != nil {
 		return err
 	}
+	internalIPs, err := nodeAddresses(ctx, logger, direct, o.nodeName)
+	if err != nil {
+		return err
+	}
 	if o.bindAddr == "" {
-		if o.bindAddr, err = nodeAddress(ctx, logger, direct, o.nodeName); err != nil {
-			return err
-		}
+		o.bindAddr = internalIPs[0]
 	}
 	bind, err := netip.ParseAddr(o.bindAddr)
 	if err != nil {
@@ -170,8 +173,17 @@ func run(logger *slog.Logger, o options) error {
 	l2 := l2announce.New(l2announce.Options{Node: o.nodeName, Announcer: o.announcer, Claims: members, Logger: logger})
 	defer func() { _ = l2.Close() }()
 	metrics.Registry.MustRegister(l2.Collector())
-	sp := &Speaker{node: o.nodeName, client: mgr.GetClient(), members: members, log: logger,
-		l2: l2, announcers: []speaker.Announcer{l2}, kick: kick}
+	sp := &Speaker{node: o.nodeName, client: mgr.GetClient(), members: members, log: logger, l2: l2, kick: kick}
+	var addrs []netip.Addr
+	for _, a := range internalIPs {
+		if ip, err := netip.ParseAddr(a); err == nil {
+			addrs = append(addrs, ip)
+		}
+	}
+	sp.bgp = bgpannounce.New(bgpannounce.Options{Node: o.nodeName, NodeLabels: sp.NodeLabels, Addresses: addrs,
+		Logger: logger, OnChange: kick, Password: secretPassword(direct)})
+	defer func() { _ = sp.bgp.Close() }()
+	sp.announcers = []speaker.Announcer{l2, sp.bgp}
 	all := handler.EnqueueRequestsFromMapFunc(func(context.Context, client.Object) []reconcile.Request {
 		return []reconcile.Request{{NamespacedName: types.NamespacedName{Name: "all"}}}
 	})
@@ -181,6 +193,10 @@ func run(logger *slog.Logger, o options) error {
 		Watches(&corev1.Node{}, all, builder.WithPredicates(nodeChanged)).
 		Watches(&v1beta1.IPAddressPool{}, all).
 		Watches(&v1beta1.L2Advertisement{}, all).
+		Watches(&v1beta1.BGPPeer{}, all).
+		Watches(&v1beta1.BGPAdvertisement{}, all).
+		Watches(&v1beta1.Community{}, all).
+		Watches(&v1beta1.BFDProfile{}, all).
 		WatchesRawSource(source.Channel(changes, all)).
 		Complete(sp)
 	if err != nil {
@@ -196,6 +212,7 @@ func run(logger *slog.Logger, o options) error {
 	meta := &metaPublisher{node: o.nodeName, members: members, log: logger}
 	go watchLinks(ctx, logger, meta, kick)
 	go sp.probeOwned(ctx, mgr.GetEventRecorder("pharos-speaker"), o.splitBrainInterval)
+	go sp.writeBGPStatus(ctx, direct, 2*time.Second)
 	go joinPeers(ctx, logger, mgr.GetClient(), members, o.nodeName, bind, &sp.joined, kick)
 
 	signals := make(chan os.Signal, 1)
@@ -250,27 +267,31 @@ func readKey(ctx context.Context, logger *slog.Logger, c client.Client, ref stri
 	}
 }
 
-// nodeAddress returns the Node's first InternalIP, the address memberlist
-// binds to. It waits while the Node is missing or has no InternalIP yet (a
+// nodeAddresses returns the Node's InternalIPs: the first is the address
+// memberlist binds to, and they are the next hops of its BGP routes. It waits while the Node is missing or has no InternalIP yet (a
 // node agent registers its Node and then posts its addresses), saying once
 // per distinct problem what it waits for; it fails at once when it may not
 // read Nodes.
-func nodeAddress(ctx context.Context, logger *slog.Logger, c client.Client, name string) (string, error) {
+func nodeAddresses(ctx context.Context, logger *slog.Logger, c client.Client, name string) ([]string, error) {
 	last := ""
 	for {
 		var n corev1.Node
 		err := c.Get(ctx, types.NamespacedName{Name: name}, &n)
 		if apierrors.IsForbidden(err) {
-			return "", fmt.Errorf("reading Node %s for its address: %w (or pass --bind-addr)", name, err)
+			return nil, fmt.Errorf("reading Node %s for its addresses: %w", name, err)
 		}
 		why := ""
 		if err != nil {
 			why = err.Error()
 		} else {
+			var ips []string
 			for _, a := range n.Status.Addresses {
 				if a.Type == corev1.NodeInternalIP {
-					return a.Address, nil
+					ips = append(ips, a.Address)
 				}
+			}
+			if len(ips) > 0 {
+				return ips, nil
 			}
 			why = "the Node has no InternalIP yet"
 		}
@@ -280,7 +301,7 @@ func nodeAddress(ctx context.Context, logger *slog.Logger, c client.Client, name
 		}
 		select {
 		case <-ctx.Done():
-			return "", ctx.Err()
+			return nil, ctx.Err()
 		case <-time.After(time.Second):
 		}
 	}

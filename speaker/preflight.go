@@ -34,6 +34,14 @@ func preflight(cfg *rest.Config, secretRef string) error {
 		{Verb: "list", Group: "pharos.io", Resource: "l2advertisements", Why: "read the L2Advertisements"},
 		{Verb: "watch", Group: "pharos.io", Resource: "l2advertisements", Why: "follow the L2Advertisements"},
 		{Verb: "create", Group: "events.k8s.io", Resource: "events", Why: "record events on Services"},
+		{Verb: "list", Group: "pharos.io", Resource: "bgppeers", Why: "read the BGP peers"},
+		{Verb: "watch", Group: "pharos.io", Resource: "bgppeers", Why: "follow the BGP peers"},
+		{Verb: "list", Group: "pharos.io", Resource: "bgpadvertisements", Why: "read the BGPAdvertisements"},
+		{Verb: "watch", Group: "pharos.io", Resource: "bgpadvertisements", Why: "follow the BGPAdvertisements"},
+		{Verb: "list", Group: "pharos.io", Resource: "communities", Why: "resolve community aliases"},
+		{Verb: "list", Group: "pharos.io", Resource: "bfdprofiles", Why: "read the BFD profiles"},
+		{Verb: "create", Group: "pharos.io", Resource: "bgpnodestatuses", Why: "report this node's BGP sessions"},
+		{Verb: "update", Group: "pharos.io", Resource: "bgpnodestatuses", Why: "report this node's BGP sessions"},
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/pharos-lb/pharos/api/v1beta1"
+	"github.com/pharos-lb/pharos/internal/bgpannounce"
 	"github.com/pharos-lb/pharos/internal/l2announce"
 	"github.com/pharos-lb/pharos/internal/speaker"
 	"github.com/pharos-lb/pharos/internal/speakerlist"
@@ -33,6 +34,8 @@ import (
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get,namespace=pharos-system
 // +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=list;watch
 // +kubebuilder:rbac:groups=pharos.io,resources=ipaddresspools;l2advertisements,verbs=list;watch
+// +kubebuilder:rbac:groups=pharos.io,resources=bgppeers;bgpadvertisements;communities;bfdprofiles,verbs=list;watch
+// +kubebuilder:rbac:groups=pharos.io,resources=bgpnodestatuses,verbs=get;create;update
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Speaker computes the desired state of every address on each change
@@ -46,7 +49,11 @@ type Speaker struct {
 	// l2 is the layer-2 announcer; announcers lists every announcer, l2
 	// first, in the order their reports appear in the condition.
 	l2         *l2announce.Layer2
+	bgp        *bgpannounce.BGP
 	announcers []speaker.Announcer
+	// nodeLabels are this node's labels as last seen, for BGPPeers'
+	// nodeSelectors.
+	nodeLabels atomic.Pointer[map[string]string]
 
 	// joined is set once the speaker has met the cluster (or found nobody
 	// to meet), and has its members' claims.
@@ -80,8 +87,12 @@ func (s *Speaker) Reconcile(ctx context.Context, _ reconcile.Request) (reconcile
 		nodes  corev1.NodeList
 		pools  v1beta1.IPAddressPoolList
 		advs   v1beta1.L2AdvertisementList
+		peers  v1beta1.BGPPeerList
+		bgpAdv v1beta1.BGPAdvertisementList
+		comms  v1beta1.CommunityList
+		bfds   v1beta1.BFDProfileList
 	)
-	for _, l := range []client.ObjectList{&svcs, &slices, &nodes, &pools, &advs} {
+	for _, l := range []client.ObjectList{&svcs, &slices, &nodes, &pools, &advs, &peers, &bgpAdv, &comms, &bfds} {
 		// Read-only use of the cache's objects: copying thousands of
 		// Services and EndpointSlices on every change would dominate the
 		// speaker's CPU and memory.
@@ -99,7 +110,13 @@ func (s *Speaker) Reconcile(ctx context.Context, _ reconcile.Request) (reconcile
 		Services: svcs.Items, EndpointSlices: slices.Items, Nodes: nodes.Items,
 		Pools: pools.Items, L2Advertisements: advs.Items,
 		Members: members, Claims: s.members.Claims(),
+		BGPPeers: peers.Items, BGPAdvertisements: bgpAdv.Items, Communities: comms.Items, BFDProfiles: bfds.Items,
 	})
+	for i := range nodes.Items {
+		if nodes.Items[i].Name == s.node {
+			s.nodeLabels.Store(&nodes.Items[i].Labels)
+		}
+	}
 	for _, a := range s.announcers {
 		a.Apply(st)
 	}
@@ -174,6 +191,11 @@ func (s *Speaker) Drain(timeout time.Duration) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	s.l2.Release()
+	// BGP sessions with graceful restart close without a NOTIFICATION: the
+	// routers keep this node's routes until its speaker is back.
+	if err := s.bgp.CloseGracefully(); err != nil {
+		s.log.Warn("stopping BGP", "err", err)
+	}
 	if err := s.members.Leave(time.Second); err != nil {
 		s.log.Warn("leaving the speakers' cluster", "err", err)
 	}
@@ -203,4 +225,12 @@ func localInterfaces() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// NodeLabels returns this node's labels as last seen.
+func (s *Speaker) NodeLabels() map[string]string {
+	if l := s.nodeLabels.Load(); l != nil {
+		return *l
+	}
+	return nil
 }

@@ -64,6 +64,10 @@ const (
 	ReasonAnnounceFailed = "AnnounceFailed"
 )
 
+// ReasonInternalError is the IPAllocated reason when the allocator fails in
+// a way it should not (a bug): the message carries the error.
+const ReasonInternalError = "InternalError"
+
 // ReasonServiceLBConflict is the IPAllocated reason, and the Warning
 // event's, while K3s ServiceLB also handles the Service.
 const ReasonServiceLBConflict = "ServiceLBConflict"

@@ -220,7 +220,7 @@ func (c *Controller) ensureLoaded(ctx context.Context) error {
 		return nil
 	}
 	logger := log.FromContext(ctx)
-	if _, err := c.refreshPoolsLocked(ctx); err != nil {
+	if err := c.refreshPoolsLocked(ctx); err != nil {
 		return err
 	}
 	var svcs corev1.ServiceList
@@ -264,10 +264,10 @@ func (c *Controller) ensureLoaded(ctx context.Context) error {
 
 // refreshPoolsLocked rebuilds the pool model when the pools changed and
 // re-queues the Services that lost their addresses or wait for one.
-func (c *Controller) refreshPoolsLocked(ctx context.Context) ([]v1beta1.IPAddressPool, error) {
+func (c *Controller) refreshPoolsLocked(ctx context.Context) error {
 	var list v1beta1.IPAddressPoolList
 	if err := c.client.List(ctx, &list); err != nil {
-		return nil, fmt.Errorf("listing IPAddressPools: %w", err)
+		return fmt.Errorf("listing IPAddressPools: %w", err)
 	}
 	fp := make([]string, 0, len(list.Items))
 	for _, p := range list.Items {
@@ -276,7 +276,7 @@ func (c *Controller) refreshPoolsLocked(ctx context.Context) ([]v1beta1.IPAddres
 	sort.Strings(fp)
 	key := strings.Join(fp, ",")
 	if key == c.poolsFP && c.result.Config != nil {
-		return list.Items, nil
+		return nil
 	}
 	c.poolsFP = key
 	c.result = config.Build(list.Items, c.result.Config)
@@ -291,7 +291,7 @@ func (c *Controller) refreshPoolsLocked(ctx context.Context) ([]v1beta1.IPAddres
 	if c.loaded {
 		c.kickPendingLocked()
 	}
-	return list.Items, nil
+	return nil
 }
 
 // kickPendingLocked re-queues every Service that waits for an address. It
@@ -405,11 +405,6 @@ func (c *Controller) reconcileService(ctx context.Context, req reconcile.Request
 	return c.writeStatus(ctx, svc, asg, cond)
 }
 
-// reasonInternalError is the IPAllocated reason when the allocator fails
-// with an error other than its own *allocator.Error. That is a bug; the
-// Service's condition says so instead of the controller crashing.
-const reasonInternalError = "InternalError"
-
 // failureReason returns the IPAllocated reason and message for an error
 // returned by the allocator.
 func failureReason(err error) (reason, message string) {
@@ -419,7 +414,7 @@ func failureReason(err error) (reason, message string) {
 	}
 	// %v, not err.Error(): fmt survives an Error method that panics, as a
 	// nil *allocator.Error's does.
-	return reasonInternalError, fmt.Sprintf("unexpected allocator error: %v", err)
+	return v1beta1.ReasonInternalError, fmt.Sprintf("unexpected allocator error: %v", err)
 }
 
 // namespaceUnknown handles a Service whose Namespace could not be read. The
@@ -680,7 +675,7 @@ func (c *Controller) reconcilePool(ctx context.Context, req reconcile.Request) (
 		return reconcile.Result{}, err
 	}
 	c.mu.Lock()
-	if _, err := c.refreshPoolsLocked(ctx); err != nil {
+	if err := c.refreshPoolsLocked(ctx); err != nil {
 		c.mu.Unlock()
 		return reconcile.Result{}, err
 	}

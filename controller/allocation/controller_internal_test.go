@@ -15,6 +15,7 @@ import (
 	"k8s.io/client-go/util/workqueue"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
+	"github.com/pharos-lb/pharos/api/v1beta1"
 	"github.com/pharos-lb/pharos/internal/allocator"
 )
 
@@ -28,8 +29,8 @@ func TestFailureReason(t *testing.T) {
 	}{
 		{"allocator error", exhausted, "PoolExhausted", "no free IPv4 address"},
 		{"wrapped allocator error", fmt.Errorf("assigning: %w", exhausted), "PoolExhausted", "no free IPv4 address"},
-		{"other error", errors.New("boom"), reasonInternalError, "boom"},
-		{"nil allocator error", (*allocator.Error)(nil), reasonInternalError, "unexpected allocator error"},
+		{"other error", errors.New("boom"), v1beta1.ReasonInternalError, "boom"},
+		{"nil allocator error", (*allocator.Error)(nil), v1beta1.ReasonInternalError, "unexpected allocator error"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			reason, message := failureReason(tc.err)

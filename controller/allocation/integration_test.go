@@ -249,7 +249,7 @@ func TestAvoidBuggyIPs(t *testing.T) {
 	eventually(t, waitTime, func() string {
 		a, b := ingressIPs(getService(t, ns, "a")), ingressIPs(getService(t, ns, "b"))
 		got := []string{a, b}
-		if !(a == "198.18.19.1" && b == "") && !(b == "198.18.19.1" && a == "") {
+		if (a != "198.18.19.1" || b != "") && (b != "198.18.19.1" || a != "") {
 			return fmt.Sprintf("after avoidBuggyIPs: %q", got)
 		}
 		return ""

@@ -71,10 +71,9 @@ func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
 // controllerOpts tune a test controller.
 type controllerOpts struct {
-	class         string
-	leaderElect   bool
-	identity      string
-	releaseOnStop bool
+	class       string
+	leaderElect bool
+	identity    string
 	// noServiceLB turns K3s ServiceLB detection off; by default it watches
 	// kube-system, as the controller's flag does.
 	noServiceLB bool
@@ -191,8 +190,7 @@ func deleteServices(t *testing.T, ns string) {
 
 type poolOpt func(*v1beta1.IPAddressPool)
 
-func noAutoAssign(p *v1beta1.IPAddressPool)  { p.Spec.AutoAssign = ptr.To(false) }
-func avoidBuggyIPs(p *v1beta1.IPAddressPool) { p.Spec.AvoidBuggyIPs = true }
+func noAutoAssign(p *v1beta1.IPAddressPool) { p.Spec.AutoAssign = ptr.To(false) }
 func allocateTo(sa v1beta1.ServiceAllocation) poolOpt {
 	return func(p *v1beta1.IPAddressPool) { p.Spec.ServiceAllocation = &sa }
 }

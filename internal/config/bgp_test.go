@@ -44,7 +44,10 @@ func TestParseBGPPeer(t *testing.T) {
 		{name: "source of the other family", edit: func(s *v1beta1.BGPPeerSpec) { s.SourceAddress = "2001:db8::1" }, errs: []string{"spec.sourceAddress", "family"}},
 		{name: "IPv6 router ID", edit: func(s *v1beta1.BGPPeerSpec) { s.RouterID = "2001:db8::1" }, errs: []string{"spec.routerID", "IPv4"}},
 		{name: "hold time too short", edit: func(s *v1beta1.BGPPeerSpec) { s.HoldTime = dur(2 * time.Second) }, errs: []string{"spec.holdTime", "at least 3s"}},
-		{name: "keepalive over hold", edit: func(s *v1beta1.BGPPeerSpec) { s.HoldTime = dur(9 * time.Second); s.KeepaliveTime = dur(10 * time.Second) }, errs: []string{"spec.keepaliveTime"}},
+		{name: "keepalive over hold", edit: func(s *v1beta1.BGPPeerSpec) {
+			s.HoldTime = dur(9 * time.Second)
+			s.KeepaliveTime = dur(10 * time.Second)
+		}, errs: []string{"spec.keepaliveTime"}},
 		{name: "connect time in fractions", edit: func(s *v1beta1.BGPPeerSpec) { s.ConnectTime = dur(1500 * time.Millisecond) }, errs: []string{"spec.connectTime", "whole seconds"}},
 		{name: "password and secret", edit: func(s *v1beta1.BGPPeerSpec) {
 			s.Password = "x"

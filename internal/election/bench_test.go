@@ -2,7 +2,6 @@ package election
 
 import (
 	"fmt"
-	"net/netip"
 	"testing"
 )
 
@@ -22,7 +21,7 @@ func BenchmarkElect(b *testing.B) {
 	}
 	inputs := make([]Input, 1000)
 	for i := range inputs {
-		var ip netip.Addr = addr4(i)
+		ip := addr4(i)
 		if i%4 == 3 {
 			ip = addr6(i)
 		}

@@ -176,18 +176,18 @@ type Input struct {
 type Fault uint8
 
 const (
-	// FaultNotAlive: not a live memberlist member.
+	// FaultNotAlive means not a live memberlist member.
 	FaultNotAlive Fault = 1 << iota
-	// FaultNotSelected: no applicable L2Advertisement selects the node.
+	// FaultNotSelected means no applicable L2Advertisement selects the node.
 	FaultNotSelected
-	// FaultNotReady: the node is not Ready.
+	// FaultNotReady means the node is not Ready.
 	FaultNotReady
-	// FaultExcluded: the node is labelled
+	// FaultExcluded means the node is labelled
 	// node.kubernetes.io/exclude-from-external-load-balancers.
 	FaultExcluded
-	// FaultInterfaceDown: no announcing interface is up.
+	// FaultInterfaceDown means no announcing interface is up.
 	FaultInterfaceDown
-	// FaultNoLocalEndpoint: the node serves fewer of the address's Services
+	// FaultNoLocalEndpoint means the node serves fewer of the address's Services
 	// than the candidates do (for a single Local Service: it holds no ready
 	// local endpoint).
 	FaultNoLocalEndpoint

@@ -6,10 +6,7 @@ import (
 )
 
 // Test addresses come from 198.18.0.0/15 and 2001:db8::/32 only.
-var (
-	ip4 = netip.MustParseAddr("198.18.0.10")
-	ip6 = netip.MustParseAddr("2001:db8::10")
-)
+var ip4 = netip.MustParseAddr("198.18.0.10")
 
 // opt changes a healthy node.
 type opt func(*Node)

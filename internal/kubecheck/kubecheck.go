@@ -31,6 +31,11 @@ type Resource struct {
 var PharosCRDs = []Resource{
 	{GroupVersion: "pharos.io/v1beta1", Resource: "ipaddresspools"},
 	{GroupVersion: "pharos.io/v1beta1", Resource: "l2advertisements"},
+	{GroupVersion: "pharos.io/v1beta1", Resource: "bgppeers"},
+	{GroupVersion: "pharos.io/v1beta1", Resource: "bgpadvertisements"},
+	{GroupVersion: "pharos.io/v1beta1", Resource: "communities"},
+	{GroupVersion: "pharos.io/v1beta1", Resource: "bfdprofiles"},
+	{GroupVersion: "pharos.io/v1beta1", Resource: "bgpnodestatuses"},
 }
 
 // PharosCRDHint says how to install PharosCRDs.

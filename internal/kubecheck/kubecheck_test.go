@@ -47,7 +47,7 @@ var opts = kubecheck.Options{
 	Component: "pharos-test",
 	Resources: []kubecheck.Resource{
 		{GroupVersion: "pharos.io/v1beta1", Resource: "ipaddresspools"},
-		{GroupVersion: "pharos.io/v1beta1", Resource: "bgppeers"},
+		{GroupVersion: "pharos.io/v1beta1", Resource: "notyetreleaseds"},
 		{GroupVersion: "nothere.io/v1", Resource: "widgets"},
 	},
 	CRDHint: "install the CRDs",
@@ -67,7 +67,7 @@ func TestCheckNamesEveryMissingCRDAndPermission(t *testing.T) {
 	msg := err.Error()
 	for _, want := range []string{
 		"pharos-test cannot start",
-		"the CRD bgppeers.pharos.io (pharos.io/v1beta1) is not installed; install the CRDs",
+		"the CRD notyetreleaseds.pharos.io (pharos.io/v1beta1) is not installed; install the CRDs",
 		"the CRD widgets.nothere.io (nothere.io/v1) is not installed",
 		`"nobody" may not list ipaddresspools.pharos.io cluster-wide (needed to read the pools); see the chart's RBAC`,
 		`"nobody" may not update services/status cluster-wide (needed to write addresses)`,

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/pharos-lb/pharos/api/v1beta1"
+	"github.com/pharos-lb/pharos/internal/election"
 	"github.com/pharos-lb/pharos/internal/layer2"
 	"github.com/pharos-lb/pharos/internal/speaker"
 )
@@ -238,6 +239,10 @@ func (l *Layer2) closeLocked(name string, oi *openIface) {
 // split brain when it is the winner.
 func (l *Layer2) Describe(a *speaker.Address) speaker.Report {
 	r := a.Election
+	if r.Winner == "" && r.Reason == election.NoMatchingAdvertisement && len(a.BGP.Advertisements) > 0 {
+		// Announced by BGP only: layer 2 has nothing to say about it.
+		return speaker.Report{}
+	}
 	if r.Winner == "" {
 		return speaker.Report{Applies: true, Reason: string(r.Reason), Message: r.Message}
 	}

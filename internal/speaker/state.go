@@ -39,6 +39,11 @@ type Snapshot struct {
 	Members map[string]speakerlist.Meta
 	// Claims are the speakers' current claims on addresses.
 	Claims map[netip.Addr][]speakerlist.Claim
+	// The BGP configuration.
+	BGPPeers          []v1beta1.BGPPeer
+	BGPAdvertisements []v1beta1.BGPAdvertisement
+	Communities       []v1beta1.Community
+	BFDProfiles       []v1beta1.BFDProfile
 }
 
 // Address is the desired state of one LoadBalancer address.
@@ -55,6 +60,8 @@ type Address struct {
 	// Claims are the speakers' claims on the address (layer 2's current
 	// owners as memberlist last told).
 	Claims []speakerlist.Claim
+	// BGP is how the address is advertised by BGP, if at all.
+	BGP BGPRoute
 }
 
 // State is the desired state of every LoadBalancer address that Pharos
@@ -62,7 +69,9 @@ type Address struct {
 type State struct {
 	// Addresses, sorted by address.
 	Addresses []*Address
-	byIP      map[netip.Addr]*Address
+	// BGP is the valid BGP configuration.
+	BGP  *BGPConfig
+	byIP map[netip.Addr]*Address
 }
 
 // Lookup returns the address's desired state, or nil.
@@ -106,7 +115,7 @@ func Compute(snap Snapshot) *State {
 		nodes[i] = &snap.Nodes[i]
 	}
 
-	st := &State{byIP: map[netip.Addr]*Address{}}
+	st := &State{byIP: map[netip.Addr]*Address{}, BGP: parseBGP(snap)}
 	for i := range snap.Services {
 		svc := &snap.Services[i]
 		pool := svc.Annotations[v1beta1.AnnotationAllocatedFromPool]
@@ -139,6 +148,7 @@ func Compute(snap Snapshot) *State {
 		in := electionInput(a, nodes, selecting, snap.Members, endpoints)
 		in.CurrentOwner = currentOwner(in, a.Claims)
 		a.Election = election.Elect(in)
+		a.BGP = bgpRoute(a, st.BGP, poolLabels[a.Pool], nodes, in)
 	}
 	return st
 }

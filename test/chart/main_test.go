@@ -134,7 +134,7 @@ func runHelm(t *testing.T, extraEnv []string, args ...string) (string, error) {
 		"HELM_DATA_HOME="+filepath.Join(dir, "data"))
 	cmd.Env = append(cmd.Env, extraEnv...)
 	if err := cmd.Run(); err != nil {
-		return stdout.String(), fmt.Errorf("helm %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+		return stdout.String(), fmt.Errorf("helm %s: %w\n%s", strings.Join(args, " "), err, stderr.String())
 	}
 	return stdout.String(), nil
 }

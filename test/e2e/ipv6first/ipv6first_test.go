@@ -83,8 +83,11 @@ func TestIPv6FirstSpeakersJoinAndAnswerOnce(t *testing.T) {
 		}
 		cluster.Eventually(t, 30*time.Second, func() error {
 			body, err := lab.HTTPGet(ctx, lab.Client.Name, url)
-			if err != nil || !strings.Contains(body, "my-nginx") {
-				return fmt.Errorf("GET %s from the client: %q %v", url, body, err)
+			if err != nil {
+				return fmt.Errorf("GET %s from the client: %w", url, err)
+			}
+			if !strings.Contains(body, "my-nginx") {
+				return fmt.Errorf("GET %s from the client answered %q", url, body)
 			}
 			return nil
 		})

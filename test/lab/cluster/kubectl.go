@@ -40,7 +40,7 @@ func (l *Lab) Exec(ctx context.Context, ns string, argv ...string) (string, erro
 	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", ns}, argv...)...)
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
-		return out.String(), fmt.Errorf("%s in %s: %v: %s", strings.Join(argv, " "), ns, err, strings.TrimSpace(out.String()))
+		return out.String(), fmt.Errorf("%s in %s: %w: %s", strings.Join(argv, " "), ns, err, strings.TrimSpace(out.String()))
 	}
 	return out.String(), nil
 }

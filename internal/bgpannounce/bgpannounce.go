@@ -1,0 +1,643 @@
+// Package bgpannounce is the speaker's BGP announcer: an embedded GoBGP v4
+// server that opens this node's sessions (the BGPPeers whose nodeSelectors
+// match it) and advertises, with this node as next hop, every address the
+// desired state (internal/speaker) says this node advertises, aggregated and
+// with the attributes of its BGPAdvertisements. It implements
+// speaker.Announcer, and reports each session's state for the node's
+// BGPNodeStatus.
+package bgpannounce
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	api "github.com/osrg/gobgp/v4/api"
+	"github.com/osrg/gobgp/v4/pkg/apiutil"
+	"github.com/osrg/gobgp/v4/pkg/packet/bgp"
+	"github.com/osrg/gobgp/v4/pkg/server"
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/pharos-lb/pharos/internal/config"
+	"github.com/pharos-lb/pharos/internal/speaker"
+)
+
+// Options configure a BGP announcer.
+type Options struct {
+	// Node is this node's name.
+	Node string
+	// NodeLabels returns the node's current labels, for the peers'
+	// nodeSelectors.
+	NodeLabels func() map[string]string
+	// Addresses are the node's InternalIPs: the next hops of its routes
+	// (one per family) and the default router ID (the IPv4 one).
+	Addresses []netip.Addr
+	// Password reads a passwordSecret; nil refuses them.
+	Password func(ctx context.Context, ref *corev1.SecretReference) (string, error)
+	// ListenPort is GoBGP's TCP listener: -1 (the default, 0 here) only
+	// dials out, which needs no capability.
+	ListenPort int32
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// OnChange is called (without blocking) when a session changes state.
+	OnChange func()
+}
+
+// Session is one BGP session's state, for the BGPNodeStatus.
+type Session struct {
+	Peer, PeerAddress string
+	State             string
+	BFDState          string
+	PrefixesSent      int
+	PrefixesReceived  int
+	LastError         string
+	Since             time.Time
+}
+
+type route struct {
+	prefix      netip.Prefix
+	localPref   uint32
+	hasPref     bool
+	communities []config.Community
+}
+
+func (r route) key() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s|%v|%d|", r.prefix, r.hasPref, r.localPref)
+	for _, c := range r.communities {
+		b.WriteString(c.String())
+		b.WriteByte(',')
+	}
+	return b.String()
+}
+
+type peerState struct {
+	cfg     *config.BGPPeer
+	key     string // the applied configuration, to notice changes
+	session Session
+	// established is the session state before the last event, to tell a
+	// failure from a harmless transition.
+	established bool
+}
+
+// BGP is the BGP announcer. Its methods are safe for concurrent use.
+type BGP struct {
+	opts Options
+	log  *slog.Logger
+
+	mu      sync.Mutex
+	srv     *server.BgpServer
+	started bool
+	cancel  context.CancelFunc
+	peers   map[string]*peerState // by BGPPeer name
+	byAddr  map[netip.Addr]string // peer address -> name
+	routes  map[netip.Prefix]route
+	errs    map[string]string // peer name -> configuration problem
+	closed  bool
+	// advertised: addresses this node advertises now, for Describe.
+	advertised map[netip.Addr]bool
+}
+
+var _ speaker.Announcer = (*BGP)(nil)
+
+// New returns a BGP announcer; its GoBGP server starts with the first peer.
+func New(opts Options) *BGP {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.ListenPort == 0 {
+		opts.ListenPort = -1
+	}
+	if opts.NodeLabels == nil {
+		opts.NodeLabels = func() map[string]string { return nil }
+	}
+	return &BGP{opts: opts, log: opts.Logger.With("component", "bgp"), peers: map[string]*peerState{},
+		byAddr: map[netip.Addr]string{}, routes: map[netip.Prefix]route{}, errs: map[string]string{}, advertised: map[netip.Addr]bool{}}
+}
+
+// Apply opens and closes sessions and advertises and withdraws routes to
+// match the state. Routes are added before new peers, so that a restarted
+// speaker's first UPDATEs (and its End-of-RIB, with graceful restart) carry
+// every route.
+func (b *BGP) Apply(st *speaker.State) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed || st.BGP == nil {
+		return
+	}
+	peers := st.BGP.PeersOf(b.opts.NodeLabels())
+	if len(peers) == 0 && !b.started {
+		return
+	}
+	if err := b.startLocked(peers); err != nil {
+		b.log.Error("cannot start the BGP server", "err", err)
+		return
+	}
+	b.applyRoutesLocked(st)
+	b.applyPeersLocked(peers, st.BGP)
+}
+
+// startLocked starts the GoBGP server once, with the first peers' ASN and
+// router ID.
+func (b *BGP) startLocked(peers []*config.BGPPeer) error {
+	if b.started {
+		return nil
+	}
+	asn := uint32(64512)
+	routerID := b.defaultRouterID()
+	if len(peers) > 0 {
+		asn = peers[0].MyASN
+		if peers[0].RouterID.IsValid() {
+			routerID = peers[0].RouterID
+		}
+	}
+	lvl := &slog.LevelVar{}
+	lvl.Set(slog.LevelWarn)
+	srv := server.NewBgpServer(server.LoggerOption(b.log.With("component", "gobgp"), lvl))
+	go srv.Serve()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{Asn: asn, RouterId: routerID.String(), ListenPort: b.opts.ListenPort}}); err != nil {
+		srv.Stop()
+		return err
+	}
+	wctx, wcancel := context.WithCancel(context.Background())
+	if err := srv.WatchEvent(wctx, server.WatchEventMessageCallbacks{OnPeerUpdate: b.onPeerEvent}, server.WatchPeer()); err != nil {
+		wcancel()
+		srv.Stop()
+		return err
+	}
+	b.srv, b.started, b.cancel = srv, true, wcancel
+	b.log.Info("BGP server started", "asn", asn, "routerID", routerID)
+	return nil
+}
+
+// defaultRouterID is the node's IPv4 address, or on an IPv6-only node a
+// stable address derived from its name (RFC 6286 only asks for a unique
+// 32-bit value).
+func (b *BGP) defaultRouterID() netip.Addr {
+	for _, a := range b.opts.Addresses {
+		if a.Is4() {
+			return a
+		}
+	}
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(b.opts.Node))
+	v := h.Sum32()
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+}
+
+// nextHop is the node's address of ip's family.
+func (b *BGP) nextHop(ip netip.Addr) (netip.Addr, bool) {
+	for _, a := range b.opts.Addresses {
+		if a.Is4() == ip.Is4() {
+			return a, true
+		}
+	}
+	return netip.Addr{}, false
+}
+
+// desiredRoutes computes this node's routes: every address it advertises,
+// aggregated per advertisement, with the union of the advertisements'
+// communities and their (agreeing) localPref.
+func (b *BGP) desiredRoutes(st *speaker.State) (map[netip.Prefix]route, map[netip.Addr]bool) {
+	labels := b.opts.NodeLabels()
+	out := map[netip.Prefix]route{}
+	advertised := map[netip.Addr]bool{}
+	for _, a := range st.Addresses {
+		if _, ok := slices.BinarySearch(a.BGP.Nodes, b.opts.Node); !ok {
+			continue
+		}
+		for _, adv := range a.BGP.Advertisements {
+			if !adv.SelectsNode(labels) {
+				continue
+			}
+			p := adv.AggregatedPrefix(a.IP)
+			r, had := out[p]
+			if !had {
+				r = route{prefix: p}
+			}
+			if adv.LocalPref != nil && !r.hasPref {
+				r.localPref, r.hasPref = *adv.LocalPref, true
+			}
+			for _, c := range adv.Communities {
+				if !slices.Contains(r.communities, c) {
+					r.communities = append(r.communities, c)
+				}
+			}
+			out[p] = r
+			advertised[a.IP] = true
+		}
+	}
+	for p, r := range out {
+		slices.SortFunc(r.communities, func(x, y config.Community) int { return strings.Compare(x.String(), y.String()) })
+		out[p] = r
+	}
+	return out, advertised
+}
+
+func (b *BGP) applyRoutesLocked(st *speaker.State) {
+	want, advertised := b.desiredRoutes(st)
+	b.advertised = advertised
+	var add, del []*apiutil.Path
+	for p, r := range b.routes {
+		if w, ok := want[p]; !ok || w.key() != r.key() {
+			if path, err := b.path(r, true); err == nil {
+				del = append(del, path)
+			}
+			delete(b.routes, p)
+		}
+	}
+	prefixes := make([]netip.Prefix, 0, len(want))
+	for p := range want {
+		prefixes = append(prefixes, p)
+	}
+	sort.Slice(prefixes, func(i, j int) bool { return prefixes[i].Addr().Less(prefixes[j].Addr()) })
+	for _, p := range prefixes {
+		r := want[p]
+		if _, ok := b.routes[p]; ok {
+			continue
+		}
+		path, err := b.path(r, false)
+		if err != nil {
+			b.log.Warn("cannot advertise", "prefix", p, "err", err)
+			continue
+		}
+		add = append(add, path)
+		b.routes[p] = r
+	}
+	if len(del) > 0 {
+		if err := b.srv.DeletePath(apiutil.DeletePathRequest{Paths: del}); err != nil {
+			b.log.Error("withdrawing routes", "count", len(del), "err", err)
+		}
+	}
+	// In chunks: one management-loop operation each, so sessions keep
+	// being served while thousands of routes go in.
+	for len(add) > 0 {
+		n := min(len(add), 1000)
+		if _, err := b.srv.AddPath(apiutil.AddPathRequest{Paths: add[:n]}); err != nil {
+			b.log.Error("advertising routes", "count", n, "err", err)
+		}
+		add = add[n:]
+	}
+}
+
+// path builds the GoBGP path of a route (a withdrawal with withdraw).
+func (b *BGP) path(r route, withdraw bool) (*apiutil.Path, error) {
+	nlri, err := bgp.NewIPAddrPrefix(r.prefix)
+	if err != nil {
+		return nil, err
+	}
+	family := bgp.RF_IPv4_UC
+	if r.prefix.Addr().Is6() {
+		family = bgp.RF_IPv6_UC
+	}
+	if withdraw {
+		return &apiutil.Path{Family: family, Nlri: nlri, Withdrawal: true}, nil
+	}
+	nh, ok := b.nextHop(r.prefix.Addr())
+	if !ok {
+		return nil, fmt.Errorf("node %s has no InternalIP of the prefix's family to use as next hop", b.opts.Node)
+	}
+	var nhAttr bgp.PathAttributeInterface
+	if family == bgp.RF_IPv4_UC {
+		nhAttr, err = bgp.NewPathAttributeNextHop(nh)
+	} else {
+		nhAttr, err = bgp.NewPathAttributeMpReachNLRI(family, []bgp.PathNLRI{{NLRI: nlri}}, nh)
+	}
+	if err != nil {
+		return nil, err
+	}
+	attrs := []bgp.PathAttributeInterface{bgp.NewPathAttributeOrigin(bgp.BGP_ORIGIN_ATTR_TYPE_IGP), nhAttr}
+	if r.hasPref {
+		attrs = append(attrs, bgp.NewPathAttributeLocalPref(r.localPref))
+	}
+	var std []uint32
+	var large []*bgp.LargeCommunity
+	for _, c := range r.communities {
+		if c.Large {
+			large = append(large, bgp.NewLargeCommunity(c.LargeValue[0], c.LargeValue[1], c.LargeValue[2]))
+		} else {
+			std = append(std, c.Value)
+		}
+	}
+	if len(std) > 0 {
+		attrs = append(attrs, bgp.NewPathAttributeCommunities(std))
+	}
+	if len(large) > 0 {
+		attrs = append(attrs, bgp.NewPathAttributeLargeCommunities(large))
+	}
+	return &apiutil.Path{Family: family, Nlri: nlri, Attrs: attrs}, nil
+}
+
+func (b *BGP) applyPeersLocked(peers []*config.BGPPeer, c *speaker.BGPConfig) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	want := map[string]*config.BGPPeer{}
+	for _, p := range peers {
+		want[p.Name] = p
+	}
+	for name, ps := range b.peers {
+		if w, ok := want[name]; ok && w.Address == ps.cfg.Address {
+			continue
+		}
+		b.deletePeerLocked(ctx, name, ps)
+	}
+	errs := map[string]string{}
+	for _, p := range peers {
+		if other, taken := b.byAddr[p.Address]; taken && other != p.Name {
+			errs[p.Name] = fmt.Sprintf("BGPPeer %s already peers with %s from this node; remove one of the two", other, p.Address)
+			continue
+		}
+		peer, problem, err := b.apiPeer(ctx, p, c)
+		if err != nil {
+			errs[p.Name] = err.Error()
+			if ps := b.peers[p.Name]; ps != nil {
+				b.deletePeerLocked(ctx, p.Name, ps)
+			}
+			continue
+		}
+		if problem != "" {
+			errs[p.Name] = problem
+		}
+		key := peer.String()
+		ps := b.peers[p.Name]
+		switch {
+		case ps == nil:
+			if err := b.srv.AddPeer(ctx, &api.AddPeerRequest{Peer: peer}); err != nil {
+				errs[p.Name] = "GoBGP refused the peer: " + err.Error()
+				continue
+			}
+			b.peers[p.Name] = &peerState{cfg: p, key: key, session: Session{Peer: p.Name, PeerAddress: p.Address.String(), State: "Idle", Since: time.Now()}}
+			b.byAddr[p.Address] = p.Name
+			b.log.Info("BGP peer added", "peer", p.Name, "address", p.Address)
+		case ps.key != key:
+			if _, err := b.srv.UpdatePeer(ctx, &api.UpdatePeerRequest{Peer: peer}); err != nil {
+				errs[p.Name] = "GoBGP refused the new configuration: " + err.Error()
+				continue
+			}
+			ps.cfg, ps.key = p, key
+			b.log.Info("BGP peer updated", "peer", p.Name, "address", p.Address)
+		}
+	}
+	for name, e := range errs {
+		if b.errs[name] != e {
+			b.log.Warn("BGP peer problem", "peer", name, "err", e)
+		}
+	}
+	b.errs = errs
+}
+
+func (b *BGP) deletePeerLocked(ctx context.Context, name string, ps *peerState) {
+	if err := b.srv.DeletePeer(ctx, &api.DeletePeerRequest{Address: ps.cfg.Address.String()}); err != nil {
+		b.log.Warn("removing BGP peer", "peer", name, "err", err)
+	}
+	delete(b.byAddr, ps.cfg.Address)
+	delete(b.peers, name)
+	b.log.Info("BGP peer removed", "peer", name)
+}
+
+// apiPeer builds GoBGP's peer configuration. problem is a non-fatal issue
+// (a missing BFD profile: the session runs without BFD).
+func (b *BGP) apiPeer(ctx context.Context, p *config.BGPPeer, c *speaker.BGPConfig) (*api.Peer, string, error) {
+	password := p.Password
+	if p.PasswordSecret != nil {
+		if b.opts.Password == nil {
+			return nil, "", errors.New("passwordSecret is not readable by this speaker")
+		}
+		pw, err := b.opts.Password(ctx, p.PasswordSecret)
+		if err != nil {
+			return nil, "", fmt.Errorf("passwordSecret %s/%s: %w", p.PasswordSecret.Namespace, p.PasswordSecret.Name, err)
+		}
+		password = pw
+	}
+	fam4 := &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST}
+	fam6 := &api.Family{Afi: api.Family_AFI_IP6, Safi: api.Family_SAFI_UNICAST}
+	families := []*api.Family{fam4, fam6}
+	if p.DisableMP {
+		families = families[:1]
+		if p.Address.Is6() {
+			families = []*api.Family{fam6}
+		}
+	}
+	var afiSafis []*api.AfiSafi
+	for _, f := range families {
+		afiSafis = append(afiSafis, &api.AfiSafi{
+			Config:            &api.AfiSafiConfig{Family: f, Enabled: true},
+			MpGracefulRestart: &api.MpGracefulRestart{Config: &api.MpGracefulRestartConfig{Enabled: p.GracefulRestart}},
+		})
+	}
+	peer := &api.Peer{
+		Conf:      &api.PeerConf{NeighborAddress: p.Address.String(), PeerAsn: p.PeerASN, LocalAsn: p.MyASN, AuthPassword: password},
+		Transport: &api.Transport{RemotePort: uint32(p.Port)},
+		Timers: &api.Timers{Config: &api.TimersConfig{
+			HoldTime: uint64(p.HoldTime / time.Second), KeepaliveInterval: uint64(p.Keepalive / time.Second),
+			ConnectRetry: uint64(max(p.ConnectTime/time.Second, 2)), IdleHoldTimeAfterReset: 2,
+		}},
+		AfiSafis: afiSafis,
+	}
+	if p.Source.IsValid() {
+		peer.Transport.LocalAddress = p.Source.String()
+	}
+	if p.EBGPMultiHop {
+		peer.EbgpMultihop = &api.EbgpMultihop{Enabled: true, MultihopTtl: 255}
+	}
+	if p.GracefulRestart {
+		peer.GracefulRestart = &api.GracefulRestart{Enabled: true, RestartTime: 120}
+	}
+	problem := ""
+	if p.BFDProfile != "" {
+		if prof := c.BFDProfiles[p.BFDProfile]; prof != nil {
+			peer.Bfd = &api.BfdPeerConfig{Enabled: true,
+				DesiredMinimumTxInterval: prof.TransmitMs * 1000, RequiredMinimumReceive: prof.ReceiveMs * 1000,
+				DetectionMultiplier: prof.Multiplier}
+		} else {
+			problem = fmt.Sprintf("BFDProfile %s does not exist (or is invalid): the session runs without BFD until it does", p.BFDProfile)
+		}
+	}
+	return peer, problem, nil
+}
+
+// onPeerEvent records a session's state changes, with GoBGP's reason when
+// a session fails.
+func (b *BGP) onPeerEvent(ev *apiutil.WatchEventMessage_PeerEvent, _ time.Time) {
+	if ev.Type != apiutil.PEER_EVENT_STATE && ev.Type != apiutil.PEER_EVENT_INIT {
+		return
+	}
+	st := ev.Peer.State
+	b.mu.Lock()
+	name, ok := b.byAddr[st.NeighborAddress]
+	ps := b.peers[name]
+	if !ok || ps == nil {
+		b.mu.Unlock()
+		return
+	}
+	state := fsmName(st.SessionState)
+	changed := ps.session.State != state
+	if changed {
+		ps.session.State, ps.session.Since = state, time.Now()
+	}
+	up := st.SessionState == bgp.BGP_FSM_ESTABLISHED
+	switch {
+	case up:
+		ps.session.LastError = ""
+	case st.DisconnectMessage != "" && (ps.established || failure(st.DisconnectReason)):
+		ps.session.LastError = st.DisconnectMessage
+	}
+	ps.established = up
+	b.mu.Unlock()
+	if changed {
+		b.log.Info("BGP session", "peer", name, "state", state, "reason", st.DisconnectMessage)
+		if b.opts.OnChange != nil {
+			b.opts.OnChange()
+		}
+	}
+}
+
+// failure tells the disconnect reasons that say why a session could not
+// come up from those of routine transitions.
+func failure(r api.PeerState_DisconnectReason) bool {
+	switch r {
+	case api.PeerState_DISCONNECT_REASON_BAD_PEER_AS, api.PeerState_DISCONNECT_REASON_NOTIFICATION_RECEIVED,
+		api.PeerState_DISCONNECT_REASON_NOTIFICATION_SENT, api.PeerState_DISCONNECT_REASON_HOLD_TIMER_EXPIRED,
+		api.PeerState_DISCONNECT_REASON_INVALID_MSG:
+		return true
+	}
+	return false
+}
+
+func fsmName(s bgp.FSMState) string {
+	switch s {
+	case bgp.BGP_FSM_IDLE:
+		return "Idle"
+	case bgp.BGP_FSM_CONNECT:
+		return "Connect"
+	case bgp.BGP_FSM_ACTIVE:
+		return "Active"
+	case bgp.BGP_FSM_OPENSENT:
+		return "OpenSent"
+	case bgp.BGP_FSM_OPENCONFIRM:
+		return "OpenConfirm"
+	case bgp.BGP_FSM_ESTABLISHED:
+		return "Established"
+	}
+	return "Unknown"
+}
+
+// Sessions returns the node's sessions, by peer name, with prefix counts
+// and BFD state read from GoBGP now, and configuration problems.
+func (b *BGP) Sessions(ctx context.Context) []Session {
+	b.mu.Lock()
+	out := make([]Session, 0, len(b.peers)+len(b.errs))
+	srv := b.srv
+	for name, ps := range b.peers {
+		s := ps.session
+		if e := b.errs[name]; e != "" && s.LastError == "" {
+			s.LastError = e
+		}
+		out = append(out, s)
+	}
+	for name, e := range b.errs {
+		if b.peers[name] == nil {
+			out = append(out, Session{Peer: name, State: "NotConfigured", LastError: e})
+		}
+	}
+	b.mu.Unlock()
+	if srv != nil {
+		stats := map[string]Session{}
+		_ = srv.ListPeer(ctx, &api.ListPeerRequest{EnableAdvertised: true}, func(p *api.Peer) {
+			var s Session
+			for _, af := range p.GetAfiSafis() {
+				s.PrefixesSent += int(af.GetState().GetAdvertised())
+				s.PrefixesReceived += int(af.GetState().GetReceived())
+			}
+			if p.GetConf().GetNeighborAddress() != "" {
+				s.BFDState = bfdName(p.GetState().GetBfdState().GetSessionState())
+				stats[p.GetConf().GetNeighborAddress()] = s
+			}
+		})
+		for i := range out {
+			if s, ok := stats[out[i].PeerAddress]; ok {
+				out[i].PrefixesSent, out[i].PrefixesReceived, out[i].BFDState = s.PrefixesSent, s.PrefixesReceived, s.BFDState
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Peer < out[j].Peer })
+	return out
+}
+
+func bfdName(s api.BfdSessionState) string {
+	switch s {
+	case api.BfdSessionState_BFD_SESSION_STATE_UP:
+		return "Up"
+	case api.BfdSessionState_BFD_SESSION_STATE_DOWN:
+		return "Down"
+	case api.BfdSessionState_BFD_SESSION_STATE_INIT:
+		return "Init"
+	case api.BfdSessionState_BFD_SESSION_STATE_ADMIN_DOWN:
+		return "AdminDown"
+	}
+	return ""
+}
+
+// Prefixes counts the prefixes this node advertises.
+func (b *BGP) Prefixes() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.routes)
+}
+
+// Describe says which nodes advertise the address by BGP, and to which of
+// this node's peers.
+func (b *BGP) Describe(a *speaker.Address) speaker.Report {
+	if len(a.BGP.Advertisements) == 0 {
+		return speaker.Report{}
+	}
+	if len(a.BGP.Nodes) == 0 {
+		return speaker.Report{Applies: true, Reason: "NoEligibleNode",
+			Message: "no node may advertise it by BGP (none is Ready, selected, not excluded and, for Local policy, holding a ready endpoint)"}
+	}
+	return speaker.Report{Applies: true, Announced: true,
+		Message: fmt.Sprintf("by BGP from node %s", strings.Join(a.BGP.Nodes, ", "))}
+}
+
+// Close stops BGP. With graceful, sessions that negotiated graceful restart
+// are closed without a NOTIFICATION, so the routers keep this node's routes
+// while its speaker restarts; otherwise every route is withdrawn.
+func (b *BGP) Close() error { return b.stop(false) }
+
+// CloseGracefully is Close for a speaker restart (SIGTERM).
+func (b *BGP) CloseGracefully() error { return b.stop(true) }
+
+func (b *BGP) stop(graceful bool) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return nil
+	}
+	b.closed = true
+	if !b.started {
+		return nil
+	}
+	b.cancel()
+	gr := false
+	for _, ps := range b.peers {
+		gr = gr || ps.cfg.GracefulRestart
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var err error
+	if graceful && gr {
+		err = b.srv.StopBgp(ctx, &api.StopBgpRequest{AllowGracefulRestart: true})
+	}
+	b.srv.Stop()
+	return err
+}
