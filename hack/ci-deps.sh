@@ -7,7 +7,7 @@
 # Debian when a program is missing.
 set -euo pipefail
 
-pkgs=(etcd-server iproute2 iputils-ping iputils-arping ndisc6 nftables iptables conntrack curl util-linux procps)
+pkgs=(etcd-server iproute2 iputils-ping iputils-arping ndisc6 frr bird2 nftables iptables conntrack curl util-linux procps)
 
 if ! command -v dpkg >/dev/null 2>&1; then
   echo "ci-deps: dpkg not found; this script supports Debian and Ubuntu only." >&2

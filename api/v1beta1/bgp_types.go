@@ -24,6 +24,7 @@ type BGPPeerSpec struct {
 	// MyASN is the nodes' AS number.
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=4294967295
+	// +kubebuilder:validation:Format=int64
 	MyASN uint32 `json:"myASN"`
 
 	// PeerASN is the router's AS number. Exactly one of peerASN and
@@ -31,6 +32,7 @@ type BGPPeerSpec struct {
 	// +optional
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=4294967295
+	// +kubebuilder:validation:Format=int64
 	PeerASN uint32 `json:"peerASN,omitempty"`
 
 	// DynamicASN accepts the router's ASN from its OPEN: "internal" (it
@@ -178,6 +180,8 @@ type BGPAdvertisementSpec struct {
 	// LocalPref is the LOCAL_PREF attribute, sent to iBGP peers only.
 	// Advertisements of one prefix to one peer must agree on it.
 	// +optional
+	// +kubebuilder:validation:Format=int64
+	// +kubebuilder:validation:Maximum=4294967295
 	LocalPref *uint32 `json:"localPref,omitempty"`
 
 	// Communities are attached to the routes: "65000:100" (standard),

@@ -1,0 +1,306 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pharos-lb/pharos/test/lab/cluster"
+	"github.com/pharos-lb/pharos/test/lab/routers"
+)
+
+// The BGP tests peer the lab's nodes with a real FRR (zebra, bfdd, bgpd) in
+// the router namespace, iBGP in AS 64512, and judge from FRR's own JSON
+// and kernel FIB, and from the remote client, which reaches the Service
+// through the router. The pool lies outside the LAN, so only BGP routes
+// lead to it.
+const (
+	bgpASN    = 64512
+	bgpPoolV4 = "198.18.150.0/24"
+	bgpPoolV6 = "2001:db8:150::/120"
+)
+
+func bgpManifest(router string) string {
+	return fmt.Sprintf(`apiVersion: pharos.io/v1beta1
+kind: BFDProfile
+metadata: {name: fast}
+spec: {receiveInterval: 300, transmitInterval: 300, detectMultiplier: 3}
+---
+apiVersion: pharos.io/v1beta1
+kind: BGPPeer
+metadata: {name: router}
+spec: {myASN: %[1]d, peerASN: %[1]d, peerAddress: %[2]q, bfdProfile: fast, enableGracefulRestart: true, holdTime: 9s, connectTime: 2s}
+---
+apiVersion: pharos.io/v1beta1
+kind: Community
+metadata: {name: aliases}
+spec:
+  communities: [{name: tenant, value: "65000:100"}]
+---
+apiVersion: pharos.io/v1beta1
+kind: IPAddressPool
+metadata: {name: bgp}
+spec: {addresses: [%[3]q, %[4]q], autoAssign: false}
+---
+apiVersion: pharos.io/v1beta1
+kind: BGPAdvertisement
+metadata: {name: bgp}
+spec:
+  ipAddressPools: [bgp]
+  localPref: 200
+  communities: [tenant, "large:64512:1:2"]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: bgp-web, namespace: default}
+spec:
+  replicas: 2
+  selector: {matchLabels: {run: bgp-web}}
+  template:
+    metadata: {labels: {run: bgp-web}}
+    spec:
+      containers:
+      - {name: bgp-web, image: echo, ports: [{containerPort: 80}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: bgp-web, namespace: default, annotations: {pharos.io/address-pool: bgp}}
+spec:
+  type: LoadBalancer
+  ipFamilyPolicy: PreferDualStack
+  ipFamilies: [IPv4, IPv6]
+  selector: {run: bgp-web}
+  ports: [{port: 80, protocol: TCP}]
+`, bgpASN, lab.Router.V4, bgpPoolV4, bgpPoolV6)
+}
+
+// startFRR runs FRR in the router namespace, peering with every node.
+func startFRR(t *testing.T) *routers.FRR {
+	t.Helper()
+	dir := filepath.Join(lab.Dir, "frr")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg := routers.FRRConfig{Namespace: lab.Router.Name, Dir: dir, RouterID: lab.Router.V4, ASN: bgpASN, Forwarding: true}
+	for _, n := range lab.Nodes {
+		cfg.Neighbors = append(cfg.Neighbors, routers.FRRNeighbor{Address: n.V4, RemoteASN: bgpASN, BFD: &routers.BFDTimers{}})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	frr, err := routers.StartFRR(ctx, cfg)
+	if err != nil {
+		if frr != nil {
+			_ = frr.Stop()
+		}
+		t.Fatalf("starting FRR in %s: %v", lab.Router.Name, err)
+	}
+	t.Cleanup(func() { _ = frr.Stop() })
+	return frr
+}
+
+func nodeV4(name string) netip.Addr {
+	for _, n := range lab.Nodes {
+		if n.Name == name {
+			return n.V4
+		}
+	}
+	return netip.Addr{}
+}
+
+// sortedAddrs renders next hops for comparison.
+func sortedAddrs(as []netip.Addr) string {
+	s := make([]string, len(as))
+	for i, a := range as {
+		s[i] = a.String()
+	}
+	sort.Strings(s)
+	return strings.Join(s, ",")
+}
+
+// waitFIB waits until FRR's kernel FIB routes prefix over exactly want.
+func waitFIB(t *testing.T, frr *routers.FRR, fam routers.Family, prefix netip.Prefix, want []netip.Addr, timeout time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	cluster.Eventually(t, timeout, func() error {
+		fib, err := frr.FIBRoutes(context.Background(), fam)
+		if err != nil {
+			return err
+		}
+		if got := sortedAddrs(fib[prefix]); got != sortedAddrs(want) {
+			return fmt.Errorf("FRR's FIB routes %s via %q, want %q", prefix, got, sortedAddrs(want))
+		}
+		return nil
+	})
+	return time.Since(start)
+}
+
+// podNodes returns the nodes running a Ready pod of the label.
+func podNodes(t *testing.T, label string) []string {
+	out := lab.MustKubectl(t, "get", "pods", "-l", label, "-o", `jsonpath={range .items[*]}{.spec.nodeName} {.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}`)
+	var nodes []string
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if f := strings.Fields(line); len(f) == 2 && f[1] == "True" && !slices.Contains(nodes, f[0]) {
+			nodes = append(nodes, f[0])
+		}
+	}
+	sort.Strings(nodes)
+	return nodes
+}
+
+// TestBGPAdvertisesToFRR: every node advertises the Service's addresses to
+// a real FRR with itself as next hop; FRR installs an ECMP route over all
+// of them in its kernel; the attributes (communities, large communities,
+// localPref) are FRR's to see; the remote client reaches the Service
+// through the router in both families; the status object shows the
+// sessions; with Local policy only the endpoints' nodes stay next hops; a
+// crashed node is withdrawn by BFD.
+func TestBGPAdvertisesToFRR(t *testing.T) {
+	frr := startFRR(t)
+	ctx := context.Background()
+	if err := lab.Apply(ctx, bgpManifest(lab.Router.V4.String())); err != nil {
+		t.Fatal(err)
+	}
+	var ingress []string
+	cluster.Eventually(t, 60*time.Second, func() error {
+		ingress = strings.Fields(lab.MustKubectl(t, "get", "svc", "bgp-web", "-o", `jsonpath={.status.loadBalancer.ingress[*].ip}`))
+		if len(ingress) != 2 {
+			return fmt.Errorf("ingress %v, want one address per family", ingress)
+		}
+		return nil
+	})
+	v4, v6 := netip.MustParseAddr(ingress[0]), netip.MustParseAddr(ingress[1])
+	p4, p6 := netip.PrefixFrom(v4, 32), netip.PrefixFrom(v6, 128)
+	var all4, all6 []netip.Addr
+	for _, n := range lab.Nodes {
+		all4, all6 = append(all4, n.V4), append(all6, n.V6)
+	}
+
+	// Sessions up, from FRR's side.
+	cluster.Eventually(t, 60*time.Second, func() error {
+		ns, err := frr.Neighbors(ctx)
+		if err != nil {
+			return err
+		}
+		for _, n := range lab.Nodes {
+			if ns[n.V4].State != "Established" {
+				return fmt.Errorf("FRR's session with %s (%s) is %q", n.Name, n.V4, ns[n.V4].State)
+			}
+		}
+		return nil
+	})
+	// ECMP over every node, in FRR's kernel FIB, both families (IPv6 over
+	// the IPv4 sessions, next hop the node's IPv6 address).
+	waitFIB(t, frr, routers.IPv4, p4, all4, 30*time.Second)
+	waitFIB(t, frr, routers.IPv6, p6, all6, 30*time.Second)
+
+	attrs, err := frr.RouteAttrs(ctx, p4)
+	if err != nil || len(attrs) == 0 {
+		t.Fatalf("route attributes of %s: %v %v", p4, attrs, err)
+	}
+	a := attrs[0]
+	if !slices.Contains(a.Communities, "65000:100") || !slices.Contains(a.LargeCommunities, "64512:1:2") || a.LocalPref == nil || *a.LocalPref != 200 {
+		t.Errorf("FRR sees %s with communities %v, large %v, localPref %v; want 65000:100, 64512:1:2 and 200", p4, a.Communities, a.LargeCommunities, a.LocalPref)
+	}
+
+	// BFD up for every node.
+	cluster.Eventually(t, 30*time.Second, func() error {
+		peers, err := frr.BFDPeers(ctx)
+		if err != nil {
+			return err
+		}
+		for _, n := range lab.Nodes {
+			if peers[n.V4].Status != "up" {
+				return fmt.Errorf("FRR's BFD session with %s is %q", n.Name, peers[n.V4].Status)
+			}
+		}
+		return nil
+	})
+
+	// The remote client, behind the router, reaches the Service.
+	for _, ip := range ingress {
+		cluster.Eventually(t, 30*time.Second, func() error {
+			body, err := lab.HTTPGet(ctx, lab.Remote.Name, "http://"+hostPort(ip, "80")+"/")
+			if err != nil {
+				return err
+			}
+			if !strings.Contains(body, "pod=bgp-web-") {
+				return fmt.Errorf("the remote client got %q from %s", body, ip)
+			}
+			return nil
+		})
+	}
+
+	// Each node's status object shows its session, established, with
+	// prefixes sent; the Service's condition says BGP.
+	cluster.Eventually(t, 20*time.Second, func() error {
+		out := lab.MustKubectl(t, "get", "bgpnodestatuses", "-o", `jsonpath={range .items[*]}{.metadata.name} {.status.established} {.status.sessions[0].state} {.status.sessions[0].bfdState} {.status.sessions[0].prefixesSent}{"\n"}{end}`)
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		if len(lines) != len(lab.Nodes) {
+			return fmt.Errorf("BGPNodeStatuses:\n%s", out)
+		}
+		for _, l := range lines {
+			f := strings.Fields(l)
+			if len(f) != 5 || f[1] != "1/1" || f[2] != "Established" || f[3] != "Up" || f[4] == "0" {
+				return fmt.Errorf("BGPNodeStatus %q, want 1/1 Established, BFD Up, prefixes sent", l)
+			}
+		}
+		return nil
+	})
+	cond := lab.MustKubectl(t, "get", "svc", "bgp-web", "-o", `jsonpath={.status.conditions[?(@.type=="pharos.io/Announced")].message}`)
+	if !strings.Contains(cond, "by BGP from node") {
+		t.Errorf("Announced condition %q does not mention BGP", cond)
+	}
+
+	// Local policy: only the nodes with a ready endpoint are next hops.
+	lab.MustKubectl(t, "patch", "svc", "bgp-web", "-p", `{"spec":{"externalTrafficPolicy":"Local"}}`)
+	var want []netip.Addr
+	for _, n := range podNodes(t, "run=bgp-web") {
+		want = append(want, nodeV4(n))
+	}
+	if len(want) == 0 || len(want) == len(lab.Nodes) {
+		t.Logf("the pods run on %v: Local cannot be told from Cluster here", want)
+	}
+	waitFIB(t, frr, routers.IPv4, p4, want, 20*time.Second)
+	lab.MustKubectl(t, "patch", "svc", "bgp-web", "-p", `{"spec":{"externalTrafficPolicy":"Cluster"}}`)
+	waitFIB(t, frr, routers.IPv4, p4, all4, 20*time.Second)
+
+	// A node without pods crashes: BFD withdraws it at FRR well before
+	// the 9 s hold time.
+	victim := ""
+	pods := podNodes(t, "run=bgp-web")
+	for _, n := range lab.Nodes {
+		if !slices.Contains(pods, n.Name) {
+			victim = n.Name
+		}
+	}
+	if victim == "" {
+		victim = lab.Nodes[0].Name
+	}
+	var rest []netip.Addr
+	for _, n := range lab.Nodes {
+		if n.Name != victim {
+			rest = append(rest, n.V4)
+		}
+	}
+	if err := lab.CrashNode(victim); err != nil {
+		t.Fatal(err)
+	}
+	took := waitFIB(t, frr, routers.IPv4, p4, rest, 5*time.Second)
+	t.Logf("crash of %s: FRR withdrew its next hop after %s (BFD 300 ms x 3)", victim, took)
+	if took > 2*time.Second {
+		t.Errorf("withdrawal took %s, want BFD's ~1 s", took)
+	}
+	if err := lab.RecoverNode(ctx, victim); err != nil {
+		t.Fatal(err)
+	}
+	waitFIB(t, frr, routers.IPv4, p4, all4, 60*time.Second)
+}
