@@ -155,6 +155,9 @@ func main() {
 	if err := advertisement.SetupWithManager(mgr); err != nil {
 		fail(err)
 	}
+	if err := advertisement.SetupBGPWithManager(mgr); err != nil {
+		fail(err)
+	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		fail(err)
 	}

@@ -27,6 +27,19 @@ type preflightOptions struct {
 // (the kubebuilder:rbac markers next to that code list the same ones), so
 // that a broken install says what is missing instead of looping on 403s.
 func preflight(cs kubernetes.Interface, o preflightOptions) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return kubecheck.Check(ctx, cs, kubecheck.Options{
+		Component:   "pharos-controller",
+		Resources:   kubecheck.PharosCRDs,
+		CRDHint:     kubecheck.PharosCRDHint,
+		Permissions: preflightPermissions(o),
+		RBACHint:    "grant it to the controller's ServiceAccount (the Helm chart's ClusterRole and Role for the controller do; see config/rbac/)",
+	})
+}
+
+// preflightPermissions lists what preflight checks.
+func preflightPermissions(o preflightOptions) []kubecheck.Permission {
 	perms := []kubecheck.Permission{
 		{Verb: "list", Resource: "services", Why: "find LoadBalancer Services"},
 		{Verb: "watch", Resource: "services", Why: "follow LoadBalancer Services"},
@@ -39,6 +52,16 @@ func preflight(cs kubernetes.Interface, o preflightOptions) error {
 		{Verb: "list", Group: "pharos.io", Resource: "l2advertisements", Why: "validate L2Advertisements"},
 		{Verb: "watch", Group: "pharos.io", Resource: "l2advertisements", Why: "follow L2Advertisements"},
 		{Verb: "update", Group: "pharos.io", Resource: "l2advertisements", Subresource: "status", Why: "report L2Advertisement validity"},
+		{Verb: "list", Group: "pharos.io", Resource: "bgppeers", Why: "validate BGPPeers"},
+		{Verb: "watch", Group: "pharos.io", Resource: "bgppeers", Why: "follow BGPPeers"},
+		{Verb: "update", Group: "pharos.io", Resource: "bgppeers", Subresource: "status", Why: "report BGPPeer validity"},
+		{Verb: "list", Group: "pharos.io", Resource: "bgpadvertisements", Why: "validate BGPAdvertisements"},
+		{Verb: "watch", Group: "pharos.io", Resource: "bgpadvertisements", Why: "follow BGPAdvertisements"},
+		{Verb: "update", Group: "pharos.io", Resource: "bgpadvertisements", Subresource: "status", Why: "report BGPAdvertisement validity"},
+		{Verb: "list", Group: "pharos.io", Resource: "communities", Why: "resolve BGPAdvertisements' community aliases"},
+		{Verb: "watch", Group: "pharos.io", Resource: "communities", Why: "follow community aliases"},
+		{Verb: "list", Group: "pharos.io", Resource: "bfdprofiles", Why: "check the BFDProfiles that BGPPeers name"},
+		{Verb: "watch", Group: "pharos.io", Resource: "bfdprofiles", Why: "follow BFDProfiles"},
 		{Verb: "create", Group: "events.k8s.io", Resource: "events", Why: "record events on Services"},
 	}
 	if o.leaderElect {
@@ -64,15 +87,7 @@ func preflight(cs kubernetes.Interface, o preflightOptions) error {
 			)
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	return kubecheck.Check(ctx, cs, kubecheck.Options{
-		Component:   "pharos-controller",
-		Resources:   kubecheck.PharosCRDs,
-		CRDHint:     kubecheck.PharosCRDHint,
-		Permissions: perms,
-		RBACHint:    "grant it to the controller's ServiceAccount (the Helm chart's ClusterRole and Role for the controller do; see config/rbac/)",
-	})
+	return perms
 }
 
 // serviceLBDetection returns the namespace in which to watch K3s ServiceLB's

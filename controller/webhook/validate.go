@@ -1,5 +1,6 @@
 // Package webhook is the controller's validating admission webhook for
-// IPAddressPools and L2Advertisements, and the rotation of its own TLS
+// IPAddressPools, L2Advertisements and the BGP objects (BGPPeer,
+// BGPAdvertisement, Community, BFDProfile), and the rotation of its own TLS
 // certificate.
 //
 // The webhook checks an incoming object together with everything already
@@ -12,6 +13,7 @@ package webhook
 import (
 	"context"
 	"fmt"
+	"sort"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -31,12 +33,14 @@ const (
 	PathL2Advertisement = "/validate-pharos-io-v1beta1-l2advertisement"
 )
 
-// Register adds both validators to server. reader should read from the
-// apiserver, not a cache: two pools created a moment apart must see each
-// other, or both could be admitted with overlapping addresses.
+// Register adds the validators to server: pools, L2Advertisements and the
+// BGP objects (bgp.go). reader should read from the apiserver, not a
+// cache: two pools created a moment apart must see each other, or both
+// could be admitted with overlapping addresses.
 func Register(server webhook.Server, scheme *runtime.Scheme, reader client.Reader) {
 	server.Register(PathIPAddressPool, admission.WithValidator[*v1beta1.IPAddressPool](scheme, poolValidator{reader}))
 	server.Register(PathL2Advertisement, admission.WithValidator[*v1beta1.L2Advertisement](scheme, l2Validator{reader}))
+	registerBGP(server, scheme, reader)
 }
 
 // Probe is an IPAddressPool that the CRD's schema accepts and the webhook
@@ -79,20 +83,79 @@ func (v poolValidator) validate(ctx context.Context, obj *v1beta1.IPAddressPool)
 	if errs := config.ValidatePool(obj, pools.Items); len(errs) > 0 {
 		return nil, apierrors.NewInvalid(schema.GroupKind{Group: v1beta1.GroupVersion.Group, Kind: "IPAddressPool"}, obj.Name, errs)
 	}
-	var advs v1beta1.L2AdvertisementList
-	if err := v.reader.List(ctx, &advs); err != nil {
-		// Only a warning depends on it; the pool itself is fine.
+	pool, _ := config.ParsePool(obj)
+	// Only warnings depend on the advertisements: when they cannot be
+	// read, the pool is admitted without them.
+	bgp, err := bgpAdvertisements(ctx, v.reader)
+	if err != nil {
 		return nil, nil
 	}
-	pool, _ := config.ParsePool(obj)
-	for i := range advs.Items {
-		if adv, _, errs := config.ParseL2Advertisement(&advs.Items[i], nil); len(errs) == 0 && adv.SelectsPool(pool) {
-			return nil, nil
+	warnings := bgpAggregationWarnings(bgp, pool)
+	if !announced(ctx, v.reader, bgp, pool) {
+		warnings = append(warnings, fmt.Sprintf(
+			"no L2Advertisement or BGPAdvertisement selects IPAddressPool %q: its addresses will be assigned to Services but not announced; create an L2Advertisement or a BGPAdvertisement that lists it in spec.ipAddressPools",
+			obj.Name))
+	}
+	return warnings, nil
+}
+
+// announced reports whether a valid L2Advertisement or one of the valid
+// BGPAdvertisements bgp selects pool. Only a warning depends on it: when
+// the L2Advertisements cannot be read, the pool counts as announced.
+func announced(ctx context.Context, reader client.Reader, bgp []*config.BGPAdvertisement, pool *config.Pool) bool {
+	for _, adv := range bgp {
+		if adv.SelectsPoolNamed(pool.Name, pool.Labels) {
+			return true
 		}
 	}
-	return admission.Warnings{fmt.Sprintf(
-		"no L2Advertisement selects IPAddressPool %q: its addresses will be assigned to Services but not announced; create an L2Advertisement that lists it in spec.ipAddressPools",
-		obj.Name)}, nil
+	var l2 v1beta1.L2AdvertisementList
+	if err := reader.List(ctx, &l2); err != nil {
+		return true
+	}
+	for i := range l2.Items {
+		if adv, _, errs := config.ParseL2Advertisement(&l2.Items[i], nil); len(errs) == 0 && adv.SelectsPool(pool) {
+			return true
+		}
+	}
+	return false
+}
+
+// bgpAggregationWarnings warns about each of the valid BGPAdvertisements
+// advs that selects pool and would aggregate its addresses beyond its
+// ranges (the advertisement's Valid condition then says
+// AggregationOutsidePool).
+func bgpAggregationWarnings(advs []*config.BGPAdvertisement, pool *config.Pool) admission.Warnings {
+	var out admission.Warnings
+	for _, adv := range advs {
+		if !adv.SelectsPoolNamed(pool.Name, pool.Labels) {
+			continue
+		}
+		for _, e := range config.AggregationErrors(adv, pool) {
+			out = append(out, fmt.Sprintf("BGPAdvertisement %s: %s", adv.Name, e.Error()))
+		}
+	}
+	return out
+}
+
+// bgpAdvertisements returns the valid BGPAdvertisements, sorted by name.
+func bgpAdvertisements(ctx context.Context, reader client.Reader) ([]*config.BGPAdvertisement, error) {
+	var advs v1beta1.BGPAdvertisementList
+	if err := reader.List(ctx, &advs); err != nil {
+		return nil, err
+	}
+	var communities v1beta1.CommunityList
+	if err := reader.List(ctx, &communities); err != nil {
+		return nil, err
+	}
+	aliases, _ := config.ParseCommunityAliases(communities.Items)
+	var out []*config.BGPAdvertisement
+	for i := range advs.Items {
+		if adv, _, errs := config.ParseBGPAdvertisement(&advs.Items[i], aliases, nil); len(errs) == 0 {
+			out = append(out, adv)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
 }
 
 type l2Validator struct{ reader client.Reader }

@@ -123,14 +123,23 @@ func serve(t *testing.T, name string, policy certs.Policy, failure admissionregi
 	s := &served{name: name, port: freePort(t), done: make(chan struct{})}
 	ctx := context.Background()
 	cfg := &admissionregistrationv1.ValidatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: name}}
+	// As charts/pharos/templates/webhook.yaml registers them.
 	for _, w := range []struct{ name, resource, path string }{
 		{"ipaddresspools.pharos.io", "ipaddresspools", pwebhook.PathIPAddressPool},
 		{"l2advertisements.pharos.io", "l2advertisements", pwebhook.PathL2Advertisement},
+		{"bgppeers.pharos.io", "bgppeers", pwebhook.PathBGPPeer},
+		{"bgpadvertisements.pharos.io", "bgpadvertisements", pwebhook.PathBGPAdvertisement},
+		{"communities.pharos.io", "communities", pwebhook.PathCommunity},
+		{"bfdprofiles.pharos.io", "bfdprofiles", pwebhook.PathBFDProfile},
 	} {
+		ops := []admissionregistrationv1.OperationType{"CREATE", "UPDATE"}
+		if w.resource == "bfdprofiles" {
+			ops = append(ops, "DELETE")
+		}
 		cfg.Webhooks = append(cfg.Webhooks, admissionregistrationv1.ValidatingWebhook{
 			Name:                    w.name,
 			ClientConfig:            admissionregistrationv1.WebhookClientConfig{URL: ptr.To(fmt.Sprintf("https://127.0.0.1:%d%s", s.port, w.path))},
-			Rules:                   []admissionregistrationv1.RuleWithOperations{{Operations: []admissionregistrationv1.OperationType{"CREATE", "UPDATE"}, Rule: admissionregistrationv1.Rule{APIGroups: []string{"pharos.io"}, APIVersions: []string{"v1beta1"}, Resources: []string{w.resource}}}},
+			Rules:                   []admissionregistrationv1.RuleWithOperations{{Operations: ops, Rule: admissionregistrationv1.Rule{APIGroups: []string{"pharos.io"}, APIVersions: []string{"v1beta1"}, Resources: []string{w.resource}}}},
 			FailurePolicy:           ptr.To(failure),
 			SideEffects:             ptr.To(admissionregistrationv1.SideEffectClassNone),
 			AdmissionReviewVersions: []string{"v1"},
@@ -229,7 +238,7 @@ func TestWebhookRejectsWhatTheControllerWould(t *testing.T) {
 	if err := k8s.Create(ctx, pool("lan", "198.18.100.0/24")); err != nil {
 		t.Fatalf("a valid pool was rejected: %v", err)
 	}
-	if w := strings.Join(warnings.take(), "\n"); !strings.Contains(w, `no L2Advertisement selects IPAddressPool "lan"`) {
+	if w := strings.Join(warnings.take(), "\n"); !strings.Contains(w, `no L2Advertisement or BGPAdvertisement selects IPAddressPool "lan"`) {
 		t.Errorf("creating a pool nothing announces gave warnings %q; want one saying so", w)
 	}
 

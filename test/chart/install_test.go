@@ -211,6 +211,13 @@ func TestInstallUpgrade(t *testing.T) {
 		{controller, authorizationv1.ResourceAttributes{Verb: "watch", Group: "apps", Resource: "daemonsets", Namespace: "default"}, false},
 		{controller, authorizationv1.ResourceAttributes{Verb: "update", Group: "pharos.io", Resource: "ipaddresspools", Subresource: "status"}, true},
 		{controller, authorizationv1.ResourceAttributes{Verb: "create", Group: "pharos.io", Resource: "ipaddresspools"}, false},
+		{controller, authorizationv1.ResourceAttributes{Verb: "update", Group: "pharos.io", Resource: "bgppeers", Subresource: "status"}, true},
+		{controller, authorizationv1.ResourceAttributes{Verb: "update", Group: "pharos.io", Resource: "bgpadvertisements", Subresource: "status"}, true},
+		{controller, authorizationv1.ResourceAttributes{Verb: "watch", Group: "pharos.io", Resource: "bfdprofiles"}, true},
+		{controller, authorizationv1.ResourceAttributes{Verb: "list", Group: "pharos.io", Resource: "communities"}, true},
+		{controller, authorizationv1.ResourceAttributes{Verb: "update", Group: "pharos.io", Resource: "bgppeers"}, false},
+		{controller, authorizationv1.ResourceAttributes{Verb: "delete", Group: "pharos.io", Resource: "bfdprofiles"}, false},
+		{controller, authorizationv1.ResourceAttributes{Verb: "get", Group: "pharos.io", Resource: "bgpnodestatuses"}, false},
 		// The webhook check's account exists only while its hook runs.
 		{check, authorizationv1.ResourceAttributes{Verb: "create", Group: "pharos.io", Resource: "ipaddresspools"}, false},
 	} {

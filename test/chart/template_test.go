@@ -217,8 +217,19 @@ func assertWebhookConfiguration(t *testing.T, objs []*unstructured.Unstructured,
 	t.Helper()
 	vwc := into[admissionregistrationv1.ValidatingWebhookConfiguration](t, find(t, objs, "ValidatingWebhookConfiguration", "pharos-webhook"))
 	want := map[string]string{
-		"ipaddresspools.pharos.io":   "ipaddresspool",
-		"l2advertisements.pharos.io": "l2advertisement",
+		"ipaddresspools.pharos.io":    "ipaddresspool",
+		"l2advertisements.pharos.io":  "l2advertisement",
+		"bgppeers.pharos.io":          "bgppeer",
+		"bgpadvertisements.pharos.io": "bgpadvertisement",
+		"communities.pharos.io":       "community",
+		"bfdprofiles.pharos.io":       "bfdprofile",
+	}
+	// A BFDProfile that a BGPPeer names may not be deleted.
+	ops := func(name string) []admissionregistrationv1.OperationType {
+		if name == "bfdprofiles.pharos.io" {
+			return []admissionregistrationv1.OperationType{"CREATE", "UPDATE", "DELETE"}
+		}
+		return []admissionregistrationv1.OperationType{"CREATE", "UPDATE"}
 	}
 	if len(vwc.Webhooks) != len(want) {
 		t.Fatalf("%d webhooks, want %d", len(vwc.Webhooks), len(want))
@@ -239,8 +250,8 @@ func assertWebhookConfiguration(t *testing.T, objs []*unstructured.Unstructured,
 		}
 		if len(w.Rules) != 1 || !reflect.DeepEqual(w.Rules[0].APIGroups, []string{"pharos.io"}) ||
 			!reflect.DeepEqual(w.Rules[0].APIVersions, []string{"v1beta1"}) ||
-			!reflect.DeepEqual(w.Rules[0].Resources, []string{kind + "s"}) ||
-			!reflect.DeepEqual(w.Rules[0].Operations, []admissionregistrationv1.OperationType{"CREATE", "UPDATE"}) {
+			!reflect.DeepEqual(w.Rules[0].Resources, []string{strings.TrimSuffix(w.Name, ".pharos.io")}) ||
+			!reflect.DeepEqual(w.Rules[0].Operations, ops(w.Name)) {
 			t.Errorf("%s: rules %+v", w.Name, w.Rules)
 		}
 		if w.FailurePolicy == nil || *w.FailurePolicy != policy || w.SideEffects == nil || *w.SideEffects != admissionregistrationv1.SideEffectClassNone ||
