@@ -176,6 +176,7 @@ demo: deps build ## The lab plus the my-nginx tutorial: a LoadBalancer Service w
 e2e: deps tools ## End-to-end tests in fresh labs, then the Helm chart in its own lab (root; tears the labs down)
 	go test -tags e2e -count=1 -timeout 30m -v ./test/e2e/
 	go test -tags e2e -count=1 -timeout 15m -v ./test/e2e/ipv6first/
+	go test -tags e2e -count=1 -timeout 15m -v ./test/e2e/bgp/
 	HELM="$(HELM)" go test -tags e2e -count=1 -timeout 20m -v ./test/e2e/helm/
 
 .PHONY: bench-lab

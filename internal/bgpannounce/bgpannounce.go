@@ -67,7 +67,14 @@ type route struct {
 	localPref   uint32
 	hasPref     bool
 	communities []config.Community
+	// allPeers says an advertisement sends the route to every peer;
+	// otherwise only the peers named here get it.
+	allPeers bool
+	peers    map[string]bool
 }
+
+// sendsTo reports whether the route goes to the named peer.
+func (r route) sendsTo(peer string) bool { return r.allPeers || r.peers[peer] }
 
 func (r route) key() string {
 	var b strings.Builder
@@ -86,6 +93,9 @@ type peerState struct {
 	// established is the session state before the last event, to tell a
 	// failure from a harmless transition.
 	established bool
+	// downSince is when the session was last not Established (added, or
+	// dropped); zero while it is up.
+	downSince time.Time
 }
 
 // BGP is the BGP announcer. Its methods are safe for concurrent use.
@@ -104,6 +114,10 @@ type BGP struct {
 	closed  bool
 	// advertised: addresses this node advertises now, for Describe.
 	advertised map[netip.Addr]bool
+	// filterKey and filterSets describe the export filter for
+	// advertisements that name their peers.
+	filterKey  string
+	filterSets []definedSet
 }
 
 var _ speaker.Announcer = (*BGP)(nil)
@@ -141,8 +155,125 @@ func (b *BGP) Apply(st *speaker.State) {
 		b.log.Error("cannot start the BGP server", "err", err)
 		return
 	}
-	b.applyRoutesLocked(st)
+	want, advertised := b.desiredRoutes(st)
+	// The filter first: a route meant for some peers only must never
+	// reach the others, even for a moment.
+	filterChanged := b.applyPeerFilterLocked(want, peers)
+	b.applyRoutesLocked(want, advertised)
 	b.applyPeersLocked(peers, st.BGP)
+	if filterChanged {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		for _, ps := range b.peers {
+			_ = b.srv.ResetPeer(ctx, &api.ResetPeerRequest{Address: ps.cfg.Address.String(), Soft: true, Direction: api.ResetPeerRequest_DIRECTION_OUT})
+		}
+	}
+}
+
+const filterPolicy = "pharos-peer-filter"
+
+// applyPeerFilterLocked keeps GoBGP's global export policy in step with
+// the advertisements' spec.peers: for each peer, the prefixes it must not
+// get are rejected (a neighbor-set and a prefix-set per peer and family;
+// the export policy's neighbor condition matches the receiving peer).
+// It reports whether the filter changed.
+func (b *BGP) applyPeerFilterLocked(want map[netip.Prefix]route, peers []*config.BGPPeer) bool {
+	type deny struct {
+		peer   *config.BGPPeer
+		v4, v6 []string
+	}
+	var denies []deny
+	var fp strings.Builder
+	for _, p := range peers {
+		d := deny{peer: p}
+		for prefix, r := range want {
+			if r.sendsTo(p.Name) {
+				continue
+			}
+			if prefix.Addr().Is4() {
+				d.v4 = append(d.v4, prefix.String())
+			} else {
+				d.v6 = append(d.v6, prefix.String())
+			}
+		}
+		if len(d.v4)+len(d.v6) == 0 {
+			continue
+		}
+		sort.Strings(d.v4)
+		sort.Strings(d.v6)
+		fmt.Fprintf(&fp, "%s=%s|%v|%v;", p.Name, p.Address, d.v4, d.v6)
+		denies = append(denies, d)
+	}
+	if fp.String() == b.filterKey {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if b.filterKey != "" {
+		_ = b.srv.DeletePolicyAssignment(ctx, &api.DeletePolicyAssignmentRequest{Assignment: &api.PolicyAssignment{
+			Name: "global", Direction: api.PolicyDirection_POLICY_DIRECTION_EXPORT, Policies: []*api.Policy{{Name: filterPolicy}}}})
+		_ = b.srv.DeletePolicy(ctx, &api.DeletePolicyRequest{Policy: &api.Policy{Name: filterPolicy}})
+		for _, name := range b.filterSets {
+			_ = b.srv.DeleteDefinedSet(ctx, &api.DeleteDefinedSetRequest{DefinedSet: &api.DefinedSet{DefinedType: name.kind, Name: name.name}, All: true})
+		}
+		b.filterSets = nil
+	}
+	b.filterKey = fp.String()
+	if len(denies) == 0 {
+		return true
+	}
+	policy := &api.Policy{Name: filterPolicy}
+	for i, d := range denies {
+		nset := fmt.Sprintf("pharos-n%d", i)
+		bits := 32
+		if d.peer.Address.Is6() {
+			bits = 128
+		}
+		if err := b.srv.AddDefinedSet(ctx, &api.AddDefinedSetRequest{DefinedSet: &api.DefinedSet{DefinedType: api.DefinedType_DEFINED_TYPE_NEIGHBOR,
+			Name: nset, List: []string{netip.PrefixFrom(d.peer.Address, bits).String()}}}); err != nil {
+			b.log.Error("peer filter: neighbor set", "peer", d.peer.Name, "err", err)
+			continue
+		}
+		b.filterSets = append(b.filterSets, definedSet{api.DefinedType_DEFINED_TYPE_NEIGHBOR, nset})
+		for fam, list := range map[string][]string{"4": d.v4, "6": d.v6} {
+			if len(list) == 0 {
+				continue
+			}
+			pset := fmt.Sprintf("pharos-p%d-%s", i, fam)
+			var prefixes []*api.Prefix
+			for _, s := range list {
+				p := netip.MustParsePrefix(s)
+				prefixes = append(prefixes, &api.Prefix{IpPrefix: s, MaskLengthMin: uint32(p.Bits()), MaskLengthMax: uint32(p.Bits())})
+			}
+			if err := b.srv.AddDefinedSet(ctx, &api.AddDefinedSetRequest{DefinedSet: &api.DefinedSet{DefinedType: api.DefinedType_DEFINED_TYPE_PREFIX,
+				Name: pset, Prefixes: prefixes}}); err != nil {
+				b.log.Error("peer filter: prefix set", "peer", d.peer.Name, "err", err)
+				continue
+			}
+			b.filterSets = append(b.filterSets, definedSet{api.DefinedType_DEFINED_TYPE_PREFIX, pset})
+			policy.Statements = append(policy.Statements, &api.Statement{Name: pset + "-deny",
+				Conditions: &api.Conditions{
+					NeighborSet: &api.MatchSet{Type: api.MatchSet_TYPE_ANY, Name: nset},
+					PrefixSet:   &api.MatchSet{Type: api.MatchSet_TYPE_ANY, Name: pset},
+				},
+				Actions: &api.Actions{RouteAction: api.RouteAction_ROUTE_ACTION_REJECT}})
+		}
+	}
+	if err := b.srv.AddPolicy(ctx, &api.AddPolicyRequest{Policy: policy}); err != nil {
+		b.log.Error("peer filter: policy", "err", err)
+		return true
+	}
+	if err := b.srv.AddPolicyAssignment(ctx, &api.AddPolicyAssignmentRequest{Assignment: &api.PolicyAssignment{
+		Name: "global", Direction: api.PolicyDirection_POLICY_DIRECTION_EXPORT, Policies: []*api.Policy{{Name: filterPolicy}},
+		DefaultAction: api.RouteAction_ROUTE_ACTION_ACCEPT}}); err != nil {
+		b.log.Error("peer filter: assignment", "err", err)
+	}
+	return true
+}
+
+type definedSet struct {
+	kind api.DefinedType
+	name string
 }
 
 // startLocked starts the GoBGP server once, with the first peers' ASN and
@@ -161,7 +292,9 @@ func (b *BGP) startLocked(peers []*config.BGPPeer) error {
 	}
 	lvl := &slog.LevelVar{}
 	lvl.Set(slog.LevelWarn)
-	srv := server.NewBgpServer(server.LoggerOption(b.log.With("component", "gobgp"), lvl))
+	inner := b.log.With("component", "gobgp").Handler()
+	logger := slog.New(&notifyHandler{Handler: &levelHandler{Handler: inner, level: lvl}, onNotify: b.onNotification})
+	srv := server.NewBgpServer(server.LoggerOption(logger, lvl))
 	go srv.Serve()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -233,6 +366,15 @@ func (b *BGP) desiredRoutes(st *speaker.State) (map[netip.Prefix]route, map[neti
 					r.communities = append(r.communities, c)
 				}
 			}
+			if len(adv.Peers) == 0 {
+				r.allPeers = true
+			}
+			for name := range adv.Peers {
+				if r.peers == nil {
+					r.peers = map[string]bool{}
+				}
+				r.peers[name] = true
+			}
 			out[p] = r
 			advertised[a.IP] = true
 		}
@@ -244,8 +386,7 @@ func (b *BGP) desiredRoutes(st *speaker.State) (map[netip.Prefix]route, map[neti
 	return out, advertised
 }
 
-func (b *BGP) applyRoutesLocked(st *speaker.State) {
-	want, advertised := b.desiredRoutes(st)
+func (b *BGP) applyRoutesLocked(want map[netip.Prefix]route, advertised map[netip.Addr]bool) {
 	b.advertised = advertised
 	var add, del []*apiutil.Path
 	for p, r := range b.routes {
@@ -376,15 +517,25 @@ func (b *BGP) applyPeersLocked(peers []*config.BGPPeer, c *speaker.BGPConfig) {
 				errs[p.Name] = "GoBGP refused the peer: " + err.Error()
 				continue
 			}
-			b.peers[p.Name] = &peerState{cfg: p, key: key, session: Session{Peer: p.Name, PeerAddress: p.Address.String(), State: "Idle", Since: time.Now()}}
+			b.peers[p.Name] = &peerState{cfg: p, key: key, downSince: time.Now(),
+				session: Session{Peer: p.Name, PeerAddress: p.Address.String(), State: "Idle", Since: time.Now()}}
 			b.byAddr[p.Address] = p.Name
 			b.log.Info("BGP peer added", "peer", p.Name, "address", p.Address)
 		case ps.key != key:
-			if _, err := b.srv.UpdatePeer(ctx, &api.UpdatePeerRequest{Peer: peer}); err != nil {
+			// Delete and add rather than UpdatePeer: after an UpdatePeer
+			// that changed the password or the ASN, GoBGP v4.8.0 never
+			// connected again in the lab (an MD5 session stayed Active).
+			if err := b.srv.DeletePeer(ctx, &api.DeletePeerRequest{Address: p.Address.String()}); err != nil {
+				b.log.Warn("removing BGP peer for its new configuration", "peer", p.Name, "err", err)
+			}
+			if err := b.srv.AddPeer(ctx, &api.AddPeerRequest{Peer: peer}); err != nil {
 				errs[p.Name] = "GoBGP refused the new configuration: " + err.Error()
+				delete(b.peers, p.Name)
+				delete(b.byAddr, p.Address)
 				continue
 			}
-			ps.cfg, ps.key = p, key
+			ps.cfg, ps.key, ps.established, ps.downSince = p, key, false, time.Now()
+			ps.session.LastError = ""
 			b.log.Info("BGP peer updated", "peer", p.Name, "address", p.Address)
 		}
 	}
@@ -488,6 +639,12 @@ func (b *BGP) onPeerEvent(ev *apiutil.WatchEventMessage_PeerEvent, _ time.Time) 
 	up := st.SessionState == bgp.BGP_FSM_ESTABLISHED
 	switch {
 	case up:
+		ps.downSince = time.Time{}
+	case ps.downSince.IsZero():
+		ps.downSince = time.Now()
+	}
+	switch {
+	case up:
 		ps.session.LastError = ""
 	case st.DisconnectMessage != "" && (ps.established || failure(st.DisconnectReason)):
 		ps.session.LastError = st.DisconnectMessage
@@ -542,6 +699,14 @@ func (b *BGP) Sessions(ctx context.Context) []Session {
 		s := ps.session
 		if e := b.errs[name]; e != "" && s.LastError == "" {
 			s.LastError = e
+		}
+		// A router that drops our SYNs (a wrong TCP MD5 password, a
+		// firewall, no neighbor statement for this node) never says why:
+		// say what is known after a few connection attempts.
+		wait := max(3*ps.cfg.ConnectTime, 10*time.Second)
+		if s.LastError == "" && !ps.downSince.IsZero() && time.Since(ps.downSince) > wait {
+			s.LastError = fmt.Sprintf("not established for over %s: the router does not complete the session; check its address, that it peers with this node (AS %d), and the password on both sides",
+				wait, ps.cfg.MyASN)
 		}
 		out = append(out, s)
 	}
@@ -640,4 +805,41 @@ func (b *BGP) stop(graceful bool) error {
 	}
 	b.srv.Stop()
 	return err
+}
+
+// onNotification records a NOTIFICATION as the session's last error, unless
+// it is the routine one of our own reconfiguration or shutdown.
+func (b *BGP) onNotification(peer netip.Addr, sent bool, code, subcode uint8, reason string) {
+	if sent && code == 6 && (subcode == 2 || subcode == 3 || subcode == 4 || subcode == 6) {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if ps := b.peers[b.byAddr[peer]]; ps != nil {
+		ps.session.LastError = notificationText(sent, code, subcode, reason)
+	}
+}
+
+// levelHandler filters GoBGP's records by its level variable, which the
+// notification hook sees past.
+type levelHandler struct {
+	slog.Handler
+	level *slog.LevelVar
+}
+
+func (h *levelHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= h.level.Level() }
+
+func (h *levelHandler) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level < h.level.Level() {
+		return nil
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h *levelHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return &levelHandler{Handler: h.Handler.WithAttrs(as), level: h.level}
+}
+
+func (h *levelHandler) WithGroup(name string) slog.Handler {
+	return &levelHandler{Handler: h.Handler.WithGroup(name), level: h.level}
 }

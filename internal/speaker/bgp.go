@@ -21,6 +21,9 @@ type BGPConfig struct {
 	// MissingBFD names, by peer, the BFDProfile it names that does not
 	// exist or is invalid.
 	MissingBFD map[string]string
+	// pools are the IPAddressPools, each parsed on its own, to check an
+	// advertisement's aggregation against the pool it covers.
+	pools map[string]*config.Pool
 }
 
 // PeersOf returns the peers a node with these labels opens sessions to.
@@ -36,7 +39,12 @@ func (c *BGPConfig) PeersOf(nodeLabels map[string]string) []*config.BGPPeer {
 
 // parseBGP validates the BGP objects of the snapshot.
 func parseBGP(snap Snapshot) *BGPConfig {
-	c := &BGPConfig{BFDProfiles: map[string]*config.BFD{}, MissingBFD: map[string]string{}}
+	c := &BGPConfig{BFDProfiles: map[string]*config.BFD{}, MissingBFD: map[string]string{}, pools: map[string]*config.Pool{}}
+	for i := range snap.Pools {
+		if p, errs := config.ParsePool(&snap.Pools[i]); len(errs) == 0 {
+			c.pools[p.Name] = p
+		}
+	}
 	for i := range snap.BFDProfiles {
 		if b, errs := config.ParseBFDProfile(&snap.BFDProfiles[i]); len(errs) == 0 {
 			c.BFDProfiles[b.Name] = b
@@ -98,6 +106,11 @@ func bgpRoute(a *Address, c *BGPConfig, poolLabels map[string]string, nodes []*c
 	var r BGPRoute
 	for _, adv := range c.Advertisements {
 		if !adv.SelectsPoolNamed(a.Pool, poolLabels) {
+			continue
+		}
+		// An aggregate that would cover addresses outside the pool is
+		// never advertised (its Valid condition says why).
+		if p := c.pools[a.Pool]; p != nil && len(config.AggregationErrors(adv, p)) > 0 {
 			continue
 		}
 		for _, s := range a.Services {

@@ -1,6 +1,8 @@
 //go:build e2e
 
-package e2e
+// Package bgp runs Pharos's BGP in a lab of its own, with real routers:
+// FRR (zebra, bfdd, bgpd) in the router namespace and BIRD behind it.
+package bgp
 
 import (
 	"context"
@@ -8,15 +10,34 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/pharos-lb/pharos/test/lab/cluster"
+	"github.com/pharos-lb/pharos/test/lab/probe"
 	"github.com/pharos-lb/pharos/test/lab/routers"
 )
+
+var lab *cluster.Lab
+
+func TestMain(m *testing.M) {
+	_, file, _, _ := runtime.Caller(0)
+	root := filepath.Join(filepath.Dir(file), "..", "..", "..")
+	os.Exit(cluster.RunSuite(m, root, cluster.SuiteOptions{Name: "e2e-bgp", Prefix: "pbgp",
+		Out: filepath.Join(root, "_output", "e2e-bgp")}, &lab))
+}
+
+func hostPort(ip, port string) string {
+	if strings.Contains(ip, ":") {
+		return "[" + ip + "]:" + port
+	}
+	return ip + ":" + port
+}
 
 // The BGP tests peer the lab's nodes with a real FRR (zebra, bfdd, bgpd) in
 // the router namespace, iBGP in AS 64512, and judge from FRR's own JSON
@@ -303,4 +324,236 @@ func TestBGPAdvertisesToFRR(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFIB(t, frr, routers.IPv4, p4, all4, 60*time.Second)
+}
+
+const birdASN = 64514
+
+// TestBGPBIRDMultihopPeersPasswordASNAndGracefulRestart: a second router,
+// BIRD, sits behind the FRR router (eBGP multihop, AS 64514); an
+// advertisement that names only BIRD in spec.peers reaches BIRD and never
+// FRR; the FRR session uses a TCP MD5 password, and a wrong password or a
+// wrong ASN shows in each node's BGPNodeStatus with the reason; a speaker
+// restart with graceful restart keeps the node's route at FRR and fails no
+// request of a client loop through the router.
+func TestBGPBIRDMultihopPeersPasswordASNAndGracefulRestart(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(lab.Dir, "frr2")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg := routers.FRRConfig{Namespace: lab.Router.Name, Dir: dir, RouterID: lab.Router.V4, ASN: bgpASN, Forwarding: true}
+	for _, n := range lab.Nodes {
+		cfg.Neighbors = append(cfg.Neighbors, routers.FRRNeighbor{Address: n.V4, RemoteASN: bgpASN, Password: "s3cret-md5", BFD: &routers.BFDTimers{}})
+	}
+	frr, err := routers.StartFRR(ctx, cfg)
+	if err != nil {
+		_ = frr.Stop()
+		t.Fatal(err)
+	}
+	defer frr.Stop()
+	birdDir := filepath.Join(lab.Dir, "bird")
+	if err := os.MkdirAll(birdDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bcfg := routers.BIRDConfig{Namespace: lab.Remote.Name, Dir: birdDir, RouterID: lab.Remote.V4, ASN: birdASN, NoKernel: true}
+	for i, n := range lab.Nodes {
+		bcfg.Neighbors = append(bcfg.Neighbors, routers.BIRDNeighbor{Name: fmt.Sprintf("n%d", i+1), Address: n.V4, RemoteASN: bgpASN, Multihop: 2})
+	}
+	bird, err := routers.StartBIRD(ctx, bcfg)
+	if err != nil {
+		_ = bird.Stop()
+		t.Fatal(err)
+	}
+	defer bird.Stop()
+
+	manifest := fmt.Sprintf(`apiVersion: pharos.io/v1beta1
+kind: BGPPeer
+metadata: {name: router}
+spec: {myASN: %[1]d, peerASN: %[1]d, peerAddress: %[2]q, password: s3cret-md5, enableGracefulRestart: true, holdTime: 9s, connectTime: 2s}
+---
+apiVersion: pharos.io/v1beta1
+kind: BGPPeer
+metadata: {name: bird}
+spec: {myASN: %[1]d, peerASN: %[3]d, peerAddress: %[4]q, ebgpMultiHop: true, connectTime: 2s}
+---
+apiVersion: pharos.io/v1beta1
+kind: IPAddressPool
+metadata: {name: bird-only}
+spec: {addresses: ["198.18.151.0/28"], autoAssign: false}
+---
+apiVersion: pharos.io/v1beta1
+kind: BGPAdvertisement
+metadata: {name: bird-only}
+spec: {ipAddressPools: [bird-only], peers: [bird]}
+---
+apiVersion: pharos.io/v1beta1
+kind: IPAddressPool
+metadata: {name: gr}
+spec: {addresses: ["198.18.152.0/28"], autoAssign: false}
+---
+apiVersion: pharos.io/v1beta1
+kind: BGPAdvertisement
+metadata: {name: gr}
+spec: {ipAddressPools: [gr], peers: [router]}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: gr-web, namespace: default}
+spec:
+  replicas: 3
+  selector: {matchLabels: {run: gr-web}}
+  template:
+    metadata: {labels: {run: gr-web}}
+    spec:
+      containers:
+      - {name: gr-web, image: echo, ports: [{containerPort: 80}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: gr-web, namespace: default, annotations: {pharos.io/address-pool: gr}}
+spec:
+  type: LoadBalancer
+  selector: {run: gr-web}
+  ports: [{port: 80, protocol: TCP}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: bird-web, namespace: default, annotations: {pharos.io/address-pool: bird-only}}
+spec:
+  type: LoadBalancer
+  selector: {run: gr-web}
+  ports: [{port: 80, protocol: TCP}]
+`, bgpASN, lab.Router.V4, birdASN, lab.Remote.V4)
+	if err := lab.Apply(ctx, manifest); err != nil {
+		t.Fatal(err)
+	}
+	ipOf := func(svc string) netip.Addr {
+		var ip netip.Addr
+		cluster.Eventually(t, 60*time.Second, func() (err error) {
+			s := strings.TrimSpace(lab.MustKubectl(t, "get", "svc", svc, "-o", `jsonpath={.status.loadBalancer.ingress[0].ip}`))
+			ip, err = netip.ParseAddr(s)
+			return err
+		})
+		return ip
+	}
+	grIP, birdIP := ipOf("gr-web"), ipOf("bird-web")
+	grP, birdP := netip.PrefixFrom(grIP, 32), netip.PrefixFrom(birdIP, 32)
+	var all4 []netip.Addr
+	for _, n := range lab.Nodes {
+		all4 = append(all4, n.V4)
+	}
+
+	// MD5 sessions up; the gr route at FRR over every node.
+	waitFIB(t, frr, routers.IPv4, grP, all4, 60*time.Second)
+	// BIRD (multihop, behind the router) gets the bird-only route from
+	// every node, and not the route meant for FRR only; FRR never gets
+	// the bird-only route.
+	// Multihop routes resolve through the router, so the judge is each
+	// route's BGP.next_hop attribute, one route per node's session.
+	cluster.Eventually(t, 60*time.Second, func() error {
+		rs, err := bird.RouteDetails(ctx)
+		if err != nil {
+			return err
+		}
+		var hops []netip.Addr
+		for _, r := range rs {
+			if r.Prefix == grP {
+				return fmt.Errorf("BIRD got %s, which is advertised to FRR only", grP)
+			}
+			if r.Prefix != birdP {
+				continue
+			}
+			if nh, err := netip.ParseAddr(strings.Fields(r.Attrs["BGP.next_hop"] + " x")[0]); err == nil {
+				hops = append(hops, nh)
+			}
+		}
+		if got := sortedAddrs(hops); got != sortedAddrs(all4) {
+			return fmt.Errorf("BIRD has %s from next hops %q, want %q", birdP, got, sortedAddrs(all4))
+		}
+		return nil
+	})
+	if rs, err := frr.Routes(ctx, routers.IPv4); err != nil || len(rs[birdP]) != 0 {
+		t.Errorf("FRR has %s (advertised to BIRD only): %v %v", birdP, rs[birdP], err)
+	}
+
+	// Graceful restart: a speaker restarts (SIGTERM, as a rolling update
+	// does) while the remote client loops through the router.
+	url := "http://" + grIP.String() + "/"
+	cluster.Eventually(t, 30*time.Second, func() error {
+		body, err := lab.HTTPGet(ctx, lab.Remote.Name, url)
+		if err != nil || !strings.Contains(body, "pod=gr-web-") {
+			return fmt.Errorf("remote client: %q %v", body, err)
+		}
+		return nil
+	})
+	victim := lab.Nodes[0]
+	p, err := lab.StartProbe(lab.Remote.Name, url, 20*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if err := lab.Stop(victim.Name+"-speaker", syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	stale := false
+	for range 10 { // the route stays at FRR while the speaker is away
+		rs, err := frr.Routes(ctx, routers.IPv4)
+		if err == nil && !slices.Contains(rs[grP], victim.V4) {
+			t.Errorf("FRR dropped %s's route during its speaker's restart: %v", victim.Name, rs[grP])
+			break
+		}
+		stale = true
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := lab.Restart(victim.Name + "-speaker"); err != nil {
+		t.Fatal(err)
+	}
+	waitFIB(t, frr, routers.IPv4, grP, all4, 60*time.Second)
+	time.Sleep(2 * time.Second)
+	attempts, err := probe.Parse(strings.NewReader(p.Stop()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed := 0
+	for _, a := range attempts {
+		if !a.OK {
+			failed++
+		}
+	}
+	t.Logf("graceful restart of %s's speaker: route kept at FRR: %v; %d of %d requests failed", victim.Name, stale, failed, len(attempts))
+	if failed > 0 || len(attempts) < 50 {
+		t.Errorf("%d of %d requests failed during a graceful speaker restart, want 0", failed, len(attempts))
+	}
+
+	statusHas := func(peer string, wants ...string) {
+		t.Helper()
+		cluster.Eventually(t, 60*time.Second, func() error {
+			out := lab.MustKubectl(t, "get", "bgpnodestatuses", "-o", fmt.Sprintf(`jsonpath={range .items[*]}{.metadata.name}: {.status.sessions[?(@.peer==%q)].state} {.status.sessions[?(@.peer==%q)].lastError}{"\n"}{end}`, peer, peer))
+			lines := strings.Split(strings.TrimSpace(out), "\n")
+			if len(lines) != len(lab.Nodes) {
+				return fmt.Errorf("statuses:\n%s", out)
+			}
+			for _, l := range lines {
+				found := false
+				for _, w := range wants {
+					found = found || strings.Contains(strings.ToLower(l), w)
+				}
+				if strings.Contains(l, "Established") || !found {
+					return fmt.Errorf("status %q lacks any of %q", l, wants)
+				}
+			}
+			return nil
+		})
+	}
+	// A wrong ASN: GoBGP's reason (the router's OPEN carries another AS).
+	lab.MustKubectl(t, "patch", "bgppeer", "router", "--type=merge", "-p", fmt.Sprintf(`{"spec":{"peerASN":%d}}`, bgpASN+100))
+	statusHas("router", "peer as", "peer-as")
+	lab.MustKubectl(t, "patch", "bgppeer", "router", "--type=merge", "-p", fmt.Sprintf(`{"spec":{"peerASN":%d}}`, bgpASN))
+	waitFIB(t, frr, routers.IPv4, grP, all4, 60*time.Second)
+	// A wrong password: the session drops and every node's status says
+	// the router does not complete it; the right one brings it back.
+	lab.MustKubectl(t, "patch", "bgppeer", "router", "--type=merge", "-p", `{"spec":{"password":"wrong"}}`)
+	statusHas("router", "does not complete the session")
+	lab.MustKubectl(t, "patch", "bgppeer", "router", "--type=merge", "-p", `{"spec":{"password":"s3cret-md5"}}`)
+	waitFIB(t, frr, routers.IPv4, grP, all4, 60*time.Second)
 }
