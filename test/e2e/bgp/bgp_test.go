@@ -481,8 +481,11 @@ spec:
 	url := "http://" + grIP.String() + "/"
 	cluster.Eventually(t, 30*time.Second, func() error {
 		body, err := lab.HTTPGet(ctx, lab.Remote.Name, url)
-		if err != nil || !strings.Contains(body, "pod=gr-web-") {
-			return fmt.Errorf("remote client: %q %v", body, err)
+		if err != nil {
+			return fmt.Errorf("remote client: %w", err)
+		}
+		if !strings.Contains(body, "pod=gr-web-") {
+			return fmt.Errorf("remote client got %q", body)
 		}
 		return nil
 	})
