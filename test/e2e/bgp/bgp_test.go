@@ -560,3 +560,59 @@ spec:
 	lab.MustKubectl(t, "patch", "bgppeer", "router", "--type=merge", "-p", `{"spec":{"password":"s3cret-md5"}}`)
 	waitFIB(t, frr, routers.IPv4, grP, all4, 60*time.Second)
 }
+
+// TestBGPAndLayer2Together: a pool selected by an L2Advertisement and a
+// BGPAdvertisement is announced both ways: exactly one MAC answers ARP on
+// the LAN, FRR routes the /32 over every node, and the condition names both.
+func TestBGPAndLayer2Together(t *testing.T) {
+	frr := startFRR(t)
+	ctx := context.Background()
+	if err := lab.Apply(ctx, cluster.DemoManifest+fmt.Sprintf(`---
+apiVersion: pharos.io/v1beta1
+kind: BGPPeer
+metadata: {name: router}
+spec: {myASN: %[1]d, peerASN: %[1]d, peerAddress: %[2]q, holdTime: 9s, connectTime: 2s}
+---
+apiVersion: pharos.io/v1beta1
+kind: BGPAdvertisement
+metadata: {name: demo}
+spec: {ipAddressPools: [demo]}
+`, bgpASN, lab.Router.V4)); err != nil {
+		t.Fatal(err)
+	}
+	ips, err := lab.WaitDemoAnswers(ctx, 2*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ip := netip.MustParseAddr(ips[0])
+	var all4 []netip.Addr
+	macs := map[string]bool{}
+	for _, n := range lab.Nodes {
+		all4 = append(all4, n.V4)
+		out, err := lab.Exec(ctx, n.Name, "cat", "/sys/class/net/eth0/address")
+		if err != nil {
+			t.Fatal(err)
+		}
+		macs[strings.ToUpper(strings.TrimSpace(out))] = true
+	}
+	waitFIB(t, frr, routers.IPv4, netip.PrefixFrom(ip, 32), all4, 60*time.Second)
+	cluster.Eventually(t, 10*time.Second, func() error {
+		got, out := lab.LANMACs(ctx, ip.String())
+		if len(got) != 1 {
+			return fmt.Errorf("%d MACs answer ARP for %s, want one:\n%s", len(got), ip, out)
+		}
+		for m := range got {
+			if !macs[m] {
+				return fmt.Errorf("MAC %s is no node's", m)
+			}
+		}
+		return nil
+	})
+	cluster.Eventually(t, 20*time.Second, func() error {
+		cond := lab.MustKubectl(t, "get", "svc", "my-nginx", "-o", `jsonpath={.status.conditions[?(@.type=="pharos.io/Announced")].message}`)
+		if !strings.Contains(cond, "(ARP)") || !strings.Contains(cond, "by BGP from node") {
+			return fmt.Errorf("Announced condition %q, want both ARP and BGP", cond)
+		}
+		return nil
+	})
+}
