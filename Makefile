@@ -142,7 +142,7 @@ fuzz: ## Fuzz the config parser for FUZZTIME per fuzzer
 .NOTPARALLEL: bench
 
 .PHONY: bench
-bench: bench-alloc bench-controller bench-lab bench-l2 bench-helm ## Run all benchmarks and print _output/bench/summary.json
+bench: bench-alloc bench-controller bench-lab bench-l2 bench-bgp bench-helm ## Run all benchmarks and print _output/bench/summary.json
 	@echo "== $(BENCH_SUMMARY)"
 	@cat $(BENCH_SUMMARY)
 
@@ -186,6 +186,10 @@ bench-lab: deps build ## Time a warm lab up (binaries cached); merges lab_up_war
 .PHONY: bench-l2
 bench-l2: deps ## Layer-2 failover in the lab (root): crash and NIC-down p50/p95, rolling restart, speaker RSS/CPU at 1,000 IPs
 	go run ./test/bench/l2 | go run ./hack/benchmerge -out $(BENCH_SUMMARY) -require l2_failover_crash_p50_ms,l2_failover_crash_p95_ms,l2_failover_nic_down_p95_ms,l2_graceful_failed_requests,speaker_rss_mib_1000,speaker_cpu_pct_idle_1000
+
+.PHONY: bench-bgp
+bench-bgp: deps ## BGP against a real FRR in the lab (root): BFD withdrawal p50/p95, failed requests per crash, 10,000 prefixes vs FRR itself, speaker RSS
+	go run ./test/bench/bgp | go run ./hack/benchmerge -out $(BENCH_SUMMARY) -require bgp_bfd_withdraw_p95_ms,bgp_failover_failed_requests_p95,bgp_advertise_10000_s,bgp_frr_advertise_10000_s,bgp_advertise_ratio_to_frr,speaker_rss_mib_bgp_10000
 
 .PHONY: bench-helm
 bench-helm: deps tools ## Time helm install (pool in values) to a Service answering, and helm uninstall, in the lab (root)

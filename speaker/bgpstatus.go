@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	"github.com/pharos-lb/pharos/api/v1beta1"
 	"github.com/pharos-lb/pharos/internal/bgpannounce"
@@ -39,8 +40,9 @@ func secretPassword(c client.Client) func(context.Context, *corev1.SecretReferen
 // writeBGPStatus keeps this node's BGPNodeStatus in step with its BGP
 // sessions: created on the first session, updated on change, polled every
 // interval (prefix counts and BFD state have no change events).
-func (s *Speaker) writeBGPStatus(ctx context.Context, c client.Client, interval time.Duration) {
+func (s *Speaker) writeBGPStatus(ctx context.Context, c client.Client, rec recorder.EventRecorder, interval time.Duration) {
 	var last *v1beta1.BGPNodeStatusStatus
+	reported := map[string]string{} // peer -> last error reported by an event
 	for {
 		select {
 		case <-ctx.Done():
@@ -57,6 +59,21 @@ func (s *Speaker) writeBGPStatus(ctx context.Context, c client.Client, interval 
 			st.Sessions = append(st.Sessions, sessionStatus(ss))
 		}
 		st.Established = fmt.Sprintf("%d/%d", up, len(sessions))
+		for _, ss := range sessions {
+			if ss.LastError == reported[ss.Peer] {
+				continue
+			}
+			reported[ss.Peer] = ss.LastError
+			if ss.LastError == "" {
+				continue
+			}
+			var peer v1beta1.BGPPeer
+			// From the cache: the speaker may list and watch BGPPeers, not get them.
+			if err := s.client.Get(ctx, types.NamespacedName{Name: ss.Peer}, &peer); err == nil {
+				rec.Eventf(&peer, nil, corev1.EventTypeWarning, "BGPSessionProblem", "Peer",
+					"node %s, session with %s (%s): %s", s.node, ss.PeerAddress, ss.State, ss.LastError)
+			}
+		}
 		if last != nil && equality.Semantic.DeepEqual(*last, st) {
 			continue
 		}

@@ -212,7 +212,7 @@ func run(logger *slog.Logger, o options) error {
 	meta := &metaPublisher{node: o.nodeName, members: members, log: logger}
 	go watchLinks(ctx, logger, meta, kick)
 	go sp.probeOwned(ctx, mgr.GetEventRecorder("pharos-speaker"), o.splitBrainInterval)
-	go sp.writeBGPStatus(ctx, direct, 2*time.Second)
+	go sp.writeBGPStatus(ctx, direct, mgr.GetEventRecorder("pharos-speaker"), 2*time.Second)
 	go joinPeers(ctx, logger, mgr.GetClient(), members, o.nodeName, bind, &sp.joined, kick)
 
 	signals := make(chan os.Signal, 1)

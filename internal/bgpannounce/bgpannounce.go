@@ -770,8 +770,12 @@ func (b *BGP) Describe(a *speaker.Address) speaker.Report {
 		return speaker.Report{Applies: true, Reason: "NoEligibleNode",
 			Message: "no node may advertise it by BGP (none is Ready, selected, not excluded and, for Local policy, holding a ready endpoint)"}
 	}
+	if len(a.BGP.Peers) == 0 {
+		return speaker.Report{Applies: true, Reason: "NoBGPPeer",
+			Message: fmt.Sprintf("nodes %s may advertise it by BGP but no BGPPeer that its advertisements name peers with them", strings.Join(a.BGP.Nodes, ", "))}
+	}
 	return speaker.Report{Applies: true, Announced: true,
-		Message: fmt.Sprintf("by BGP from node %s", strings.Join(a.BGP.Nodes, ", "))}
+		Message: fmt.Sprintf("by BGP from node %s to peer %s", strings.Join(a.BGP.Nodes, ", "), strings.Join(a.BGP.Peers, ", "))}
 }
 
 // Close stops BGP. With graceful, sessions that negotiated graceful restart

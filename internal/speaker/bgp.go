@@ -99,6 +99,9 @@ type BGPRoute struct {
 	// one of the advertisements, and serving one of the address's
 	// Services (for Local policy: holding a ready local endpoint).
 	Nodes []string
+	// Peers are the BGPPeers it goes to, sorted: selected by one of the
+	// advertisements (spec.peers) and peering with one of the Nodes.
+	Peers []string
 }
 
 // bgpRoute computes the BGP side of an address.
@@ -135,6 +138,25 @@ func bgpRoute(a *Address, c *BGPConfig, poolLabels map[string]string, nodes []*c
 		}
 	}
 	slices.Sort(r.Nodes)
+	byName := map[string]*corev1.Node{}
+	for _, n := range nodes {
+		byName[n.Name] = n
+	}
+	for _, p := range c.Peers {
+		selected := false
+		for _, adv := range r.Advertisements {
+			selected = selected || adv.SelectsPeer(p.Name)
+		}
+		if !selected {
+			continue
+		}
+		for _, name := range r.Nodes {
+			if p.SelectsNode(byName[name].Labels) {
+				r.Peers = append(r.Peers, p.Name)
+				break
+			}
+		}
+	}
 	return r
 }
 

@@ -132,3 +132,32 @@ func TestBGPPeersOfNode(t *testing.T) {
 		t.Errorf("missing BFD %v", st.BGP.MissingBFD)
 	}
 }
+
+// TestBGPRoutePeers: the condition names the peers an address goes to:
+// those its advertisements select that peer with an advertising node.
+func TestBGPRoutePeers(t *testing.T) {
+	snap := base()
+	snap.L2Advertisements = nil
+	snap.Nodes[0] = node("n1", labelled("rack", "a"))
+	snap.BGPPeers = []v1beta1.BGPPeer{
+		{ObjectMeta: metav1.ObjectMeta{Name: "tor-a"}, Spec: v1beta1.BGPPeerSpec{MyASN: 64512, PeerASN: 64513, PeerAddress: "198.18.96.1",
+			NodeSelectors: []metav1.LabelSelector{{MatchLabels: map[string]string{"rack": "a"}}}}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "tor-b"}, Spec: v1beta1.BGPPeerSpec{MyASN: 64512, PeerASN: 64513, PeerAddress: "198.18.96.2",
+			NodeSelectors: []metav1.LabelSelector{{MatchLabels: map[string]string{"rack": "b"}}}}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "spine"}, Spec: v1beta1.BGPPeerSpec{MyASN: 64512, PeerASN: 64513, PeerAddress: "198.18.96.3"}},
+	}
+	for _, tc := range []struct {
+		peers []string
+		want  string
+	}{
+		{nil, "spine,tor-a"},         // tor-b peers with no node
+		{[]string{"tor-a"}, "tor-a"}, // the advertisement names one
+		{[]string{"tor-b"}, ""},      // named, but peers with no node
+	} {
+		snap.BGPAdvertisements = []v1beta1.BGPAdvertisement{bgpAdv("a", v1beta1.BGPAdvertisementSpec{Peers: tc.peers})}
+		a := Compute(snap).Lookup(netip.MustParseAddr(ip4))
+		if got := strings.Join(a.BGP.Peers, ","); got != tc.want {
+			t.Errorf("spec.peers %v: peers %q, want %q", tc.peers, got, tc.want)
+		}
+	}
+}

@@ -277,8 +277,8 @@ func TestBGPAdvertisesToFRR(t *testing.T) {
 		return nil
 	})
 	cond := lab.MustKubectl(t, "get", "svc", "bgp-web", "-o", `jsonpath={.status.conditions[?(@.type=="pharos.io/Announced")].message}`)
-	if !strings.Contains(cond, "by BGP from node") {
-		t.Errorf("Announced condition %q does not mention BGP", cond)
+	if !strings.Contains(cond, "by BGP from node") || !strings.Contains(cond, "to peer router") {
+		t.Errorf("Announced condition %q does not name the BGP nodes and peer", cond)
 	}
 
 	// Local policy: only the nodes with a ready endpoint are next hops.
@@ -551,6 +551,13 @@ spec:
 	// A wrong ASN: GoBGP's reason (the router's OPEN carries another AS).
 	lab.MustKubectl(t, "patch", "bgppeer", "router", "--type=merge", "-p", fmt.Sprintf(`{"spec":{"peerASN":%d}}`, bgpASN+100))
 	statusHas("router", "peer as", "peer-as")
+	cluster.Eventually(t, 20*time.Second, func() error {
+		evs := lab.MustKubectl(t, "get", "events", "--field-selector", "involvedObject.kind=BGPPeer,involvedObject.name=router,reason=BGPSessionProblem", "-o", "jsonpath={.items[*].message}")
+		if !strings.Contains(strings.ToLower(evs), "bad peer as") {
+			return fmt.Errorf("no BGPSessionProblem event naming the bad peer AS on BGPPeer router: %q", evs)
+		}
+		return nil
+	})
 	lab.MustKubectl(t, "patch", "bgppeer", "router", "--type=merge", "-p", fmt.Sprintf(`{"spec":{"peerASN":%d}}`, bgpASN))
 	waitFIB(t, frr, routers.IPv4, grP, all4, 60*time.Second)
 	// A wrong password: the session drops and every node's status says
