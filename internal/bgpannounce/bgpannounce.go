@@ -114,10 +114,11 @@ type BGP struct {
 	closed  bool
 	// advertised: addresses this node advertises now, for Describe.
 	advertised map[netip.Addr]bool
-	// filterKey and filterSets describe the export filter for
+	// filterKey, filterGen and filter describe the export filter for
 	// advertisements that name their peers.
-	filterKey  string
-	filterSets []definedSet
+	filterKey string
+	filterGen int
+	filter    installedFilter
 }
 
 var _ speaker.Announcer = (*BGP)(nil)
@@ -170,8 +171,6 @@ func (b *BGP) Apply(st *speaker.State) {
 	}
 }
 
-const filterPolicy = "pharos-peer-filter"
-
 // applyPeerFilterLocked keeps GoBGP's global export policy in step with
 // the advertisements' spec.peers: for each peer, the prefixes it must not
 // get are rejected (a neighbor-set and a prefix-set per peer and family;
@@ -209,22 +208,15 @@ func (b *BGP) applyPeerFilterLocked(want map[netip.Prefix]route, peers []*config
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if b.filterKey != "" {
-		_ = b.srv.DeletePolicyAssignment(ctx, &api.DeletePolicyAssignmentRequest{Assignment: &api.PolicyAssignment{
-			Name: "global", Direction: api.PolicyDirection_POLICY_DIRECTION_EXPORT, Policies: []*api.Policy{{Name: filterPolicy}}}})
-		_ = b.srv.DeletePolicy(ctx, &api.DeletePolicyRequest{Policy: &api.Policy{Name: filterPolicy}})
-		for _, name := range b.filterSets {
-			_ = b.srv.DeleteDefinedSet(ctx, &api.DeleteDefinedSetRequest{DefinedSet: &api.DefinedSet{DefinedType: name.kind, Name: name.name}, All: true})
-		}
-		b.filterSets = nil
-	}
-	b.filterKey = fp.String()
-	if len(denies) == 0 {
-		return true
-	}
-	policy := &api.Policy{Name: filterPolicy}
+	// Make before break, under names of a new generation: the old filter
+	// stays assigned until the new one is, so no route slips through, and
+	// no name collides with what GoBGP keeps of the old one.
+	b.filterGen++
+	old := b.filter
+	next := installedFilter{}
+	policy := &api.Policy{Name: fmt.Sprintf("pharos-peer-filter-%d", b.filterGen)}
 	for i, d := range denies {
-		nset := fmt.Sprintf("pharos-n%d", i)
+		nset := fmt.Sprintf("pharos-%d-n%d", b.filterGen, i)
 		bits := 32
 		if d.peer.Address.Is6() {
 			bits = 128
@@ -234,14 +226,17 @@ func (b *BGP) applyPeerFilterLocked(want map[netip.Prefix]route, peers []*config
 			b.log.Error("peer filter: neighbor set", "peer", d.peer.Name, "err", err)
 			continue
 		}
-		b.filterSets = append(b.filterSets, definedSet{api.DefinedType_DEFINED_TYPE_NEIGHBOR, nset})
-		for fam, list := range map[string][]string{"4": d.v4, "6": d.v6} {
-			if len(list) == 0 {
+		next.sets = append(next.sets, definedSet{api.DefinedType_DEFINED_TYPE_NEIGHBOR, nset})
+		for _, fam := range []struct {
+			name string
+			list []string
+		}{{"4", d.v4}, {"6", d.v6}} {
+			if len(fam.list) == 0 {
 				continue
 			}
-			pset := fmt.Sprintf("pharos-p%d-%s", i, fam)
+			pset := fmt.Sprintf("pharos-%d-p%d-%s", b.filterGen, i, fam.name)
 			var prefixes []*api.Prefix
-			for _, s := range list {
+			for _, s := range fam.list {
 				p := netip.MustParsePrefix(s)
 				prefixes = append(prefixes, &api.Prefix{IpPrefix: s, MaskLengthMin: uint32(p.Bits()), MaskLengthMax: uint32(p.Bits())})
 			}
@@ -250,25 +245,62 @@ func (b *BGP) applyPeerFilterLocked(want map[netip.Prefix]route, peers []*config
 				b.log.Error("peer filter: prefix set", "peer", d.peer.Name, "err", err)
 				continue
 			}
-			b.filterSets = append(b.filterSets, definedSet{api.DefinedType_DEFINED_TYPE_PREFIX, pset})
+			next.sets = append(next.sets, definedSet{api.DefinedType_DEFINED_TYPE_PREFIX, pset})
 			policy.Statements = append(policy.Statements, &api.Statement{Name: pset + "-deny",
 				Conditions: &api.Conditions{
 					NeighborSet: &api.MatchSet{Type: api.MatchSet_TYPE_ANY, Name: nset},
 					PrefixSet:   &api.MatchSet{Type: api.MatchSet_TYPE_ANY, Name: pset},
 				},
 				Actions: &api.Actions{RouteAction: api.RouteAction_ROUTE_ACTION_REJECT}})
+			next.statements = append(next.statements, pset+"-deny")
 		}
 	}
-	if err := b.srv.AddPolicy(ctx, &api.AddPolicyRequest{Policy: policy}); err != nil {
-		b.log.Error("peer filter: policy", "err", err)
-		return true
+	if len(policy.Statements) > 0 {
+		if err := b.srv.AddPolicy(ctx, &api.AddPolicyRequest{Policy: policy}); err != nil {
+			b.log.Error("peer filter: policy", "err", err)
+			return false
+		}
+		next.policy = policy.Name
+		if err := b.srv.AddPolicyAssignment(ctx, &api.AddPolicyAssignmentRequest{Assignment: &api.PolicyAssignment{
+			Name: "global", Direction: api.PolicyDirection_POLICY_DIRECTION_EXPORT, Policies: []*api.Policy{{Name: policy.Name}},
+			DefaultAction: api.RouteAction_ROUTE_ACTION_ACCEPT}}); err != nil {
+			b.log.Error("peer filter: assignment", "err", err)
+			return false
+		}
 	}
-	if err := b.srv.AddPolicyAssignment(ctx, &api.AddPolicyAssignmentRequest{Assignment: &api.PolicyAssignment{
-		Name: "global", Direction: api.PolicyDirection_POLICY_DIRECTION_EXPORT, Policies: []*api.Policy{{Name: filterPolicy}},
-		DefaultAction: api.RouteAction_ROUTE_ACTION_ACCEPT}}); err != nil {
-		b.log.Error("peer filter: assignment", "err", err)
-	}
+	b.filterKey, b.filter = fp.String(), next
+	b.removeFilterLocked(ctx, old)
 	return true
+}
+
+// installedFilter names what one generation of the peer filter added to
+// GoBGP.
+type installedFilter struct {
+	policy     string
+	statements []string
+	sets       []definedSet
+}
+
+// removeFilterLocked takes an old generation of the filter out of GoBGP.
+// Failures are logged: a leftover set or statement is unused.
+func (b *BGP) removeFilterLocked(ctx context.Context, f installedFilter) {
+	if f.policy != "" {
+		if err := b.srv.DeletePolicyAssignment(ctx, &api.DeletePolicyAssignmentRequest{Assignment: &api.PolicyAssignment{
+			Name: "global", Direction: api.PolicyDirection_POLICY_DIRECTION_EXPORT, Policies: []*api.Policy{{Name: f.policy}}}}); err != nil {
+			b.log.Warn("peer filter: removing the old assignment", "err", err)
+		}
+		if err := b.srv.DeletePolicy(ctx, &api.DeletePolicyRequest{Policy: &api.Policy{Name: f.policy}}); err != nil {
+			b.log.Warn("peer filter: removing the old policy", "err", err)
+		}
+	}
+	for _, st := range f.statements {
+		_ = b.srv.DeleteStatement(ctx, &api.DeleteStatementRequest{Statement: &api.Statement{Name: st}, All: true})
+	}
+	for _, ds := range f.sets {
+		if err := b.srv.DeleteDefinedSet(ctx, &api.DeleteDefinedSetRequest{DefinedSet: &api.DefinedSet{DefinedType: ds.kind, Name: ds.name}, All: true}); err != nil {
+			b.log.Warn("peer filter: removing an old set", "set", ds.name, "err", err)
+		}
+	}
 }
 
 type definedSet struct {
