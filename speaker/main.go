@@ -173,7 +173,8 @@ func run(logger *slog.Logger, o options) error {
 	l2 := l2announce.New(l2announce.Options{Node: o.nodeName, Announcer: o.announcer, Claims: members, Logger: logger})
 	defer func() { _ = l2.Close() }()
 	metrics.Registry.MustRegister(l2.Collector())
-	sp := &Speaker{node: o.nodeName, client: mgr.GetClient(), members: members, log: logger, l2: l2, kick: kick}
+	sp := &Speaker{node: o.nodeName, client: mgr.GetClient(), members: members, log: logger, l2: l2, kick: kick,
+		statusJobs: make(chan statusJob, 1)}
 	var addrs []netip.Addr
 	for _, a := range internalIPs {
 		if ip, err := netip.ParseAddr(a); err == nil {
@@ -212,6 +213,7 @@ func run(logger *slog.Logger, o options) error {
 	meta := &metaPublisher{node: o.nodeName, members: members, log: logger}
 	go watchLinks(ctx, logger, meta, kick)
 	go sp.probeOwned(ctx, mgr.GetEventRecorder("pharos-speaker"), o.splitBrainInterval)
+	go sp.runStatusWriter(ctx)
 	go sp.writeBGPStatus(ctx, direct, mgr.GetEventRecorder("pharos-speaker"), 2*time.Second)
 	go joinPeers(ctx, logger, mgr.GetClient(), members, o.nodeName, bind, &sp.joined, kick)
 

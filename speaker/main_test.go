@@ -81,3 +81,16 @@ func TestFitMeta(t *testing.T) {
 		t.Errorf("40 physical interfaces: kept %d, dropped %d, size %d", len(m.InterfacesUp), len(dropped), speakerlist.MetaSize(m))
 	}
 }
+
+// TestQueueStatusKeepsTheLatest: the status writer gets the newest state,
+// and queuing never blocks the reconcile, however far behind it is.
+func TestQueueStatusKeepsTheLatest(t *testing.T) {
+	s := &Speaker{statusJobs: make(chan statusJob, 1)}
+	for i := range 100 {
+		s.queueStatus(statusJob{members: map[string]speakerlist.Meta{fmt.Sprint(i): {}}})
+	}
+	j := <-s.statusJobs
+	if _, ok := j.members["99"]; !ok || len(s.statusJobs) != 0 {
+		t.Errorf("writer got %v with %d queued, want only the last state", j.members, len(s.statusJobs))
+	}
+}

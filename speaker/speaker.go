@@ -63,6 +63,8 @@ type Speaker struct {
 	// restart the next node's speaker.
 	settled atomic.Bool
 	kick    func()
+	// statusJobs holds the latest state for the status writer (capacity 1).
+	statusJobs chan statusJob
 }
 
 // ReadyCheck is the speaker's readiness: it has met the cluster and
@@ -123,7 +125,48 @@ func (s *Speaker) Reconcile(ctx context.Context, _ reconcile.Request) (reconcile
 	s.settled.Store(true)
 	// Every change triggers a reconcile; the periodic one only repairs
 	// (and notices an interface that changed without a netlink event).
-	return reconcile.Result{RequeueAfter: 30 * time.Second}, s.writeStatus(ctx, st, members)
+	s.queueStatus(statusJob{st: st, members: members})
+	return reconcile.Result{RequeueAfter: 30 * time.Second}, nil
+}
+
+// statusJob is one state whose conditions are to be written.
+type statusJob struct {
+	st      *speaker.State
+	members map[string]speakerlist.Meta
+}
+
+// queueStatus hands the state to the status writer, replacing a state it
+// has not started on: only the latest matters. Writing thousands of
+// conditions takes seconds; the next reconcile (a failover, a new
+// announcement) must never wait for it.
+func (s *Speaker) queueStatus(j statusJob) {
+	for {
+		select {
+		case s.statusJobs <- j:
+			return
+		default:
+		}
+		select {
+		case <-s.statusJobs: // drop the stale one
+		default:
+		}
+	}
+}
+
+// runStatusWriter writes the Announced conditions of queued states until
+// ctx ends; a failed write is retried with the next state (every change,
+// and every 30 s at the latest).
+func (s *Speaker) runStatusWriter(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case j := <-s.statusJobs:
+			if err := s.writeStatus(ctx, j.st, j.members); err != nil && ctx.Err() == nil {
+				s.log.Warn("writing Service conditions", "err", err)
+			}
+		}
+	}
 }
 
 // writeStatus sets the Announced condition on the Services whose status
