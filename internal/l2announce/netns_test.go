@@ -6,12 +6,11 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/pharos-lb/pharos/internal/netnstest"
 
 	"github.com/pharos-lb/pharos/internal/layer2"
 )
@@ -31,26 +30,8 @@ func sh(t *testing.T, args ...string) string {
 	return string(out)
 }
 
-// inNS runs fn on an OS thread in network namespace ns; the thread is
-// never returned to the scheduler.
-func inNS(ns string, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		fd, err := unix.Open("/run/netns/"+ns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer unix.Close(fd)
-		if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("setns %s: %w", ns, err)
-			return
-		}
-		errc <- fn()
-	}()
-	return <-errc
-}
+// inNS runs fn inside namespace ns (see netnstest.InNS).
+var inNS = netnstest.InNS
 
 // arpingMAC asks for ip from the client namespace and returns the MAC
 // that answered, or "" after the timeout.

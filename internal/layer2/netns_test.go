@@ -9,17 +9,17 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/pharos-lb/pharos/internal/netnstest"
+
 	"github.com/mdlayher/arp"
 	"github.com/mdlayher/ndp"
 	"golang.org/x/net/ipv6"
-	"golang.org/x/sys/unix"
 )
 
 // The integration tests build a two-host LAN out of two network
@@ -82,29 +82,8 @@ func run(t *testing.T, args ...string) string {
 	return string(out)
 }
 
-// inNS runs fn on an OS thread that has joined network namespace ns. The
-// thread stays locked and is not unlocked, so that it exits with the
-// goroutine instead of going back to the scheduler in the wrong namespace.
-// fn must not rely on goroutines it starts being in ns. Sockets opened by
-// fn stay in ns for their whole life, whichever thread uses them later.
-func inNS(ns string, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		fd, err := unix.Open("/run/netns/"+ns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer unix.Close(fd)
-		if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("setns %s: %w", ns, err)
-			return
-		}
-		errc <- fn()
-	}()
-	return <-errc
-}
+// inNS runs fn inside namespace ns (see netnstest.InNS).
+var inNS = netnstest.InNS
 
 // newLab creates two namespaces joined by a veth pair, addressed and up,
 // and removes them when the test ends.

@@ -34,6 +34,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pharos-lb/pharos/test/bench/figures"
+
 	"github.com/pharos-lb/pharos/test/lab/cluster"
 	"github.com/pharos-lb/pharos/test/lab/probe"
 	"github.com/pharos-lb/pharos/test/lab/routers"
@@ -146,9 +148,9 @@ func run() error {
 		if err != nil {
 			return err
 		}
-		report("BGPBFDWithdrawP50", "bgp_bfd_withdraw_p50_ms", percentile(withdraw, 50))
-		report("BGPBFDWithdrawP95", "bgp_bfd_withdraw_p95_ms", percentile(withdraw, 95))
-		report("BGPFailoverFailedRequestsP95", "bgp_failover_failed_requests_p95", percentile(failed, 95))
+		figures.Report("BGPBFDWithdrawP50", "bgp_bfd_withdraw_p50_ms", figures.Percentile(withdraw, 50))
+		figures.Report("BGPBFDWithdrawP95", "bgp_bfd_withdraw_p95_ms", figures.Percentile(withdraw, 95))
+		figures.Report("BGPFailoverFailedRequestsP95", "bgp_failover_failed_requests_p95", figures.Percentile(failed, 95))
 	}
 
 	if *prefixes == 0 {
@@ -162,10 +164,10 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	report("BGPAdvertise", fmt.Sprintf("bgp_advertise_%d_s", *prefixes), pharos)
-	report("BGPFRRAdvertise", fmt.Sprintf("bgp_frr_advertise_%d_s", *prefixes), frrSecs)
-	report("BGPAdvertiseRatioToFRR", "bgp_advertise_ratio_to_frr", pharos/frrSecs)
-	report("SpeakerRSSBGP", fmt.Sprintf("speaker_rss_mib_bgp_%d", *prefixes), rss)
+	figures.Report("BGPAdvertise", fmt.Sprintf("bgp_advertise_%d_s", *prefixes), pharos)
+	figures.Report("BGPFRRAdvertise", fmt.Sprintf("bgp_frr_advertise_%d_s", *prefixes), frrSecs)
+	figures.Report("BGPAdvertiseRatioToFRR", "bgp_advertise_ratio_to_frr", pharos/frrSecs)
+	figures.Report("SpeakerRSSBGP", fmt.Sprintf("speaker_rss_mib_bgp_%d", *prefixes), rss)
 	return nil
 }
 
@@ -186,20 +188,6 @@ func startRouter(ctx context.Context, l *cluster.Lab) (*routers.FRR, error) {
 		return nil, err
 	}
 	return f, nil
-}
-
-func report(name, key string, v float64) {
-	fmt.Printf("Benchmark%s 1 0 ns/op %.4g %s\n", name, v, key)
-}
-
-func percentile(v []float64, p int) float64 {
-	s := append([]float64(nil), v...)
-	sort.Float64s(s)
-	i := (len(s)*p + 99) / 100
-	if i > 0 {
-		i--
-	}
-	return s[i]
 }
 
 func (b *bench) allNodes() []netip.Addr {

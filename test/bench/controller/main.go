@@ -34,6 +34,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pharos-lb/pharos/test/bench/figures"
+
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -137,7 +139,7 @@ func run() error {
 		return err
 	}
 	ceiling := time.Since(start).Seconds()
-	report("ApiserverStatusCeiling", "apiserver_status_ceiling_5000_s", ceiling)
+	figures.Report("ApiserverStatusCeiling", "apiserver_status_ceiling_5000_s", ceiling)
 
 	// The backlog: Services created while no controller runs.
 	backlogNs := mkNamespace(ctx, c, "backlog")
@@ -154,9 +156,9 @@ func run() error {
 		return err
 	}
 	backlog := time.Since(start).Seconds()
-	report("AssignBacklog", "assign_backlog_5000_s", backlog)
+	figures.Report("AssignBacklog", "assign_backlog_5000_s", backlog)
 	printReconcileMetrics()
-	report("AssignBacklogRatio", "assign_backlog_ratio_to_ceiling", backlog/ceiling)
+	figures.Report("AssignBacklogRatio", "assign_backlog_ratio_to_ceiling", backlog/ceiling)
 	before, err := ingressByName(ctx, c, backlogNs)
 	if err != nil {
 		return err
@@ -177,7 +179,7 @@ func run() error {
 	if err := waitAssigned(ctx, c, backlogNs, n+1, 5*time.Minute); err != nil {
 		return err
 	}
-	report("RestartResync", "restart_resync_5000_s", time.Since(start).Seconds())
+	figures.Report("RestartResync", "restart_resync_5000_s", time.Since(start).Seconds())
 	after, err := ingressByName(ctx, c, backlogNs)
 	if err != nil {
 		return err
@@ -188,7 +190,7 @@ func run() error {
 			changes++
 		}
 	}
-	report("RestartIPChanges", "restart_ip_changes_5000", float64(changes))
+	figures.Report("RestartIPChanges", "restart_ip_changes_5000", float64(changes))
 
 	// Peak memory while holding rssServices.
 	total := *rssServices
@@ -203,14 +205,11 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	report("ControllerRSS", "controller_rss_mib_10000", rss)
+	figures.Report("ControllerRSS", "controller_rss_mib_10000", rss)
 	return stop(proc)
 }
 
 // report prints one benchmark line that hack/benchmerge understands.
-func report(name, key string, v float64) {
-	fmt.Printf("Benchmark%s 1 %d ns/op %.4g %s\n", name, 0, v, key)
-}
 
 func (b *bench) startController() (*exec.Cmd, error) {
 	logf, err := os.OpenFile(filepath.Join(*workDir, "controller.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)

@@ -22,11 +22,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/pharos-lb/pharos/test/bench/figures"
 
 	"github.com/pharos-lb/pharos/test/lab/cluster"
 	"github.com/pharos-lb/pharos/test/lab/probe"
@@ -118,43 +119,29 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	report("L2FailoverCrashP50", "l2_failover_crash_p50_ms", percentile(crash, 50))
-	report("L2FailoverCrashP95", "l2_failover_crash_p95_ms", percentile(crash, 95))
+	figures.Report("L2FailoverCrashP50", "l2_failover_crash_p50_ms", figures.Percentile(crash, 50))
+	figures.Report("L2FailoverCrashP95", "l2_failover_crash_p95_ms", figures.Percentile(crash, 95))
 	nic, err := b.failovers(*trials, l.LinkDown, l.LinkUp)
 	if err != nil {
 		return err
 	}
-	report("L2FailoverNICDownP50", "l2_failover_nic_down_p50_ms", percentile(nic, 50))
-	report("L2FailoverNICDownP95", "l2_failover_nic_down_p95_ms", percentile(nic, 95))
+	figures.Report("L2FailoverNICDownP50", "l2_failover_nic_down_p50_ms", figures.Percentile(nic, 50))
+	figures.Report("L2FailoverNICDownP95", "l2_failover_nic_down_p95_ms", figures.Percentile(nic, 95))
 
 	failed, total, err := b.rollingRestart()
 	if err != nil {
 		return err
 	}
-	report("L2GracefulFailedRequests", "l2_graceful_failed_requests", float64(failed))
+	figures.Report("L2GracefulFailedRequests", "l2_graceful_failed_requests", float64(failed))
 	fmt.Fprintf(os.Stderr, "rolling restart: %d of %d requests failed\n", failed, total)
 
 	rss, cpu, err := b.scale(*services)
 	if err != nil {
 		return err
 	}
-	report("SpeakerRSS", "speaker_rss_mib_1000", rss)
-	report("SpeakerCPUIdle", "speaker_cpu_pct_idle_1000", cpu)
+	figures.Report("SpeakerRSS", "speaker_rss_mib_1000", rss)
+	figures.Report("SpeakerCPUIdle", "speaker_cpu_pct_idle_1000", cpu)
 	return nil
-}
-
-func report(name, key string, v float64) {
-	fmt.Printf("Benchmark%s 1 0 ns/op %.4g %s\n", name, v, key)
-}
-
-func percentile(v []float64, p int) float64 {
-	s := append([]float64(nil), v...)
-	sort.Float64s(s)
-	i := (len(s)*p + 99) / 100
-	if i > 0 {
-		i--
-	}
-	return s[i]
 }
 
 func (b *bench) waitIP(svc string) (string, error) {
