@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -87,6 +88,13 @@ func main() {
 	flag.StringVar(&o.probeAddr, "health-probe-bind-address", ":7475", "address of /healthz and /readyz (ready once the speaker has joined the cluster and announces its share); 0 disables it")
 	flag.DurationVar(&o.splitBrainInterval, "split-brain-probe-interval", 5*time.Second, "how often the announcing node asks the LAN whether another MAC answers for its addresses")
 	flag.TextVar(&o.logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
+	// The controller's logging flag, accepted so that one chart value (and
+	// earlier releases' arguments) set both components.
+	flag.Func("zap-log-level", "alias of --log-level: debug, info, error, or an integer (above 0: debug)", func(v string) error {
+		l, err := zapLevel(v)
+		o.logLevel = l
+		return err
+	})
 	flag.Parse()
 	// The speaker's heap is mostly the informers' objects, which live long;
 	// collecting at 50% growth keeps its peak memory near the live set.
@@ -102,6 +110,22 @@ func main() {
 		fmt.Fprintln(os.Stderr, "pharos-speaker:", err)
 		os.Exit(1)
 	}
+}
+
+// zapLevel reads a controller-runtime --zap-log-level value: a level name,
+// or a verbosity (0 is info, more is debug).
+func zapLevel(v string) (slog.Level, error) {
+	if n, err := strconv.Atoi(v); err == nil {
+		if n > 0 {
+			return slog.LevelDebug, nil
+		}
+		return slog.LevelInfo, nil
+	}
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(v)); err != nil {
+		return slog.LevelInfo, fmt.Errorf("%q: want debug, info, warn, error or a number", v)
+	}
+	return l, nil
 }
 
 func envOr(k, def string) string {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 
@@ -92,5 +93,18 @@ func TestQueueStatusKeepsTheLatest(t *testing.T) {
 	j := <-s.statusJobs
 	if _, ok := j.members["99"]; !ok || len(s.statusJobs) != 0 {
 		t.Errorf("writer got %v with %d queued, want only the last state", j.members, len(s.statusJobs))
+	}
+}
+
+// TestZapLevelAlias: the chart's and earlier releases' --zap-log-level
+// values are accepted by the speaker (an unknown flag made it exit).
+func TestZapLevelAlias(t *testing.T) {
+	for in, want := range map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.LevelInfo, "error": slog.LevelError, "2": slog.LevelDebug, "0": slog.LevelInfo} {
+		if got, err := zapLevel(in); err != nil || got != want {
+			t.Errorf("%s: %v %v, want %v", in, got, err, want)
+		}
+	}
+	if _, err := zapLevel("loud"); err == nil {
+		t.Error("an unknown level was accepted")
 	}
 }

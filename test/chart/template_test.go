@@ -131,7 +131,7 @@ func TestDefaults(t *testing.T) {
 		"--memberlist-port=7946",
 		"--metrics-bind-address=:7474",
 		"--health-probe-bind-address=:7475",
-		"--zap-log-level=info",
+		"--log-level=info",
 	}
 	if !reflect.DeepEqual(sc.Command, []string{"/speaker"}) || !reflect.DeepEqual(sc.Args, wantArgs) {
 		t.Errorf("speaker command %q args\n got %q\nwant %q", sc.Command, sc.Args, wantArgs)
