@@ -114,7 +114,10 @@ func TestMalformedUpdateDoesNotCrash(t *testing.T) {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		ss := b.Sessions(context.Background())
-		if len(ss) == 1 && strings.Contains(ss[0].LastError, "UPDATE message error") {
+		// GoBGP's own words for the session drop ("notification-sent code
+		// 3(update) ...") or the hook's ("NOTIFICATION 3/1 ...: UPDATE
+		// message error"), whichever came last.
+		if len(ss) == 1 && strings.Contains(strings.ToLower(ss[0].LastError), "update") {
 			break
 		}
 		if time.Now().After(deadline) {
