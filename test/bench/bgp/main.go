@@ -29,7 +29,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -407,7 +406,8 @@ spec: {ipAddressPools: [scale]}
 	time.Sleep(3 * time.Second)
 	var rss float64
 	for _, nd := range b.l.Nodes {
-		if r := statusKB(b.l, nd.Name+"-speaker", "VmHWM:") / 1024; r > rss {
+		pid, _ := b.l.PID(nd.Name + "-speaker")
+		if r := figures.ProcStatusKB(pid, "VmHWM:") / 1024; r > rss {
 			rss = r
 		}
 	}
@@ -454,33 +454,10 @@ func (b *bench) frrBaseline(n int) (float64, error) {
 	}
 }
 
-func statusKB(l *cluster.Lab, name, field string) float64 {
-	data, err := os.ReadFile(filepath.Join(l.Dir, "proc", name+".pid"))
-	if err != nil {
-		return 0
-	}
-	pid, _ := strconv.Atoi(strings.TrimSpace(string(data)))
-	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(st), "\n") {
-		if strings.HasPrefix(line, field) {
-			v, _ := strconv.ParseFloat(strings.Fields(line)[1], 64)
-			return v
-		}
-	}
-	return 0
-}
-
 // signalSpeakers sends sig to every node's speaker process.
 func (b *bench) signalSpeakers(sig syscall.Signal) {
 	for _, n := range b.l.Nodes {
-		data, err := os.ReadFile(filepath.Join(b.l.Dir, "proc", n.Name+"-speaker.pid"))
-		if err != nil {
-			continue
-		}
-		if pid, err := strconv.Atoi(strings.TrimSpace(string(data))); err == nil {
+		if pid, ok := b.l.PID(n.Name + "-speaker"); ok {
 			_ = syscall.Kill(pid, sig)
 		}
 	}

@@ -4,7 +4,10 @@ package figures
 
 import (
 	"fmt"
+	"os"
 	"sort"
+	"strconv"
+	"strings"
 )
 
 // Report prints one figure: "BenchmarkNAME 1 0 ns/op VALUE KEY".
@@ -25,4 +28,19 @@ func Percentile(v []float64, p int) float64 {
 		i--
 	}
 	return s[i]
+}
+
+// ProcStatusKB reads a kB field of /proc/PID/status ("VmHWM:", say), or 0.
+func ProcStatusKB(pid int, field string) float64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(line, field) {
+			v, _ := strconv.ParseFloat(strings.Fields(line)[1], 64)
+			return v
+		}
+	}
+	return 0
 }

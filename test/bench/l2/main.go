@@ -286,21 +286,16 @@ func (b *bench) scale(n int) (float64, float64, error) {
 		if pct := (cpuSeconds(b.l, name) - before[node.Name]) / 30 * 100; pct > cpu {
 			cpu = pct
 		}
-		if r := statusKB(b.l, name, "VmHWM:") / 1024; r > rss {
+		if r := figures.ProcStatusKB(speakerPID(b.l, name), "VmHWM:") / 1024; r > rss {
 			rss = r
 		}
 	}
 	return rss, cpu, nil
 }
 
-// speakerPID finds the speaker process itself (the component's pid is the
-// `ip netns exec` that exec'd it, so it is the same process).
+// speakerPID is the speaker's pid, or 0 if it does not run.
 func speakerPID(l *cluster.Lab, name string) int {
-	data, err := os.ReadFile(filepath.Join(l.Dir, "proc", name+".pid"))
-	if err != nil {
-		return 0
-	}
-	pid, _ := strconv.Atoi(strings.TrimSpace(string(data)))
+	pid, _ := l.PID(name)
 	return pid
 }
 
@@ -314,18 +309,4 @@ func cpuSeconds(l *cluster.Lab, name string) float64 {
 	utime, _ := strconv.ParseFloat(f[11], 64)
 	stime, _ := strconv.ParseFloat(f[12], 64)
 	return (utime + stime) / 100 // USER_HZ
-}
-
-func statusKB(l *cluster.Lab, name, field string) float64 {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", speakerPID(l, name)))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if strings.HasPrefix(line, field) {
-			v, _ := strconv.ParseFloat(strings.Fields(line)[1], 64)
-			return v
-		}
-	}
-	return 0
 }

@@ -108,8 +108,9 @@ func (l *Lab) Restart(name string) error {
 	return l.Start(p)
 }
 
-// pid returns a component's pid if it is running.
-func (l *Lab) pid(name string) (int, bool) {
+// PID returns a component's pid if it is running: the component itself
+// (`ip netns exec` execs it, so the pid is the same process).
+func (l *Lab) PID(name string) (int, bool) {
 	data, err := os.ReadFile(filepath.Join(l.procDir(), name+".pid"))
 	if err != nil {
 		return 0, false
@@ -129,14 +130,14 @@ func (l *Lab) pid(name string) (int, bool) {
 
 // Running reports whether a component runs.
 func (l *Lab) Running(name string) bool {
-	_, ok := l.pid(name)
+	_, ok := l.PID(name)
 	return ok
 }
 
 // Stop sends sig to a component's process group and waits up to 10 s for
 // it to exit. SIGKILL is a crash; SIGTERM is a graceful stop.
 func (l *Lab) Stop(name string, sig syscall.Signal) error {
-	pid, ok := l.pid(name)
+	pid, ok := l.PID(name)
 	if !ok {
 		return nil
 	}

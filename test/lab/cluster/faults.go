@@ -165,7 +165,7 @@ func (l *Lab) Status(ctx context.Context) string {
 	for _, e := range entries {
 		if name, ok := strings.CutSuffix(e.Name(), ".json"); ok {
 			state := "stopped"
-			if pid, running := l.pid(name); running {
+			if pid, running := l.PID(name); running {
 				state = fmt.Sprintf("running (pid %d)", pid)
 			}
 			fmt.Fprintf(&b, "  %-28s %s\n", name, state)

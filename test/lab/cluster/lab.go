@@ -181,7 +181,7 @@ func (l *Lab) Down() error {
 	entries, _ := os.ReadDir(l.procDir())
 	for _, e := range entries {
 		if name, ok := strings.CutSuffix(e.Name(), ".pid"); ok {
-			if pid, running := l.pid(name); running {
+			if pid, running := l.PID(name); running {
 				_ = syscall.Kill(-pid, syscall.SIGKILL)
 			}
 		}
