@@ -112,8 +112,6 @@ type BGP struct {
 	routes  map[netip.Prefix]route
 	errs    map[string]string // peer name -> configuration problem
 	closed  bool
-	// advertised: addresses this node advertises now, for Describe.
-	advertised map[netip.Addr]bool
 	// filterKey, filterGen and filter describe the export filter for
 	// advertisements that name their peers.
 	filterKey string
@@ -135,7 +133,7 @@ func New(opts Options) *BGP {
 		opts.NodeLabels = func() map[string]string { return nil }
 	}
 	return &BGP{opts: opts, log: opts.Logger.With("component", "bgp"), peers: map[string]*peerState{},
-		byAddr: map[netip.Addr]string{}, routes: map[netip.Prefix]route{}, errs: map[string]string{}, advertised: map[netip.Addr]bool{}}
+		byAddr: map[netip.Addr]string{}, routes: map[netip.Prefix]route{}, errs: map[string]string{}}
 }
 
 // Apply opens and closes sessions and advertises and withdraws routes to
@@ -156,11 +154,11 @@ func (b *BGP) Apply(st *speaker.State) {
 		b.log.Error("cannot start the BGP server", "err", err)
 		return
 	}
-	want, advertised := b.desiredRoutes(st)
+	want := b.desiredRoutes(st)
 	// The filter first: a route meant for some peers only must never
 	// reach the others, even for a moment.
 	filterChanged := b.applyPeerFilterLocked(want, peers)
-	b.applyRoutesLocked(want, advertised)
+	b.applyRoutesLocked(want)
 	b.applyPeersLocked(peers, st.BGP)
 	if filterChanged {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -373,10 +371,9 @@ func (b *BGP) nextHop(ip netip.Addr) (netip.Addr, bool) {
 // desiredRoutes computes this node's routes: every address it advertises,
 // aggregated per advertisement, with the union of the advertisements'
 // communities and their (agreeing) localPref.
-func (b *BGP) desiredRoutes(st *speaker.State) (map[netip.Prefix]route, map[netip.Addr]bool) {
+func (b *BGP) desiredRoutes(st *speaker.State) map[netip.Prefix]route {
 	labels := b.opts.NodeLabels()
 	out := map[netip.Prefix]route{}
-	advertised := map[netip.Addr]bool{}
 	for _, a := range st.Addresses {
 		if _, ok := slices.BinarySearch(a.BGP.Nodes, b.opts.Node); !ok {
 			continue
@@ -408,18 +405,16 @@ func (b *BGP) desiredRoutes(st *speaker.State) (map[netip.Prefix]route, map[neti
 				r.peers[name] = true
 			}
 			out[p] = r
-			advertised[a.IP] = true
 		}
 	}
 	for p, r := range out {
 		slices.SortFunc(r.communities, func(x, y config.Community) int { return strings.Compare(x.String(), y.String()) })
 		out[p] = r
 	}
-	return out, advertised
+	return out
 }
 
-func (b *BGP) applyRoutesLocked(want map[netip.Prefix]route, advertised map[netip.Addr]bool) {
-	b.advertised = advertised
+func (b *BGP) applyRoutesLocked(want map[netip.Prefix]route) {
 	var add, del []*apiutil.Path
 	for p, r := range b.routes {
 		if w, ok := want[p]; !ok || w.key() != r.key() {

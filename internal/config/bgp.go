@@ -57,18 +57,6 @@ func (p *BGPPeer) IBGP() bool {
 	return p.PeerASN == p.MyASN || p.DynamicASN == v1beta1.DynamicASNInternal
 }
 
-func selectsAny(sels []labels.Selector, l map[string]string) bool {
-	if len(sels) == 0 {
-		return true
-	}
-	for _, s := range sels {
-		if s.Matches(labels.Set(l)) {
-			return true
-		}
-	}
-	return false
-}
-
 // ParseBGPPeer validates one BGPPeer on its own; CheckBGP checks it
 // against the other objects.
 func ParseBGPPeer(obj *v1beta1.BGPPeer) (*BGPPeer, field.ErrorList) {
@@ -282,19 +270,7 @@ type BGPAdvertisement struct {
 
 // SelectsPoolNamed reports whether the advertisement covers the pool.
 func (a *BGPAdvertisement) SelectsPoolNamed(name string, poolLabels map[string]string) bool {
-	if len(a.Pools) == 0 && len(a.PoolSelectors) == 0 {
-		return true
-	}
-	return a.Pools[name] || (len(a.PoolSelectors) > 0 && selectsAnyNonEmpty(a.PoolSelectors, poolLabels))
-}
-
-func selectsAnyNonEmpty(sels []labels.Selector, l map[string]string) bool {
-	for _, s := range sels {
-		if s.Matches(labels.Set(l)) {
-			return true
-		}
-	}
-	return false
+	return selectsPool(a.Pools, a.PoolSelectors, name, poolLabels)
 }
 
 // SelectsNode reports whether a node with these labels advertises.

@@ -38,31 +38,12 @@ func (a *L2Advertisement) SelectsPool(p *Pool) bool {
 // without the controller's history, could disagree about which pool owns
 // an address).
 func (a *L2Advertisement) SelectsPoolNamed(name string, poolLabels map[string]string) bool {
-	if len(a.Pools) == 0 && len(a.PoolSelectors) == 0 {
-		return true
-	}
-	if a.Pools[name] {
-		return true
-	}
-	for _, sel := range a.PoolSelectors {
-		if sel.Matches(labels.Set(poolLabels)) {
-			return true
-		}
-	}
-	return false
+	return selectsPool(a.Pools, a.PoolSelectors, name, poolLabels)
 }
 
 // SelectsNode reports whether a node with these labels may announce.
 func (a *L2Advertisement) SelectsNode(nodeLabels map[string]string) bool {
-	if len(a.NodeSelectors) == 0 {
-		return true
-	}
-	for _, sel := range a.NodeSelectors {
-		if sel.Matches(labels.Set(nodeLabels)) {
-			return true
-		}
-	}
-	return false
+	return selectsAny(a.NodeSelectors, nodeLabels)
 }
 
 // ParseL2Advertisement validates one L2Advertisement. Pools it names that do
@@ -131,4 +112,29 @@ func PoolNames(pools []v1beta1.IPAddressPool) func(string) bool {
 		names[pools[i].Name] = true
 	}
 	return func(name string) bool { return names[name] }
+}
+
+// selectsPool is the pool selection of L2 and BGP advertisements: the
+// pools named, and those the selectors match; neither selects every pool.
+func selectsPool(pools map[string]bool, sels []labels.Selector, name string, poolLabels map[string]string) bool {
+	if len(pools) == 0 && len(sels) == 0 {
+		return true
+	}
+	return pools[name] || matchesAny(sels, poolLabels)
+}
+
+// selectsAny reports whether one of the selectors matches; none selects
+// everything.
+func selectsAny(sels []labels.Selector, l map[string]string) bool {
+	return len(sels) == 0 || matchesAny(sels, l)
+}
+
+// matchesAny reports whether one of the selectors matches.
+func matchesAny(sels []labels.Selector, l map[string]string) bool {
+	for _, s := range sels {
+		if s.Matches(labels.Set(l)) {
+			return true
+		}
+	}
+	return false
 }

@@ -12,6 +12,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
 	"slices"
@@ -364,15 +365,7 @@ func (l *Layer2) Close() error {
 func (l *Layer2) Failed() map[netip.Addr]string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return maps(l.failed)
-}
-
-func maps(m map[netip.Addr]string) map[netip.Addr]string {
-	out := make(map[netip.Addr]string, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(l.failed)
 }
 
 func addStats(a, b layer2.Stats) layer2.Stats {

@@ -5,6 +5,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/netip"
 	"strings"
 	"testing"
@@ -80,13 +81,13 @@ func TestTutorialThroughKubeProxyAndPharos(t *testing.T) {
 	}
 	for _, ip := range clusterIPs {
 		for _, n := range lab.Nodes {
-			expectPod(t, n.Name, "http://"+hostPort(ip, "80")+"/")
+			expectPod(t, n.Name, "http://"+net.JoinHostPort(ip, "80")+"/")
 		}
 	}
 	// NodePort from the LAN client, to every node and both families.
 	for _, n := range lab.Nodes {
-		expectPod(t, lab.Client.Name, "http://"+hostPort(n.V4.String(), nodePort)+"/")
-		expectPod(t, lab.Client.Name, "http://"+hostPort(n.V6.String(), nodePort)+"/")
+		expectPod(t, lab.Client.Name, "http://"+net.JoinHostPort(n.V4.String(), nodePort)+"/")
+		expectPod(t, lab.Client.Name, "http://"+net.JoinHostPort(n.V6.String(), nodePort)+"/")
 	}
 
 	// The LoadBalancer gets its addresses from Pharos's controller.
@@ -105,19 +106,12 @@ func TestTutorialThroughKubeProxyAndPharos(t *testing.T) {
 			t.Errorf("ingress %s is not in %s", s, pool[i])
 		}
 		// kube-proxy on each node carries the address to the pods.
-		expectPod(t, lab.Nodes[0].Name, "http://"+hostPort(s, "80")+"/")
+		expectPod(t, lab.Nodes[0].Name, "http://"+net.JoinHostPort(s, "80")+"/")
 	}
 	cond := lab.MustKubectl(t, "get", "svc", "my-nginx", "-o", `jsonpath={.status.conditions[?(@.type=="pharos.io/IPAllocated")].reason}`)
 	if strings.TrimSpace(cond) != "Allocated" {
 		t.Errorf("condition reason %q", cond)
 	}
-}
-
-func hostPort(ip, port string) string {
-	if strings.Contains(ip, ":") {
-		return "[" + ip + "]:" + port
-	}
-	return ip + ":" + port
 }
 
 // expectPod fetches url from a namespace until a my-nginx pod answers.

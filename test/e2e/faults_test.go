@@ -5,6 +5,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -50,7 +51,7 @@ func TestFaultControls(t *testing.T) {
 		return nil
 	})
 	n := lab.Nodes[len(lab.Nodes)-1]
-	url := "http://" + hostPort(n.V4.String(), nodePort) + "/"
+	url := "http://" + net.JoinHostPort(n.V4.String(), nodePort) + "/"
 	// Reachable means the NodePort answers, and the node answers on its
 	// IPv6 address too: a restore that forgets that address (Linux drops
 	// it with the link) must not pass.

@@ -5,6 +5,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -38,7 +39,7 @@ func TestL2AnnouncesFromExactlyOneNode(t *testing.T) {
 	for _, ip := range ingress {
 		var node string
 		cluster.Eventually(t, 30*time.Second, func() (err error) { node, err = announcer(t, "my-nginx", ip); return err })
-		expectPod(t, lab.Client.Name, "http://"+hostPort(ip, "80")+"/")
+		expectPod(t, lab.Client.Name, "http://"+net.JoinHostPort(ip, "80")+"/")
 		want := macOf(t, node)
 		cluster.Eventually(t, 10*time.Second, func() error {
 			macs, out := lab.LANMACs(context.Background(), ip)

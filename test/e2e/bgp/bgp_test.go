@@ -7,6 +7,7 @@ package bgp
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -30,13 +31,6 @@ func TestMain(m *testing.M) {
 	root := filepath.Join(filepath.Dir(file), "..", "..", "..")
 	os.Exit(cluster.RunSuite(m, root, cluster.SuiteOptions{Name: "e2e-bgp", Prefix: "pbgp",
 		Out: filepath.Join(root, "_output", "e2e-bgp")}, &lab))
-}
-
-func hostPort(ip, port string) string {
-	if strings.Contains(ip, ":") {
-		return "[" + ip + "]:" + port
-	}
-	return ip + ":" + port
 }
 
 // The BGP tests peer the lab's nodes with a real FRR (zebra, bfdd, bgpd) in
@@ -249,7 +243,7 @@ func TestBGPAdvertisesToFRR(t *testing.T) {
 	// The remote client, behind the router, reaches the Service.
 	for _, ip := range ingress {
 		cluster.Eventually(t, 30*time.Second, func() error {
-			body, err := lab.HTTPGet(ctx, lab.Remote.Name, "http://"+hostPort(ip, "80")+"/")
+			body, err := lab.HTTPGet(ctx, lab.Remote.Name, "http://"+net.JoinHostPort(ip, "80")+"/")
 			if err != nil {
 				return err
 			}
