@@ -43,6 +43,7 @@ func secretPassword(c client.Client) func(context.Context, *corev1.SecretReferen
 func (s *Speaker) writeBGPStatus(ctx context.Context, c client.Client, rec recorder.EventRecorder, interval time.Duration) {
 	var last *v1beta1.BGPNodeStatusStatus
 	reported := map[string]string{} // peer -> last error reported by an event
+	noObject := false               // this node has no BGPNodeStatus and needs none yet
 	for {
 		select {
 		case <-ctx.Done():
@@ -78,9 +79,15 @@ func (s *Speaker) writeBGPStatus(ctx context.Context, c client.Client, rec recor
 			continue
 		}
 		if last == nil && len(sessions) == 0 {
-			// No BGP on this node, and nothing written before: no object.
+			// No BGP on this node, and nothing written yet: no object,
+			// unless an earlier run left one to clear. Asked once, not on
+			// every tick of a node that never runs BGP.
+			if noObject {
+				continue
+			}
 			var existing v1beta1.BGPNodeStatus
 			if err := c.Get(ctx, types.NamespacedName{Name: s.node}, &existing); apierrors.IsNotFound(err) {
+				noObject = true
 				continue
 			}
 		}

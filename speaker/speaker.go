@@ -188,10 +188,10 @@ func (s *Speaker) writeStatus(ctx context.Context, st *speaker.State, members ma
 				continue
 			}
 			done[key] = true
-			cond, writer := speaker.Condition(svc, st, s.announcers, alive)
-			if writer != s.node {
+			if speaker.Writer(svc, st, alive) != s.node {
 				continue
 			}
+			cond, _ := speaker.Condition(svc, st, s.announcers, alive)
 			old := meta.FindStatusCondition(svc.Status.Conditions, v1beta1.ConditionAnnounced)
 			if old != nil && old.Status == cond.Status && old.Reason == cond.Reason && old.Message == cond.Message {
 				continue

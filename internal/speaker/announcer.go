@@ -53,7 +53,6 @@ type Report struct {
 func Condition(svc *corev1.Service, st *State, announcers []Announcer, alive []string) (metav1.Condition, string) {
 	cond := metav1.Condition{Type: v1beta1.ConditionAnnounced, Status: metav1.ConditionTrue, Reason: v1beta1.ReasonAnnounced, ObservedGeneration: svc.Generation}
 	var parts []string
-	writer := ""
 	for _, ing := range svc.Status.LoadBalancer.Ingress {
 		ip, err := netip.ParseAddr(ing.IP)
 		if err != nil {
@@ -62,14 +61,6 @@ func Condition(svc *corev1.Service, st *State, announcers []Announcer, alive []s
 		a := st.Lookup(ip)
 		if a == nil {
 			continue
-		}
-		if writer == "" {
-			writer = a.Election.Winner
-			if writer == "" {
-				if order := election.Order(ip, alive); len(order) > 0 {
-					writer = order[0]
-				}
-			}
 		}
 		var announced, failed []string
 		notReason := ""
@@ -102,5 +93,29 @@ func Condition(svc *corev1.Service, st *State, announcers []Announcer, alive []s
 		}
 	}
 	cond.Message = strings.Join(parts, "; ")
-	return cond, writer
+	return cond, Writer(svc, st, alive)
+}
+
+// Writer names the speaker that writes a Service's Announced condition:
+// the winner of its first address that has one, or else the first of the
+// alive speakers in that address's hash order. It is cheap, so a speaker
+// words only the conditions it writes.
+func Writer(svc *corev1.Service, st *State, alive []string) string {
+	for _, ing := range svc.Status.LoadBalancer.Ingress {
+		ip, err := netip.ParseAddr(ing.IP)
+		if err != nil {
+			continue
+		}
+		a := st.Lookup(ip)
+		if a == nil {
+			continue
+		}
+		if a.Election.Winner != "" {
+			return a.Election.Winner
+		}
+		if order := election.Order(ip, alive); len(order) > 0 {
+			return order[0]
+		}
+	}
+	return ""
 }

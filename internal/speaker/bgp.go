@@ -126,8 +126,9 @@ func bgpRoute(a *Address, c *BGPConfig, poolLabels map[string]string, nodes []*c
 	if len(r.Advertisements) == 0 {
 		return r
 	}
+	totals := endpointTotals(in.Services)
 	for _, node := range nodes {
-		if !NodeEligible(node) || HasLabel(node, v1beta1.LabelExcludeFromLB) || !servesAny(node.Name, in.Services) {
+		if !NodeEligible(node) || HasLabel(node, v1beta1.LabelExcludeFromLB) || !servesAny(node.Name, in.Services, totals) {
 			continue
 		}
 		for _, adv := range r.Advertisements {
@@ -164,13 +165,9 @@ func bgpRoute(a *Address, c *BGPConfig, poolLabels map[string]string, nodes []*c
 // Service with a serving endpoint anywhere, or a Local one with a ready
 // endpoint on the node (or, when it has no ready endpoint anywhere, a
 // terminating one that still serves, as kube-proxy falls back to).
-func servesAny(node string, svcs []election.Service) bool {
-	for _, s := range svcs {
-		total := election.Endpoints{}
-		for _, e := range s.Endpoints {
-			total.Ready += e.Ready
-			total.Terminating += e.Terminating
-		}
+func servesAny(node string, svcs []election.Service, totals []election.Endpoints) bool {
+	for i, s := range svcs {
+		total := totals[i]
 		switch {
 		case total.Ready+total.Terminating == 0:
 			continue
@@ -183,4 +180,17 @@ func servesAny(node string, svcs []election.Service) bool {
 		}
 	}
 	return false
+}
+
+// endpointTotals counts each Service's endpoints over all nodes, once per
+// address rather than once per node.
+func endpointTotals(svcs []election.Service) []election.Endpoints {
+	out := make([]election.Endpoints, len(svcs))
+	for i, s := range svcs {
+		for _, e := range s.Endpoints {
+			out[i].Ready += e.Ready
+			out[i].Terminating += e.Terminating
+		}
+	}
+	return out
 }
