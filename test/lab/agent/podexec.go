@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -34,6 +35,13 @@ import (
 // are always reachable. ARGV0 is what the process sees as its name: the
 // image path, e.g. /controller.
 func ExecPod(args []string) error {
+	// Capability sets (bounding, inheritable) belong to a thread, not to
+	// the process, and a process's execve takes the credentials of the
+	// thread that calls it. Without this lock limitCaps may confine one
+	// OS thread and the exec below run on another that still holds every
+	// capability, so the container would run with all of them (CI saw a
+	// speaker so).
+	runtime.LockOSThread()
 	fs := flag.NewFlagSet("pod-exec", flag.ContinueOnError)
 	uid := fs.Int("uid", 0, "user to run as")
 	gid := fs.Int("gid", 0, "group to run as")
