@@ -66,6 +66,7 @@ type options struct {
 	drainTimeout       time.Duration
 	metricsAddr        string
 	probeAddr          string
+	pprofAddr          string
 	splitBrainInterval time.Duration
 	logLevel           slog.Level
 }
@@ -86,6 +87,7 @@ func main() {
 	flag.DurationVar(&o.drainTimeout, "drain-timeout", 3*time.Second, "on SIGTERM, how long to wait for other nodes to take over before stopping")
 	flag.StringVar(&o.metricsAddr, "metrics-bind-address", ":7474", "Prometheus metrics address; 0 disables it")
 	flag.StringVar(&o.probeAddr, "health-probe-bind-address", ":7475", "address of /healthz and /readyz (ready once the speaker has joined the cluster and announces its share); 0 disables it")
+	flag.StringVar(&o.pprofAddr, "pprof-bind-address", "", "address of Go's /debug/pprof/ profiles (heap, CPU) for diagnosis; empty (the default) disables it")
 	flag.DurationVar(&o.splitBrainInterval, "split-brain-probe-interval", 5*time.Second, "how often the announcing node asks the LAN whether another MAC answers for its addresses")
 	flag.TextVar(&o.logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
 	// The controller's logging flag, accepted so that one chart value (and
@@ -178,7 +180,8 @@ func run(logger *slog.Logger, o options) error {
 		Scheme:                 scheme,
 		Metrics:                metricsserver.Options{BindAddress: o.metricsAddr},
 		HealthProbeBindAddress: o.probeAddr,
-		Cache:                  cache.Options{DefaultTransform: cache.TransformStripManagedFields()},
+		PprofBindAddress:       o.pprofAddr,
+		Cache:                  cache.Options{DefaultTransform: trimForCache},
 	})
 	if err != nil {
 		return err
@@ -197,7 +200,7 @@ func run(logger *slog.Logger, o options) error {
 	l2 := l2announce.New(l2announce.Options{Node: o.nodeName, Announcer: o.announcer, Claims: members, Logger: logger})
 	defer func() { _ = l2.Close() }()
 	metrics.Registry.MustRegister(l2.Collector())
-	sp := &Speaker{node: o.nodeName, client: mgr.GetClient(), members: members, log: logger, l2: l2, kick: kick,
+	sp := &Speaker{node: o.nodeName, client: mgr.GetClient(), cache: mgr.GetCache(), members: members, log: logger, l2: l2, kick: kick,
 		statusJobs: make(chan statusJob, 1)}
 	var addrs []netip.Addr
 	for _, a := range internalIPs {

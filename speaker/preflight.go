@@ -23,7 +23,7 @@ func preflight(cfg *rest.Config, secretRef string) error {
 	perms := []kubecheck.Permission{
 		{Verb: "list", Resource: "services", Why: "find the addresses to announce"},
 		{Verb: "watch", Resource: "services", Why: "follow the addresses to announce"},
-		{Verb: "update", Resource: "services", Subresource: "status", Why: "report the Announced condition"},
+		{Verb: "patch", Resource: "services", Subresource: "status", Why: "report the Announced condition"},
 		{Verb: "list", Resource: "nodes", Why: "know which nodes may announce"},
 		{Verb: "watch", Resource: "nodes", Why: "follow node readiness and labels"},
 		{Verb: "get", Resource: "secrets", Namespace: secretNS, Name: secretName, Why: "read the memberlist key"},

@@ -17,6 +17,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	toolscache "k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -29,7 +31,7 @@ import (
 
 // The speaker's permissions, each used below or by its manager's cache.
 // +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch
-// +kubebuilder:rbac:groups="",resources=services/status,verbs=update
+// +kubebuilder:rbac:groups="",resources=services/status,verbs=patch
 // +kubebuilder:rbac:groups="",resources=nodes,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get,namespace=pharos-system
 // +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=list;watch
@@ -42,8 +44,10 @@ import (
 // (internal/speaker) and hands it to its announcers; then it writes the
 // Announced condition of the Services it is responsible for.
 type Speaker struct {
-	node    string
-	client  client.Client
+	node   string
+	client client.Client
+	// cache is the client's informer cache, read directly (see cached).
+	cache   cache.Cache
 	members *speakerlist.List
 	log     *slog.Logger
 	// l2 is the layer-2 announcer; announcers lists every announcer, l2
@@ -83,9 +87,19 @@ func (s *Speaker) ReadyCheck(*http.Request) error {
 // Reconcile recomputes the desired state and applies it. It ignores the
 // request: any change may move any address.
 func (s *Speaker) Reconcile(ctx context.Context, _ reconcile.Request) (reconcile.Result, error) {
+	// Services and EndpointSlices straight from the informers' stores:
+	// listing them into typed lists copies every object, and the state
+	// keeps pointers into those copies for as long as it lives (with
+	// 10,000 Services, tens of MiB per state).
+	svcs, err := cached[corev1.Service](ctx, s.cache, &corev1.Service{})
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	slices, err := cached[discoveryv1.EndpointSlice](ctx, s.cache, &discoveryv1.EndpointSlice{})
+	if err != nil {
+		return reconcile.Result{}, err
+	}
 	var (
-		svcs   corev1.ServiceList
-		slices discoveryv1.EndpointSliceList
 		nodes  corev1.NodeList
 		pools  v1beta1.IPAddressPoolList
 		advs   v1beta1.L2AdvertisementList
@@ -94,7 +108,7 @@ func (s *Speaker) Reconcile(ctx context.Context, _ reconcile.Request) (reconcile
 		comms  v1beta1.CommunityList
 		bfds   v1beta1.BFDProfileList
 	)
-	for _, l := range []client.ObjectList{&svcs, &slices, &nodes, &pools, &advs, &peers, &bgpAdv, &comms, &bfds} {
+	for _, l := range []client.ObjectList{&nodes, &pools, &advs, &peers, &bgpAdv, &comms, &bfds} {
 		// Read-only use of the cache's objects: copying thousands of
 		// Services and EndpointSlices on every change would dominate the
 		// speaker's CPU and memory.
@@ -109,7 +123,7 @@ func (s *Speaker) Reconcile(ctx context.Context, _ reconcile.Request) (reconcile
 	}
 	members := s.members.Members()
 	st := speaker.Compute(speaker.Snapshot{
-		Services: svcs.Items, EndpointSlices: slices.Items, Nodes: nodes.Items,
+		Services: svcs, EndpointSlices: slices, Nodes: nodes.Items,
 		Pools: pools.Items, L2Advertisements: advs.Items,
 		Members: members, Claims: s.members.Claims(),
 		BGPPeers: peers.Items, BGPAdvertisements: bgpAdv.Items, Communities: comms.Items, BFDProfiles: bfds.Items,
@@ -127,6 +141,27 @@ func (s *Speaker) Reconcile(ctx context.Context, _ reconcile.Request) (reconcile
 	// (and notices an interface that changed without a netlink event).
 	s.queueStatus(statusJob{st: st, members: members})
 	return reconcile.Result{RequeueAfter: 30 * time.Second}, nil
+}
+
+// cached returns the objects that the cache's informer for obj's kind
+// holds, without copying them: read-only, like client.UnsafeDisableDeepCopy.
+func cached[T any](ctx context.Context, c cache.Cache, obj client.Object) ([]*T, error) {
+	inf, err := c.GetInformer(ctx, obj)
+	if err != nil {
+		return nil, err
+	}
+	st, ok := inf.(interface{ GetStore() toolscache.Store })
+	if !ok {
+		return nil, fmt.Errorf("the cache's informer for %T (%T) has no store", obj, inf)
+	}
+	items := st.GetStore().List()
+	out := make([]*T, 0, len(items))
+	for _, it := range items {
+		if o, ok := it.(*T); ok {
+			out = append(out, o)
+		}
+	}
+	return out, nil
 }
 
 // statusJob is one state whose conditions are to be written.
@@ -201,7 +236,10 @@ func (s *Speaker) writeStatus(ctx context.Context, st *speaker.State, members ma
 			if equality.Semantic.DeepEqual(desired.Status, svc.Status) {
 				continue
 			}
-			if err := s.client.Status().Update(ctx, desired); err != nil && !apierrors.IsConflict(err) && !apierrors.IsNotFound(err) {
+			// A strategic merge patch of the one condition (merged by type):
+			// the cached object is trimmed (trimForCache), so it must never
+			// be sent whole, and the controller's condition is left alone.
+			if err := s.client.Status().Patch(ctx, desired, client.StrategicMergeFrom(svc)); err != nil && !apierrors.IsNotFound(err) {
 				errs = append(errs, fmt.Errorf("writing the Announced condition of %s: %w", key, err))
 			}
 		}

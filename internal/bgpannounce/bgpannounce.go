@@ -26,6 +26,7 @@ import (
 	"github.com/osrg/gobgp/v4/pkg/server"
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/pharos-lb/pharos/api/v1beta1"
 	"github.com/pharos-lb/pharos/internal/config"
 	"github.com/pharos-lb/pharos/internal/speaker"
 )
@@ -96,6 +97,10 @@ type peerState struct {
 	// downSince is when the session was last not Established (added, or
 	// dropped); zero while it is up.
 	downSince time.Time
+	// refused says why the speaker disabled the session itself (a router
+	// whose ASN contradicts dynamicASN); it stays down until the BGPPeer
+	// changes.
+	refused string
 }
 
 // BGP is the BGP announcer. Its methods are safe for concurrent use.
@@ -106,12 +111,15 @@ type BGP struct {
 	mu      sync.Mutex
 	srv     *server.BgpServer
 	started bool
-	cancel  context.CancelFunc
-	peers   map[string]*peerState // by BGPPeer name
-	byAddr  map[netip.Addr]string // peer address -> name
-	routes  map[netip.Prefix]route
-	errs    map[string]string // peer name -> configuration problem
-	closed  bool
+	// routerID is the running server's BGP identifier: GoBGP has one per
+	// server, so every peer of the node shares it.
+	routerID netip.Addr
+	cancel   context.CancelFunc
+	peers    map[string]*peerState // by BGPPeer name
+	byAddr   map[netip.Addr]string // peer address -> name
+	routes   map[netip.Prefix]route
+	errs     map[string]string // peer name -> configuration problem
+	closed   bool
 	// filterKey, filterGen and filter describe the export filter for
 	// advertisements that name their peers.
 	filterKey string
@@ -306,8 +314,8 @@ type definedSet struct {
 	name string
 }
 
-// startLocked starts the GoBGP server once, with the first peers' ASN and
-// router ID.
+// startLocked starts the GoBGP server once, with the first peer's ASN
+// and the first routerID that a peer sets.
 func (b *BGP) startLocked(peers []*config.BGPPeer) error {
 	if b.started {
 		return nil
@@ -316,8 +324,11 @@ func (b *BGP) startLocked(peers []*config.BGPPeer) error {
 	routerID := b.defaultRouterID()
 	if len(peers) > 0 {
 		asn = peers[0].MyASN
-		if peers[0].RouterID.IsValid() {
-			routerID = peers[0].RouterID
+	}
+	for _, p := range peers {
+		if p.RouterID.IsValid() {
+			routerID = p.RouterID
+			break
 		}
 	}
 	lvl := &slog.LevelVar{}
@@ -338,7 +349,7 @@ func (b *BGP) startLocked(peers []*config.BGPPeer) error {
 		srv.Stop()
 		return err
 	}
-	b.srv, b.started, b.cancel = srv, true, wcancel
+	b.srv, b.started, b.cancel, b.routerID = srv, true, wcancel, routerID
 	b.log.Info("BGP server started", "asn", asn, "routerID", routerID)
 	return nil
 }
@@ -533,6 +544,9 @@ func (b *BGP) applyPeersLocked(peers []*config.BGPPeer, c *speaker.BGPConfig) {
 			}
 			continue
 		}
+		if p.RouterID.IsValid() && p.RouterID != b.routerID {
+			problem = strings.TrimPrefix(problem+"; ", "; ") + fmt.Sprintf("routerID %s is not this node's BGP identifier %s, which all its sessions share (set when BGP started here): give every BGPPeer of this node the same routerID, or none, and restart the speaker to change it", p.RouterID, b.routerID)
+		}
 		if problem != "" {
 			errs[p.Name] = problem
 		}
@@ -561,7 +575,7 @@ func (b *BGP) applyPeersLocked(peers []*config.BGPPeer, c *speaker.BGPConfig) {
 				delete(b.byAddr, p.Address)
 				continue
 			}
-			ps.cfg, ps.key, ps.established, ps.downSince = p, key, false, time.Now()
+			ps.cfg, ps.key, ps.established, ps.downSince, ps.refused = p, key, false, time.Now(), ""
 			ps.session.LastError = ""
 			b.log.Info("BGP peer updated", "peer", p.Name, "address", p.Address)
 		}
@@ -613,8 +627,15 @@ func (b *BGP) apiPeer(ctx context.Context, p *config.BGPPeer, c *speaker.BGPConf
 			MpGracefulRestart: &api.MpGracefulRestart{Config: &api.MpGracefulRestartConfig{Enabled: p.GracefulRestart}},
 		})
 	}
+	// dynamicASN internal is exactly our ASN; external is any other,
+	// which GoBGP cannot express: it accepts any ASN (0) and onPeerEvent
+	// refuses ours.
+	peerASN := p.PeerASN
+	if p.DynamicASN == v1beta1.DynamicASNInternal {
+		peerASN = p.MyASN
+	}
 	peer := &api.Peer{
-		Conf:      &api.PeerConf{NeighborAddress: p.Address.String(), PeerAsn: p.PeerASN, LocalAsn: p.MyASN, AuthPassword: password},
+		Conf:      &api.PeerConf{NeighborAddress: p.Address.String(), PeerAsn: peerASN, LocalAsn: p.MyASN, AuthPassword: password},
 		Transport: &api.Transport{RemotePort: uint32(p.Port)},
 		Timers: &api.Timers{Config: &api.TimersConfig{
 			HoldTime: uint64(p.HoldTime / time.Second), KeepaliveInterval: uint64(p.Keepalive / time.Second),
@@ -664,6 +685,19 @@ func (b *BGP) onPeerEvent(ev *apiutil.WatchEventMessage_PeerEvent, _ time.Time) 
 		ps.session.State, ps.session.Since = state, time.Now()
 	}
 	up := st.SessionState == bgp.BGP_FSM_ESTABLISHED
+	if up && ps.cfg.DynamicASN == v1beta1.DynamicASNExternal && st.PeerASN == ps.cfg.MyASN && ps.refused == "" {
+		ps.refused = fmt.Sprintf("dynamicASN is external, but the router at %s has this node's ASN %d (an internal session): the session is shut down until the BGPPeer changes; set dynamicASN: internal, or fix the router's ASN", st.NeighborAddress, st.PeerASN)
+		srv, addr, msg := b.srv, st.NeighborAddress.String(), ps.refused
+		// Not from GoBGP's event callback: its management loop is busy
+		// delivering this event.
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := srv.DisablePeer(ctx, &api.DisablePeerRequest{Address: addr, Communication: "Pharos: dynamicASN external, but the peer is internal"}); err != nil {
+				b.log.Warn("shutting down a session of the wrong type", "peer", addr, "err", err, "why", msg)
+			}
+		}()
+	}
 	switch {
 	case up:
 		ps.downSince = time.Time{}
@@ -671,6 +705,8 @@ func (b *BGP) onPeerEvent(ev *apiutil.WatchEventMessage_PeerEvent, _ time.Time) 
 		ps.downSince = time.Now()
 	}
 	switch {
+	case ps.refused != "":
+		ps.session.LastError = ps.refused
 	case up:
 		ps.session.LastError = ""
 	case st.DisconnectMessage != "" && (ps.established || failure(st.DisconnectReason)):

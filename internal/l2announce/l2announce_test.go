@@ -35,8 +35,8 @@ func stateFor(t *testing.T, node, iface, subnet string, claims []speakerlist.Cla
 	}
 	n := node
 	return speaker.Compute(speaker.Snapshot{
-		Services: []corev1.Service{svc},
-		EndpointSlices: []discoveryv1.EndpointSlice{{
+		Services: []*corev1.Service{&svc},
+		EndpointSlices: []*discoveryv1.EndpointSlice{{
 			ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web-1", Labels: map[string]string{discoveryv1.LabelServiceName: "web"}},
 			Endpoints:  []discoveryv1.Endpoint{{Addresses: []string{"198.19.0.1"}, NodeName: &n}},
 		}},

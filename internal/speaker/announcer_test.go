@@ -65,7 +65,7 @@ func TestCondition(t *testing.T) {
 				tc.edit(&snap)
 			}
 			st := Compute(snap)
-			svc := &snap.Services[0]
+			svc := snap.Services[0]
 			cond, writer := Condition(svc, st, tc.announcers, []string{"n1", "n2", "n3"})
 			if cond.Type != v1beta1.ConditionAnnounced || cond.Status != tc.status || cond.Reason != tc.reason {
 				t.Errorf("condition %s=%s reason %q, want %s reason %q (%s)", cond.Type, cond.Status, cond.Reason, tc.status, tc.reason, cond.Message)

@@ -49,7 +49,7 @@ func TestComputeBGP(t *testing.T) {
 		{name: "Local policy: only nodes with a ready endpoint",
 			edit: func(s *Snapshot) {
 				s.Services[0] = service("web", []string{ip4}, local)
-				s.EndpointSlices = []discoveryv1.EndpointSlice{endpoints("web", "n2", "n3")}
+				s.EndpointSlices = []*discoveryv1.EndpointSlice{endpoints("web", "n2", "n3")}
 			}, nodes: "n2,n3", advs: 1},
 		{name: "no endpoint: nobody advertises", edit: func(s *Snapshot) { s.EndpointSlices = nil }, nodes: "", advs: 1},
 		{name: "nodeSelectors",

@@ -27,8 +27,8 @@ import (
 // Snapshot is everything the desired state depends on. The speaker fills it
 // from its informers' caches and from memberlist; the slices are only read.
 type Snapshot struct {
-	Services       []corev1.Service
-	EndpointSlices []discoveryv1.EndpointSlice
+	Services       []*corev1.Service
+	EndpointSlices []*discoveryv1.EndpointSlice
 	Nodes          []corev1.Node
 	// Pools are read for their names and labels only: which pool owns an
 	// address is the controller's answer, recorded on the Service in
@@ -116,8 +116,7 @@ func Compute(snap Snapshot) *State {
 	}
 
 	st := &State{byIP: map[netip.Addr]*Address{}, BGP: parseBGP(snap)}
-	for i := range snap.Services {
-		svc := &snap.Services[i]
+	for _, svc := range snap.Services {
 		pool := svc.Annotations[v1beta1.AnnotationAllocatedFromPool]
 		if svc.Spec.Type != corev1.ServiceTypeLoadBalancer || pool == "" {
 			continue
@@ -137,6 +136,7 @@ func Compute(snap Snapshot) *State {
 		}
 	}
 	slices.SortFunc(st.Addresses, func(x, y *Address) int { return x.IP.Compare(y.IP) })
+	notL2 := map[string]election.Result{}
 	for _, a := range st.Addresses {
 		slices.SortFunc(a.Services, func(x, y *corev1.Service) int { return strings.Compare(serviceKey(x), serviceKey(y)) })
 		var selecting []*config.L2Advertisement
@@ -146,11 +146,30 @@ func Compute(snap Snapshot) *State {
 			}
 		}
 		in := electionInput(a, nodes, selecting, snap.Members, endpoints)
-		in.CurrentOwner = currentOwner(in, a.Claims)
-		a.Election = election.Elect(in)
+		if len(selecting) == 0 {
+			// Not a layer-2 address (a BGP-only pool, say): no election,
+			// and one message per pool rather than one per address that
+			// explains every node.
+			a.Election = notLayer2(a.Pool, notL2)
+		} else {
+			in.CurrentOwner = currentOwner(in, a.Claims)
+			a.Election = election.Elect(in)
+		}
 		a.BGP = bgpRoute(a, st.BGP, poolLabels[a.Pool], nodes, in)
 	}
 	return st
+}
+
+// notLayer2 is the layer-2 result of an address of a pool that no
+// L2Advertisement selects, shared by the pool's addresses (memo).
+func notLayer2(pool string, memo map[string]election.Result) election.Result {
+	r, ok := memo[pool]
+	if !ok {
+		r = election.Result{Reason: election.NoMatchingAdvertisement,
+			Message: "no L2Advertisement selects pool " + pool + "; create one that lists it in spec.ipAddressPools"}
+		memo[pool] = r
+	}
+	return r
 }
 
 // electionInput describes one address to the election.
@@ -279,10 +298,9 @@ func announcingInterfaces(ip netip.Addr, wanted []string, meta speakerlist.Meta)
 }
 
 // endpointsByService counts endpoints by Service key and node.
-func endpointsByService(slices []discoveryv1.EndpointSlice) map[string]map[string]election.Endpoints {
+func endpointsByService(slices []*discoveryv1.EndpointSlice) map[string]map[string]election.Endpoints {
 	out := map[string]map[string]election.Endpoints{}
-	for i := range slices {
-		es := &slices[i]
+	for _, es := range slices {
 		svc := es.Labels[discoveryv1.LabelServiceName]
 		if svc == "" {
 			continue

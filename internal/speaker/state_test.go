@@ -48,8 +48,8 @@ var (
 
 type svcOpt func(*corev1.Service)
 
-func service(name string, ips []string, opts ...svcOpt) corev1.Service {
-	s := corev1.Service{
+func service(name string, ips []string, opts ...svcOpt) *corev1.Service {
+	s := &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name, Annotations: map[string]string{v1beta1.AnnotationAllocatedFromPool: "web"}},
 		Spec:       corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, ExternalTrafficPolicy: corev1.ServiceExternalTrafficPolicyCluster},
 	}
@@ -57,7 +57,7 @@ func service(name string, ips []string, opts ...svcOpt) corev1.Service {
 		s.Status.LoadBalancer.Ingress = append(s.Status.LoadBalancer.Ingress, corev1.LoadBalancerIngress{IP: ip})
 	}
 	for _, o := range opts {
-		o(&s)
+		o(s)
 	}
 	return s
 }
@@ -72,8 +72,8 @@ var (
 
 // endpoints returns an EndpointSlice of the Service with one ready
 // endpoint on each named node.
-func endpoints(svc string, nodes ...string) discoveryv1.EndpointSlice {
-	es := discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: svc + "-x", Labels: map[string]string{discoveryv1.LabelServiceName: svc}}}
+func endpoints(svc string, nodes ...string) *discoveryv1.EndpointSlice {
+	es := &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: svc + "-x", Labels: map[string]string{discoveryv1.LabelServiceName: svc}}}
 	for _, n := range nodes {
 		es.Endpoints = append(es.Endpoints, discoveryv1.Endpoint{Addresses: []string{"198.19.0.1"}, NodeName: &n})
 	}
@@ -103,8 +103,8 @@ func allMembers(names ...string) map[string]speakerlist.Meta {
 // served from n1, and an advertisement for every pool.
 func base() Snapshot {
 	return Snapshot{
-		Services:         []corev1.Service{service("web", []string{ip4})},
-		EndpointSlices:   []discoveryv1.EndpointSlice{endpoints("web", "n1")},
+		Services:         []*corev1.Service{service("web", []string{ip4})},
+		EndpointSlices:   []*discoveryv1.EndpointSlice{endpoints("web", "n1")},
 		Nodes:            []corev1.Node{node("n1"), node("n2"), node("n3")},
 		Pools:            []v1beta1.IPAddressPool{pool("web", nil)},
 		L2Advertisements: []v1beta1.L2Advertisement{l2adv("all", v1beta1.L2AdvertisementSpec{})},
@@ -170,13 +170,13 @@ func TestCompute(t *testing.T) {
 		{name: "Local policy: only nodes with a ready local endpoint",
 			edit: func(s *Snapshot) {
 				s.Services[0] = service("web", []string{ip4}, local)
-				s.EndpointSlices = []discoveryv1.EndpointSlice{endpoints("web", "n2", "n3")}
+				s.EndpointSlices = []*discoveryv1.EndpointSlice{endpoints("web", "n2", "n3")}
 			},
 			candidates: []string{"n2", "n3"}},
 		{name: "Local policy with its only endpoint on an excluded node: no winner",
 			edit: func(s *Snapshot) {
 				s.Services[0] = service("web", []string{ip4}, local)
-				s.EndpointSlices = []discoveryv1.EndpointSlice{endpoints("web", "n3")}
+				s.EndpointSlices = []*discoveryv1.EndpointSlice{endpoints("web", "n3")}
 				s.Nodes[2] = node("n3", excluded)
 			},
 			reason: election.NoEligibleNode},
@@ -340,5 +340,28 @@ func TestNextEpoch(t *testing.T) {
 	// it has seen.
 	if got := NextEpoch([]speakerlist.Claim{{Node: "a", Epoch: 7}, {Node: "b", Epoch: 1_700_000_000_000_000_000}}); got != 1_700_000_000_000_000_001 {
 		t.Errorf("NextEpoch = %d", got)
+	}
+}
+
+// TestNotLayer2Message: an address of a pool that no L2Advertisement
+// selects gets no election, and a message that names the pool and the fix,
+// the same value for every address of the pool.
+func TestNotLayer2Message(t *testing.T) {
+	snap := base()
+	snap.L2Advertisements = nil
+	snap.Services = append(snap.Services, service("api", []string{"198.18.0.101"}))
+	st := Compute(snap)
+	for _, ip := range []string{ip4, "198.18.0.101"} {
+		a := st.Lookup(netip.MustParseAddr(ip))
+		if a == nil {
+			t.Fatalf("%s missing from the state", ip)
+		}
+		r := a.Election
+		if r.Reason != election.NoMatchingAdvertisement || r.Winner != "" || len(r.Candidates) != 0 || len(r.Excluded) != 0 {
+			t.Errorf("%s: %+v, want NoMatchingAdvertisement and no election", ip, r)
+		}
+		if want := "no L2Advertisement selects pool web; create one that lists it in spec.ipAddressPools"; r.Message != want {
+			t.Errorf("%s: message %q, want %q", ip, r.Message, want)
+		}
 	}
 }

@@ -43,6 +43,7 @@ import (
 var (
 	trials   = flag.Int("trials", 12, "crash trials (0 skips them)")
 	prefixes = flag.Int("prefixes", 10000, "Services (one /32 each) for the scale figures (0 skips them)")
+	heapOut  = flag.String("heap-profile", "", "after the scale figures, write the first node's speaker heap profile (go tool pprof) to this file")
 )
 
 const asn = 64512
@@ -113,6 +114,9 @@ func run() error {
 		return err
 	}
 	opts.Prefix, opts.Dir = "pbbg", filepath.Join(out, "lab")
+	if *heapOut != "" {
+		opts.SpeakerArgs = []string{"--pprof-bind-address", "127.0.0.1:7476"}
+	}
 	l, err := cluster.New(opts)
 	if err != nil {
 		return err
@@ -412,6 +416,12 @@ spec: {ipAddressPools: [scale]}
 		}
 	}
 	fmt.Fprintf(os.Stderr, "%d prefixes at FRR from %s %s after the BGPAdvertisement; speaker peak RSS %.0f MiB\n", n, node.Name, took, rss)
+	if *heapOut != "" {
+		if _, err := b.l.Exec(b.ctx, node.Name, "curl", "-sfo", *heapOut, "http://127.0.0.1:7476/debug/pprof/heap"); err != nil {
+			return 0, 0, fmt.Errorf("heap profile of %s's speaker: %w", node.Name, err)
+		}
+		fmt.Fprintf(os.Stderr, "heap profile of %s's speaker in %s\n", node.Name, *heapOut)
+	}
 	return took.Seconds(), rss, nil
 }
 

@@ -44,6 +44,9 @@ type Options struct {
 	// an IPv6-first dual-stack cluster does; the speakers then join over
 	// IPv6 (memberlist binds the first InternalIP).
 	IPv6First bool
+	// SpeakerArgs are appended to every speaker's arguments (a bench's
+	// --pprof-bind-address, say).
+	SpeakerArgs []string
 	// Out receives progress lines.
 	Out io.Writer
 }
@@ -138,7 +141,8 @@ func (l *Lab) Up(ctx context.Context) (err error) {
 	}
 	defer func() {
 		if err != nil {
-			logs := l.LogDir() + ".failed"
+			// Beside the lab's directory, which Down removes.
+			logs := l.Dir + "-logs.failed"
 			_ = os.RemoveAll(logs)
 			_ = os.Rename(l.LogDir(), logs)
 			_ = l.Down()

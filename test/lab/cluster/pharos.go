@@ -74,6 +74,7 @@ subjects:
 		}
 		// Otherwise the speaker binds memberlist to the Node's first
 		// InternalIP, as it does when the chart runs it: IPv6 here.
+		argv = append(argv, l.SpeakerArgs...)
 		if err := l.Start(Process{Name: n.Name + "-speaker", Netns: n.Name, Argv: argv}); err != nil {
 			return err
 		}
