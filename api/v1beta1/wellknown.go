@@ -75,3 +75,43 @@ const ReasonServiceLBConflict = "ServiceLBConflict"
 // ConditionValid is the IPAddressPool condition that says whether its spec
 // is usable.
 const ConditionValid = "Valid"
+
+// Forwarding: who carries a Service's traffic from the node that receives
+// it to the backends. The cluster's default is the --forwarding flag that
+// the chart gives the controller and the speakers alike (value
+// forwarding.mode); a Service may override it with AnnotationForwarding.
+const (
+	// AnnotationForwarding overrides the cluster's forwarding mode for one
+	// Service: ForwardingDirect or ForwardingKubeProxy.
+	AnnotationForwarding = "pharos.io/forwarding"
+	// ForwardingKubeProxy leaves the traffic to kube-proxy: the status says
+	// ipMode VIP (Kubernetes' default), and kube-proxy on every node
+	// handles the address.
+	ForwardingKubeProxy = "kube-proxy"
+	// ForwardingDirect: the speakers on the nodes that receive the address
+	// DNAT it straight to the Service's ready endpoints (nftables, table
+	// inet pharos), for clusters without kube-proxy, and with the client's
+	// address kept for externalTrafficPolicy Local. The status says ipMode
+	// Proxy, so that kube-proxy does not short-circuit the address inside
+	// the cluster.
+	ForwardingDirect = "direct"
+)
+
+// ForwardingModes are the valid values of the --forwarding flag and of
+// AnnotationForwarding.
+var ForwardingModes = []string{ForwardingKubeProxy, ForwardingDirect}
+
+// ForwardingOf returns a Service's forwarding mode, given its annotations
+// and the cluster's default: the annotation when it names a valid mode,
+// else the default. ok is false when the annotation is set to something
+// else, for the caller to report.
+func ForwardingOf(annotations map[string]string, clusterDefault string) (mode string, ok bool) {
+	v, set := annotations[AnnotationForwarding]
+	switch {
+	case !set:
+		return clusterDefault, true
+	case v == ForwardingKubeProxy || v == ForwardingDirect:
+		return v, true
+	}
+	return clusterDefault, false
+}
