@@ -177,6 +177,7 @@ e2e: deps tools ## End-to-end tests in fresh labs, then the Helm chart in its ow
 	go test -tags e2e -count=1 -timeout 30m -v ./test/e2e/
 	go test -tags e2e -count=1 -timeout 15m -v ./test/e2e/ipv6first/
 	go test -tags e2e -count=1 -timeout 15m -v ./test/e2e/bgp/
+	go test -tags e2e -count=1 -timeout 15m -v ./test/e2e/forwarding/
 	HELM="$(HELM)" go test -tags e2e -count=1 -timeout 20m -v ./test/e2e/helm/
 
 .PHONY: bench-lab

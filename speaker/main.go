@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -48,6 +49,7 @@ import (
 
 	"github.com/pharos-lb/pharos/api/v1beta1"
 	"github.com/pharos-lb/pharos/internal/bgpannounce"
+	"github.com/pharos-lb/pharos/internal/forwarding"
 	"github.com/pharos-lb/pharos/internal/kubecheck"
 	"github.com/pharos-lb/pharos/internal/l2announce"
 	"github.com/pharos-lb/pharos/internal/layer2"
@@ -67,6 +69,7 @@ type options struct {
 	metricsAddr        string
 	probeAddr          string
 	pprofAddr          string
+	forwarding         string
 	splitBrainInterval time.Duration
 	logLevel           slog.Level
 }
@@ -87,6 +90,7 @@ func main() {
 	flag.DurationVar(&o.drainTimeout, "drain-timeout", 3*time.Second, "on SIGTERM, how long to wait for other nodes to take over before stopping")
 	flag.StringVar(&o.metricsAddr, "metrics-bind-address", ":7474", "Prometheus metrics address; 0 disables it")
 	flag.StringVar(&o.probeAddr, "health-probe-bind-address", ":7475", "address of /healthz and /readyz (ready once the speaker has joined the cluster and announces its share); 0 disables it")
+	flag.StringVar(&o.forwarding, "forwarding", v1beta1.ForwardingKubeProxy, "who carries a Service's traffic from the node that receives it to its endpoints, unless the Service's pharos.io/forwarding annotation says otherwise: kube-proxy, or direct (this speaker's nftables table DNATs it to the ready endpoints; needs CAP_NET_ADMIN)")
 	flag.StringVar(&o.pprofAddr, "pprof-bind-address", "", "address of Go's /debug/pprof/ profiles (heap, CPU) for diagnosis; empty (the default) disables it")
 	flag.DurationVar(&o.splitBrainInterval, "split-brain-probe-interval", 5*time.Second, "how often the announcing node asks the LAN whether another MAC answers for its addresses")
 	flag.TextVar(&o.logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
@@ -140,6 +144,9 @@ func envOr(k, def string) string {
 func run(logger *slog.Logger, o options) error {
 	if o.nodeName == "" {
 		return fmt.Errorf("--node-name (or NODE_NAME from the downward API) is required")
+	}
+	if !slices.Contains(v1beta1.ForwardingModes, o.forwarding) {
+		return fmt.Errorf("--forwarding %q: want one of %s", o.forwarding, strings.Join(v1beta1.ForwardingModes, ", "))
 	}
 	scheme := runtime.NewScheme()
 	_ = clientgoscheme.AddToScheme(scheme)
@@ -211,7 +218,10 @@ func run(logger *slog.Logger, o options) error {
 	sp.bgp = bgpannounce.New(bgpannounce.Options{Node: o.nodeName, NodeLabels: sp.NodeLabels, Addresses: addrs,
 		Logger: logger, OnChange: kick, Password: secretPassword(direct)})
 	defer func() { _ = sp.bgp.Close() }()
-	sp.announcers = []speaker.Announcer{l2, sp.bgp}
+	fw := forwarding.New(forwarding.Options{Node: o.nodeName, Default: o.forwarding, Logger: logger})
+	defer func() { _ = fw.Close() }()
+	metrics.Registry.MustRegister(fw.Collector())
+	sp.announcers = []speaker.Announcer{l2, sp.bgp, fw}
 	all := handler.EnqueueRequestsFromMapFunc(func(context.Context, client.Object) []reconcile.Request {
 		return []reconcile.Request{{NamespacedName: types.NamespacedName{Name: "all"}}}
 	})

@@ -70,8 +70,21 @@ type State struct {
 	// Addresses, sorted by address.
 	Addresses []*Address
 	// BGP is the valid BGP configuration.
-	BGP  *BGPConfig
-	byIP map[netip.Addr]*Address
+	BGP *BGPConfig
+	// Members are the alive speakers, by node name, as the snapshot had
+	// them.
+	Members map[string]speakerlist.Meta
+	byIP    map[netip.Addr]*Address
+	// slices are the EndpointSlices of each Service, by namespace/name.
+	slices map[string][]*discoveryv1.EndpointSlice
+}
+
+// EndpointSlices returns the EndpointSlices of the Service (read-only).
+func (s *State) EndpointSlices(svc *corev1.Service) []*discoveryv1.EndpointSlice {
+	if s == nil {
+		return nil
+	}
+	return s.slices[serviceKey(svc)]
 }
 
 // Lookup returns the address's desired state, or nil.
@@ -115,7 +128,14 @@ func Compute(snap Snapshot) *State {
 		nodes[i] = &snap.Nodes[i]
 	}
 
-	st := &State{byIP: map[netip.Addr]*Address{}, BGP: parseBGP(snap)}
+	st := &State{byIP: map[netip.Addr]*Address{}, BGP: parseBGP(snap), Members: snap.Members,
+		slices: map[string][]*discoveryv1.EndpointSlice{}}
+	for _, es := range snap.EndpointSlices {
+		if name := es.Labels[discoveryv1.LabelServiceName]; name != "" {
+			k := es.Namespace + "/" + name
+			st.slices[k] = append(st.slices[k], es)
+		}
+	}
 	for _, svc := range snap.Services {
 		pool := svc.Annotations[v1beta1.AnnotationAllocatedFromPool]
 		if svc.Spec.Type != corev1.ServiceTypeLoadBalancer || pool == "" {

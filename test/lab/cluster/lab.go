@@ -45,8 +45,12 @@ type Options struct {
 	// IPv6 (memberlist binds the first InternalIP).
 	IPv6First bool
 	// SpeakerArgs are appended to every speaker's arguments (a bench's
-	// --pprof-bind-address, say).
-	SpeakerArgs []string
+	// --pprof-bind-address, say), ControllerArgs to the controller's.
+	SpeakerArgs, ControllerArgs []string
+	// NoKubeProxy leaves kube-proxy out, as a cluster whose CNI replaces
+	// it (or K3s with --disable-kube-proxy): Services' ClusterIPs and
+	// NodePorts then lead nowhere.
+	NoKubeProxy bool
 	// Out receives progress lines.
 	Out io.Writer
 }

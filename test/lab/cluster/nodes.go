@@ -37,6 +37,9 @@ func (l *Lab) startNodes(context.Context) error {
 		if err := l.Start(Process{Name: n.Name + "-agent", Netns: n.Name, MountRoot: true, Argv: argv}); err != nil {
 			return err
 		}
+		if l.NoKubeProxy {
+			continue
+		}
 		cfg := filepath.Join(l.Dir, n.Name+"-proxy.yaml")
 		if err := os.WriteFile(cfg, []byte(l.kubeProxyConfig(n)), 0o644); err != nil {
 			return err

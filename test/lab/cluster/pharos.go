@@ -52,11 +52,11 @@ subjects:
 	if _, err := l.Kubectl(ctx, "wait", "--for=condition=Established", "crd/ipaddresspools.pharos.io", "--timeout=30s"); err != nil {
 		return err
 	}
-	if err := l.Start(Process{Name: "pharos-controller", Netns: l.Control.Name, Argv: []string{l.ControllerBinary,
+	if err := l.Start(Process{Name: "pharos-controller", Netns: l.Control.Name, Argv: append([]string{l.ControllerBinary,
 		"--kubeconfig", filepath.Join(l.Dir, "pharos-controller.kubeconfig"),
 		"--leader-election-namespace", "pharos-system",
 		"--metrics-bind-address", "127.0.0.1:7472", "--health-probe-bind-address", "127.0.0.1:7473",
-	}}); err != nil {
+	}, l.ControllerArgs...)}); err != nil {
 		return err
 	}
 	if l.SpeakerBinary == "" {

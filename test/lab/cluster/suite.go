@@ -23,6 +23,10 @@ type SuiteOptions struct {
 	Pharos string
 	// IPv6First is Options.IPv6First for the lab.
 	IPv6First bool
+	// NoKubeProxy, SpeakerArgs and ControllerArgs are the lab's Options
+	// of the same names.
+	NoKubeProxy                 bool
+	SpeakerArgs, ControllerArgs []string
 }
 
 // RunSuite is a TestMain body: it builds what the lab needs, brings the
@@ -42,6 +46,7 @@ func RunSuite(m interface{ Run() int }, repoRoot string, o SuiteOptions, lab **L
 		return fail(err)
 	}
 	opts.Prefix, opts.Dir, opts.Pharos, opts.IPv6First = o.Prefix, filepath.Join(o.Out, "lab"), o.Pharos, o.IPv6First
+	opts.NoKubeProxy, opts.SpeakerArgs, opts.ControllerArgs = o.NoKubeProxy, o.SpeakerArgs, o.ControllerArgs
 	l, err := New(opts)
 	if err != nil {
 		return fail(err)
