@@ -8,6 +8,8 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"slices"
+	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
@@ -65,12 +67,17 @@ func main() {
 		serviceLBNS    = flag.String("servicelb-namespace", "kube-system", "namespace where K3s ServiceLB creates its svclb-* DaemonSets; Services that ServiceLB also handles are left to it (condition reason ServiceLBConflict) until its DaemonSet is gone; empty disables the detection; unused with --lb-class")
 		memberlistKey  = flag.String("memberlist-secret", "pharos-memberlist", "the Secret, in --namespace, whose field 'key' encrypts the speakers' gossip; the controller generates the key when the Secret has none (empty: leave it to you)")
 		skipPreflight  = flag.Bool("skip-preflight", false, "start without checking CRDs and permissions first")
+		forwarding     = flag.String("forwarding", v1beta1.ForwardingKubeProxy, "the cluster's default forwarding mode, which a Service's pharos.io/forwarding annotation overrides: kube-proxy (status ipMode VIP) or direct (ipMode Proxy: the speakers forward to the endpoints); give the speakers the same value")
 	)
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	logger := ctrl.Log.WithName("setup")
+	if err := checkForwarding(*forwarding); err != nil {
+		kubecheck.WriteTerminationMessage(err)
+		fail(err)
+	}
 
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
@@ -149,7 +156,7 @@ func main() {
 	if err != nil {
 		fail(err)
 	}
-	if err := allocation.New(mgr, allocation.Options{LoadBalancerClass: *lbClass, Workers: *workers, ServiceLBNamespace: *serviceLBNS}).SetupWithManager(mgr); err != nil {
+	if err := allocation.New(mgr, allocation.Options{LoadBalancerClass: *lbClass, Workers: *workers, ServiceLBNamespace: *serviceLBNS, Forwarding: *forwarding}).SetupWithManager(mgr); err != nil {
 		fail(err)
 	}
 	if err := advertisement.SetupWithManager(mgr); err != nil {
@@ -182,10 +189,20 @@ func main() {
 			fail(err)
 		}
 	}
-	logger.Info("starting", "namespace", *namespace, "webhookPort", *webhookPort, "lbClass", *lbClass, "serviceLBNamespace", *serviceLBNS, "workers", *workers, "qps", *qps, "burst", *burst, "leaderElect", *leaderElect)
+	logger.Info("starting", "namespace", *namespace, "webhookPort", *webhookPort, "lbClass", *lbClass, "serviceLBNamespace", *serviceLBNS, "workers", *workers, "forwarding", *forwarding, "qps", *qps, "burst", *burst, "leaderElect", *leaderElect)
 	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
 		fail(err)
 	}
+}
+
+// checkForwarding refuses a --forwarding value that names no mode, rather
+// than start with a default that the speakers, given the same value, would
+// not share.
+func checkForwarding(mode string) error {
+	if slices.Contains(v1beta1.ForwardingModes, mode) {
+		return nil
+	}
+	return fmt.Errorf("--forwarding=%q names no forwarding mode: use %s (the chart's value forwarding.mode)", mode, strings.Join(v1beta1.ForwardingModes, " or "))
 }
 
 func envOr(key, def string) string {

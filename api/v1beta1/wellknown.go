@@ -115,3 +115,10 @@ func ForwardingOf(annotations map[string]string, clusterDefault string) (mode st
 	}
 	return clusterDefault, false
 }
+
+// ReasonInvalidForwarding is the reason of the controller's Warning event
+// about a Service whose AnnotationForwarding names no mode in
+// ForwardingModes. The Service keeps its addresses, with the cluster's
+// default mode, and its IPAllocated condition's message says the same
+// until the annotation is fixed.
+const ReasonInvalidForwarding = "InvalidForwarding"

@@ -81,6 +81,14 @@ type Options struct {
 	// Service's address reserved, until the DaemonSet is gone. Empty
 	// disables the detection, and needs no access to that namespace.
 	ServiceLBNamespace string
+	// Forwarding is the cluster's default forwarding mode, one of
+	// v1beta1.ForwardingModes (the --forwarding flag, which the speakers
+	// get too); a Service's v1beta1.AnnotationForwarding overrides it.
+	// It decides the ipMode of the Service's ingress entries: Proxy for
+	// v1beta1.ForwardingDirect, so that kube-proxy leaves the address to
+	// the speakers' forwarding, else VIP. Empty means
+	// v1beta1.ForwardingKubeProxy.
+	Forwarding string
 }
 
 // Controller assigns addresses to Services.
@@ -126,6 +134,9 @@ func New(mgr ctrl.Manager, opts Options) *Controller {
 	}
 	if opts.NormalEventsPerSecond <= 0 {
 		opts.NormalEventsPerSecond = 20
+	}
+	if opts.Forwarding == "" {
+		opts.Forwarding = v1beta1.ForwardingKubeProxy
 	}
 	return newController(mgr.GetClient(), mgr.GetEventRecorder("pharos-controller"), opts)
 }
@@ -367,6 +378,7 @@ func (c *Controller) reconcileService(ctx context.Context, req reconcile.Request
 	c.namespaceKnown(req.NamespacedName)
 	r, aliases, reqErr := buildRequest(svc, ns.Labels)
 	c.warnAliases(svc, aliases)
+	mode, forwardingProblem := c.forwardingOf(svc)
 
 	c.mu.Lock()
 	before, _ := c.alloc.Assigned(key)
@@ -402,7 +414,52 @@ func (c *Controller) reconcileService(ctx context.Context, req reconcile.Request
 	if before.Pool != asg.Pool || len(before.IPs) != len(asg.IPs) {
 		c.poolChanged(before.Pool, asg.Pool)
 	}
-	return c.writeStatus(ctx, svc, asg, cond)
+	if forwardingProblem != "" {
+		// On the condition whatever its status, so that the problem shows
+		// where users look, and stays recorded across restarts (the
+		// Warning event is written only when this text is new).
+		cond.Message += "; " + forwardingProblem
+	}
+	return c.writeStatus(ctx, svc, asg, cond, mode, forwardingProblem)
+}
+
+// forwardingOf returns the Service's forwarding mode (the same reading as
+// the speakers', v1beta1.ForwardingOf, so that the ipMode written matches
+// what they do), and, when its annotation names no mode, the problem to
+// report. The Service keeps its addresses either way: the mode only
+// decides who carries the traffic, and the cluster default is what the
+// speakers apply to it.
+func (c *Controller) forwardingOf(svc *corev1.Service) (mode, problem string) {
+	mode, ok := v1beta1.ForwardingOf(svc.Annotations, c.opts.Forwarding)
+	if !ok {
+		problem = fmt.Sprintf("annotation %s is %q, which is no forwarding mode: using the cluster default %q; set it to %s, or remove it",
+			v1beta1.AnnotationForwarding, svc.Annotations[v1beta1.AnnotationForwarding], c.opts.Forwarding, quotedList(v1beta1.ForwardingModes))
+	}
+	return mode, problem
+}
+
+// quotedList returns the values quoted and joined by "or".
+func quotedList(values []string) string {
+	q := make([]string, len(values))
+	for i, v := range values {
+		q[i] = fmt.Sprintf("%q", v)
+	}
+	return strings.Join(q, " or ")
+}
+
+// ipModeOf returns the ipMode of the ingress entries of a Service with the
+// given forwarding mode. Direct forwarding needs Proxy: with VIP,
+// kube-proxy, where it runs, short-circuits the packets that pods send to
+// the address straight to the backends, around the speakers' forwarding
+// (and so around what it keeps, such as the client's address).
+// kube-proxy's mode gets VIP, written and not left nil, as
+// the apiserver defaults nil to VIP anyway: writing nil would make every
+// reconcile see a difference and write the status again.
+func ipModeOf(mode string) corev1.LoadBalancerIPMode {
+	if mode == v1beta1.ForwardingDirect {
+		return corev1.LoadBalancerIPModeProxy
+	}
+	return corev1.LoadBalancerIPModeVIP
 }
 
 // failureReason returns the IPAllocated reason and message for an error
@@ -553,17 +610,25 @@ func (c *Controller) yieldToServiceLB(ctx context.Context, svc *corev1.Service, 
 	meta.SetStatusCondition(&desired.Status.Conditions, cond)
 	// The update carries the resourceVersion read: if ServiceLB wrote the
 	// ingress since, it fails with a conflict instead of undoing that.
-	return c.update(ctx, svc, desired, cond)
+	res, _, err := c.update(ctx, svc, desired, cond)
+	return res, err
 }
 
-// writeStatus writes the Service's addresses, pool annotation and
-// condition in one update, and records an event when the outcome changed.
-func (c *Controller) writeStatus(ctx context.Context, svc *corev1.Service, asg allocator.Assignment, cond metav1.Condition) (reconcile.Result, error) {
+// writeStatus writes the Service's addresses, with the ipMode of its
+// forwarding mode, its pool annotation and condition in one update, and
+// records an event when the outcome changed. The comparison with the
+// current status includes the ipMode, so a changed forwarding annotation,
+// or --forwarding across a restart, rewrites the entries in place: the
+// addresses come from the allocator, which keeps them. forwardingProblem,
+// if set, is the Service's invalid forwarding annotation, reported by a
+// Warning event when the condition did not already say so.
+func (c *Controller) writeStatus(ctx context.Context, svc *corev1.Service, asg allocator.Assignment, cond metav1.Condition, mode, forwardingProblem string) (reconcile.Result, error) {
 	desired := svc.DeepCopy()
-	vip := corev1.LoadBalancerIPModeVIP
 	desired.Status.LoadBalancer.Ingress = nil
 	for _, ip := range asg.IPs {
-		desired.Status.LoadBalancer.Ingress = append(desired.Status.LoadBalancer.Ingress, corev1.LoadBalancerIngress{IP: ip.String(), IPMode: &vip})
+		// One value per entry: the entries must not share a pointer.
+		ipMode := ipModeOf(mode)
+		desired.Status.LoadBalancer.Ingress = append(desired.Status.LoadBalancer.Ingress, corev1.LoadBalancerIngress{IP: ip.String(), IPMode: &ipMode})
 	}
 	if asg.Pool != "" {
 		if desired.Annotations == nil {
@@ -573,24 +638,31 @@ func (c *Controller) writeStatus(ctx context.Context, svc *corev1.Service, asg a
 	} else {
 		delete(desired.Annotations, v1beta1.AnnotationAllocatedFromPool)
 	}
+	old := meta.FindStatusCondition(svc.Status.Conditions, v1beta1.ConditionIPAllocated)
+	reported := old != nil && forwardingProblem != "" && strings.Contains(old.Message, forwardingProblem)
 	meta.SetStatusCondition(&desired.Status.Conditions, cond)
-	return c.update(ctx, svc, desired, cond)
+	res, written, err := c.update(ctx, svc, desired, cond)
+	if written && forwardingProblem != "" && !reported {
+		log.FromContext(ctx).Info("Service has an invalid forwarding annotation", "service", svc.Namespace+"/"+svc.Name, "message", forwardingProblem)
+		c.recorder.Eventf(desired, nil, corev1.EventTypeWarning, v1beta1.ReasonInvalidForwarding, "Allocate", "%s", forwardingProblem)
+	}
+	return res, err
 }
 
 // update writes desired, a changed copy of svc, through the status
 // subresource when it differs, and records an event when the outcome
 // (the condition's status, reason or message) changed: once per change,
-// however often the Service is reconciled.
-func (c *Controller) update(ctx context.Context, svc, desired *corev1.Service, cond metav1.Condition) (reconcile.Result, error) {
+// however often the Service is reconciled. written says whether it wrote.
+func (c *Controller) update(ctx context.Context, svc, desired *corev1.Service, cond metav1.Condition) (res reconcile.Result, written bool, err error) {
 	old := meta.FindStatusCondition(svc.Status.Conditions, v1beta1.ConditionIPAllocated)
 	if equality.Semantic.DeepEqual(desired.Status, svc.Status) && equality.Semantic.DeepEqual(desired.Annotations, svc.Annotations) {
-		return reconcile.Result{}, nil
+		return reconcile.Result{}, false, nil
 	}
 	if err := c.client.Status().Update(ctx, desired); err != nil {
 		if res, ok := lostRace(err); ok {
-			return res, nil
+			return res, false, nil
 		}
-		return reconcile.Result{}, fmt.Errorf("writing status of Service %s/%s: %w", svc.Namespace, svc.Name, err)
+		return reconcile.Result{}, false, fmt.Errorf("writing status of Service %s/%s: %w", svc.Namespace, svc.Name, err)
 	}
 	if old == nil || old.Reason != cond.Reason || old.Message != cond.Message || old.Status != cond.Status {
 		if cond.Status == metav1.ConditionTrue {
@@ -602,7 +674,7 @@ func (c *Controller) update(ctx context.Context, svc, desired *corev1.Service, c
 			c.recorder.Eventf(desired, nil, corev1.EventTypeWarning, cond.Reason, "Allocate", "%s", cond.Message)
 		}
 	}
-	return reconcile.Result{}, nil
+	return reconcile.Result{}, true, nil
 }
 
 // clearStatus removes what this controller wrote on a Service it no longer

@@ -81,6 +81,9 @@ type controllerOpts struct {
 	intercept *interceptor.Funcs
 	// logger, if set, receives the controller's logs.
 	logger *logr.Logger
+	// forwarding is the cluster's default forwarding mode (--forwarding);
+	// empty leaves the controller's default.
+	forwarding string
 }
 
 // runningController is a controller manager started by a test.
@@ -132,7 +135,7 @@ func startController(t *testing.T, o controllerOpts) *runningController {
 	if err != nil {
 		t.Fatal(err)
 	}
-	aopts := allocation.Options{LoadBalancerClass: o.class, PoolStatusInterval: 200 * time.Millisecond, ServiceLBNamespace: "kube-system"}
+	aopts := allocation.Options{LoadBalancerClass: o.class, PoolStatusInterval: 200 * time.Millisecond, ServiceLBNamespace: "kube-system", Forwarding: o.forwarding}
 	if o.noServiceLB {
 		aopts.ServiceLBNamespace = ""
 	}

@@ -156,7 +156,10 @@ func (f *Forwarding) sync(check bool) {
 	f.mu.Lock()
 	want, wantSet, written := f.want, f.wantSet, f.written
 	f.mu.Unlock()
-	if !wantSet {
+	if !wantSet || (f.dp == nil && len(want.Frontends) == 0) {
+		// Nothing to forward, and never anything written: no table, and
+		// no need for CAP_NET_ADMIN (a cluster that leaves forwarding
+		// to kube-proxy never gives it).
 		return
 	}
 	if f.dp == nil {
@@ -165,10 +168,8 @@ func (f *Forwarding) sync(check bool) {
 		f.openErr = err
 		f.mu.Unlock()
 		if err != nil {
-			if len(want.Frontends) > 0 {
-				f.m.errors.Inc()
-				f.log.Warn("cannot program the forwarding path", "err", err)
-			}
+			f.m.errors.Inc()
+			f.log.Warn("cannot program the forwarding path", "err", err)
 			return
 		}
 		f.dp = dp
@@ -183,11 +184,6 @@ func (f *Forwarding) sync(check bool) {
 		}
 		f.m.repairs.Inc()
 		f.log.Warn("the forwarding table was changed behind our back: rewriting it", "table", f.dp.Table(), "err", err)
-	}
-	if written == nil && len(want.Frontends) == 0 {
-		// Nothing to forward and nothing written: no table at all,
-		// rather than an empty one.
-		return
 	}
 	start := time.Now()
 	err := f.dp.Sync(want)
