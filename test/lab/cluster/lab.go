@@ -228,7 +228,10 @@ func (l *Lab) checkRunning() error {
 		}
 	}
 	for _, n := range l.Nodes {
-		names = append(names, n.Name+"-agent", n.Name+"-proxy")
+		names = append(names, n.Name+"-agent")
+		if !l.NoKubeProxy {
+			names = append(names, n.Name+"-proxy")
+		}
 	}
 	for _, name := range names {
 		if !l.Running(name) {
