@@ -41,10 +41,12 @@ spec:
 // Proxy, kube-proxy's table (as nft lists it) never mentions its address,
 // the announcing node's Pharos table does, and the LAN client reaches the
 // pods in both families. Back to kube-proxy by the annotation, the ipMode
-// goes, kube-proxy takes the address, and Pharos's rules for it go.
+// is VIP again, kube-proxy takes the address, and Pharos's rules for it go.
 func TestDirectForwardingBesideKubeProxy(t *testing.T) {
 	ctx := context.Background()
-	if err := lab.Apply(ctx, directApp); err != nil {
+	// The tutorial (its pool and L2Advertisement, as the earlier tests
+	// left them), then the direct Service.
+	if err := lab.Apply(ctx, cluster.DemoManifest+"---\n"+directApp); err != nil {
 		t.Fatal(err)
 	}
 	defer lab.MustKubectl(t, "delete", "svc,deploy", "fwd-web", "--ignore-not-found")
@@ -85,11 +87,11 @@ func TestDirectForwardingBesideKubeProxy(t *testing.T) {
 		}
 	}
 
-	t.Log("back to kube-proxy: ipMode goes, kube-proxy carries the address, Pharos's rules for it go")
+	t.Log("back to kube-proxy: ipMode VIP, kube-proxy carries the address, Pharos's rules for it go")
 	lab.MustKubectl(t, "annotate", "svc", "fwd-web", "--overwrite", "pharos.io/forwarding=kube-proxy")
 	cluster.Eventually(t, 30*time.Second, func() error {
-		if modes := lab.MustKubectl(t, "get", "svc", "fwd-web", "-o", `jsonpath={.status.loadBalancer.ingress[*].ipMode}`); modes != "" {
-			return fmt.Errorf("ipMode %q, want none", modes)
+		if modes := lab.MustKubectl(t, "get", "svc", "fwd-web", "-o", `jsonpath={.status.loadBalancer.ingress[*].ipMode}`); modes != "VIP VIP" {
+			return fmt.Errorf("ipMode %q, want VIP (Kubernetes' default) for both addresses", modes)
 		}
 		if ours, _ := lab.Exec(ctx, owner, "nft", "list", "table", "inet", "pharos"); strings.Contains(ours, ips[0]) {
 			return fmt.Errorf("%s's Pharos table still names %s", owner, ips[0])
