@@ -142,7 +142,7 @@ fuzz: ## Fuzz the config parser for FUZZTIME per fuzzer
 .NOTPARALLEL: bench
 
 .PHONY: bench
-bench: bench-alloc bench-controller bench-lab bench-l2 bench-bgp bench-helm ## Run all benchmarks and print _output/bench/summary.json
+bench: bench-alloc bench-controller bench-lab bench-l2 bench-bgp bench-dataplane bench-helm ## Run all benchmarks and print _output/bench/summary.json
 	@echo "== $(BENCH_SUMMARY)"
 	@cat $(BENCH_SUMMARY)
 
@@ -191,6 +191,10 @@ bench-l2: deps ## Layer-2 failover in the lab (root): crash and NIC-down p50/p95
 .PHONY: bench-bgp
 bench-bgp: deps ## BGP against a real FRR in the lab (root): BFD withdrawal p50/p95, failed requests per crash, 10,000 prefixes vs FRR itself, speaker RSS
 	go run ./test/bench/bgp | go run ./hack/benchmerge -out $(BENCH_SUMMARY) -require bgp_bfd_withdraw_p95_ms,bgp_failover_failed_requests_p95,bgp_advertise_10000_s,bgp_frr_advertise_10000_s,bgp_advertise_ratio_to_frr,speaker_rss_mib_bgp_10000
+
+.PHONY: bench-dataplane
+bench-dataplane: deps ## The direct forwarding path in the lab (root): throughput vs the pod and vs kube-proxy, 1,000-frontend resync, failed requests when a backend's node dies
+	go run ./test/bench/dataplane | go run ./hack/benchmerge -out $(BENCH_SUMMARY) -require dnat_rps_ratio,dnat_rps_ratio_vs_kube_proxy,dnat_resync_1000_ms,dead_node_backend_failed_requests,dead_node_backend_failed_requests_kube_proxy
 
 .PHONY: bench-helm
 bench-helm: deps tools ## Time helm install (pool in values) to a Service answering, and helm uninstall, in the lab (root)

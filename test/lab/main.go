@@ -54,6 +54,8 @@ func main() {
 		err = agent.ExecPod(args)
 	case "probe":
 		err = runProbe(ctx, args)
+	case "load":
+		err = runLoad(ctx, args)
 	default:
 		err = runLab(ctx, cmd, args)
 	}
@@ -289,6 +291,19 @@ func runProbe(ctx context.Context, args []string) error { //nolint:unparam // ev
 	timeout := fs.Duration("timeout", 200*time.Millisecond, "per-request timeout")
 	_ = fs.Parse(args)
 	probe.Run(ctx, *url, *interval, *timeout, os.Stdout)
+	return nil
+}
+
+// runLoad prints "<ok> <failed> <seconds>" of a Load run.
+func runLoad(ctx context.Context, args []string) error { //nolint:unparam // every subcommand has this signature
+	fs := flag.NewFlagSet("load", flag.ExitOnError)
+	url := fs.String("url", "", "URL to request")
+	concurrency := fs.Int("concurrency", 8, "parallel clients")
+	duration := fs.Duration("duration", 5*time.Second, "how long")
+	timeout := fs.Duration("timeout", time.Second, "per-request timeout")
+	_ = fs.Parse(args)
+	r := probe.Load(ctx, *url, *concurrency, *duration, *timeout)
+	fmt.Printf("%d %d %.3f\n", r.OK, r.Failed, r.Elapsed.Seconds())
 	return nil
 }
 
