@@ -90,7 +90,7 @@ func resync() error {
 	const ns = "pbdp-resync"
 	_ = exec.Command("ip", "netns", "del", ns).Run()
 	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
-		return fmt.Errorf("ip netns add %s: %v: %s", ns, err, out)
+		return fmt.Errorf("ip netns add %s: %w: %s", ns, err, out)
 	}
 	defer func() { _ = exec.Command("ip", "netns", "del", ns).Run() }()
 	fd, err := unix.Open("/run/netns/"+ns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
@@ -236,12 +236,12 @@ func (b *bench) lab() error {
 	}
 	podIP, err := b.l.Kubectl(b.ctx, "get", "pods", "-l", "run=rps", "-o", "jsonpath={.items[0].status.podIP}")
 	if err != nil || podIP == "" {
-		return fmt.Errorf("the throughput pod's IP %q: %v", podIP, err)
+		return fmt.Errorf("the throughput pod's IP %q: %w", podIP, err)
 	}
 	// The client reaches the pod's IP through the announcing node, as it
 	// reaches the Service's: the same hops, without the NAT.
 	if out, err := b.l.Exec(b.ctx, b.l.Client.Name, "ip", "route", "replace", n3.PodV4.String(), "via", n1.V4.String()); err != nil {
-		return fmt.Errorf("route to the pods: %v: %s", err, out)
+		return fmt.Errorf("route to the pods: %w: %s", err, out)
 	}
 	urls := map[string]string{
 		"pod":    "http://" + net.JoinHostPort(podIP, "80") + "/",
@@ -304,7 +304,7 @@ func (b *bench) load(url string) (probe.LoadResult, error) {
 	out, err := b.l.Exec(b.ctx, b.l.Client.Name, b.l.LabBinary, "load", "--url", url,
 		"--concurrency", strconv.Itoa(*concurrency), "--duration", loadFor.String())
 	if err != nil {
-		return probe.LoadResult{}, fmt.Errorf("load %s: %v: %s", url, err, out)
+		return probe.LoadResult{}, fmt.Errorf("load %s: %w: %s", url, err, out)
 	}
 	f := strings.Fields(out)
 	if len(f) != 3 {
@@ -328,9 +328,8 @@ func (b *bench) waitServing(svc string, timeout time.Duration) (string, error) {
 			}
 		}
 		if time.Now().After(deadline) {
-			return "", fmt.Errorf("Service %s: no answering address after %s (address %q)", svc, timeout, ip)
+			return "", fmt.Errorf("the Service %s has no answering address after %s (address %q)", svc, timeout, ip)
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
 }
-

@@ -136,7 +136,7 @@ func TestDirectForwardingWithoutKubeProxy(t *testing.T) {
 			return fmt.Errorf("the remote client still reaches %s", v4)
 		}
 		if _, err := get(lab.Client.Name, v4); err != nil {
-			return fmt.Errorf("the allowed LAN client: %v", err)
+			return fmt.Errorf("the allowed LAN client: %w", err)
 		}
 		return nil
 	})
@@ -192,7 +192,7 @@ func TestDirectForwardingWithoutKubeProxy(t *testing.T) {
 	cluster.Eventually(t, 30*time.Second, func() error {
 		n, err := lab.AnnouncingNode(ctx, "my-nginx", v4)
 		if err != nil || n == owner {
-			return fmt.Errorf("still announced by %q (%v)", n, err)
+			return fmt.Errorf("still announced by %q (%w)", n, err)
 		}
 		next = n
 		_, err = get(lab.Client.Name, v4)
