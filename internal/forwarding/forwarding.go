@@ -28,6 +28,9 @@ type Options struct {
 	// Table is the nftables table (inet family) the path owns; empty
 	// means dataplane.DefaultTable.
 	Table string
+	// NetNS is a file descriptor of the network namespace to program; 0
+	// means the speaker's own (tests give another).
+	NetNS int
 	// Resync is how often the table is read back and rewritten if someone
 	// changed it; 0 means 10 s.
 	Resync time.Duration
@@ -53,6 +56,7 @@ type Forwarding struct {
 	wantSet  bool
 	written  *dataplane.Config // what the last successful Sync wrote
 	syncErr  error
+	sctpErr  map[string]string // Service -> why its SCTP ports are not forwarded here
 	problems map[string][]string // Service -> what cannot be forwarded
 	// members are the speakers seen, with whether each was draining when
 	// last seen: one that vanished without draining is dead.
@@ -163,7 +167,7 @@ func (f *Forwarding) sync(check bool) {
 		return
 	}
 	if f.dp == nil {
-		dp, err := dataplane.New(dataplane.Options{Table: f.opts.Table, Logger: f.log})
+		dp, err := dataplane.New(dataplane.Options{Table: f.opts.Table, NetNS: f.opts.NetNS, Logger: f.log})
 		f.mu.Lock()
 		f.openErr = err
 		f.mu.Unlock()
@@ -187,9 +191,18 @@ func (f *Forwarding) sync(check bool) {
 	}
 	start := time.Now()
 	err := f.dp.Sync(want)
+	sctp := map[string]string{}
+	if rest, left := withoutSCTP(want); err != nil && len(left) > 0 {
+		// A kernel without SCTP NAT (nf_nat_sctp) refuses the whole
+		// transaction: one protocol must not take the others down.
+		for _, svc := range left {
+			sctp[svc] = fmt.Sprintf("node %s cannot forward SCTP: %v", f.opts.Node, err)
+		}
+		err = f.dp.Sync(rest)
+	}
 	f.m.duration.Observe(time.Since(start).Seconds())
 	f.mu.Lock()
-	f.syncErr = err
+	f.syncErr, f.sctpErr = err, sctp
 	if err == nil {
 		w := want
 		f.written = &w
@@ -202,6 +215,23 @@ func (f *Forwarding) sync(check bool) {
 	}
 	f.m.frontends.Set(float64(len(want.Frontends)))
 	f.log.Debug("forwarding table written", "frontends", len(want.Frontends), "took", time.Since(start))
+}
+
+// withoutSCTP returns cfg without its SCTP frontends, and the Services
+// that had some.
+func withoutSCTP(cfg dataplane.Config) (dataplane.Config, []string) {
+	var rest dataplane.Config
+	var left []string
+	for _, fe := range cfg.Frontends {
+		if fe.Protocol == dataplane.SCTP {
+			if !slices.Contains(left, fe.Service) {
+				left = append(left, fe.Service)
+			}
+			continue
+		}
+		rest.Frontends = append(rest.Frontends, fe)
+	}
+	return rest, left
 }
 
 // Describe says whether the address is forwarded directly, by which nodes,
@@ -239,6 +269,11 @@ func (f *Forwarding) Describe(a *speaker.Address) speaker.Report {
 		issues = append(issues, f.problems[s]...)
 	}
 	if Carries(a, f.opts.Node) {
+		for _, s := range direct {
+			if m := f.sctpErr[s]; m != "" {
+				issues = append(issues, m)
+			}
+		}
 		switch {
 		case f.openErr != nil:
 			issues = append(issues, fmt.Sprintf("node %s cannot program nftables: %v", f.opts.Node, f.openErr))
