@@ -56,7 +56,7 @@ type Forwarding struct {
 	wantSet  bool
 	written  *dataplane.Config // what the last successful Sync wrote
 	syncErr  error
-	sctpErr  map[string]string // Service -> why its SCTP ports are not forwarded here
+	sctpErr  map[string]string   // Service -> why its SCTP ports are not forwarded here
 	problems map[string][]string // Service -> what cannot be forwarded
 	// members are the speakers seen, with whether each was draining when
 	// last seen: one that vanished without draining is dead.
