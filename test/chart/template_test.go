@@ -79,6 +79,7 @@ func TestDefaults(t *testing.T) {
 		"--namespace=pharos-system",
 		"--leader-election-id=pharos-controller",
 		"--memberlist-secret=pharos-memberlist",
+		"--forwarding=kube-proxy",
 		"--servicelb-namespace=kube-system",
 		"--webhook-port=9443",
 		"--webhook-service=pharos-webhook",
@@ -131,6 +132,7 @@ func TestDefaults(t *testing.T) {
 		"--memberlist-port=7946",
 		"--metrics-bind-address=:7474",
 		"--health-probe-bind-address=:7475",
+		"--forwarding=kube-proxy",
 		"--log-level=info",
 	}
 	if !reflect.DeepEqual(sc.Command, []string{"/speaker"}) || !reflect.DeepEqual(sc.Args, wantArgs) {
@@ -812,5 +814,52 @@ func TestValuesConfigHooks(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestForwardingAndBGPSecrets: forwarding.mode reaches both binaries, and
+// NET_ADMIN is added to the speaker only when direct forwarding may be
+// used; the speaker may read the BGP password Secrets named in values and
+// no other Secret but its memberlist key.
+func TestForwardingAndBGPSecrets(t *testing.T) {
+	for _, tc := range []struct {
+		args    []string
+		mode    string
+		netAdmn bool
+	}{
+		{nil, "kube-proxy", false},
+		{[]string{"--set", "forwarding.mode=direct"}, "direct", true},
+		{[]string{"--set", "forwarding.allowDirectServices=true"}, "kube-proxy", true},
+	} {
+		objs := render(t, tc.args...)
+		d := into[appsv1.Deployment](t, find(t, objs, "Deployment", "pharos-controller"))
+		ds := into[appsv1.DaemonSet](t, find(t, objs, "DaemonSet", "pharos-speaker"))
+		sc := ds.Spec.Template.Spec.Containers[0]
+		for what, args := range map[string][]string{"controller": d.Spec.Template.Spec.Containers[0].Args, "speaker": sc.Args} {
+			if !slices.Contains(args, "--forwarding="+tc.mode) {
+				t.Errorf("%v: %s args %v lack --forwarding=%s", tc.args, what, args, tc.mode)
+			}
+		}
+		want := []corev1.Capability{"NET_RAW"}
+		if tc.netAdmn {
+			want = append(want, "NET_ADMIN")
+		}
+		if got := sc.SecurityContext.Capabilities.Add; !reflect.DeepEqual(got, want) {
+			t.Errorf("%v: speaker adds %v, want %v", tc.args, got, want)
+		}
+	}
+	if _, err := tryRender(t, "--set", "forwarding.mode=dsr"); err == nil || !strings.Contains(err.Error(), "forwarding") {
+		t.Errorf("forwarding.mode=dsr: %v; the schema must refuse it, naming the value", err)
+	}
+
+	role := into[rbacv1.Role](t, find(t, render(t, "--set", "speaker.bgpPasswordSecrets={router-a,router-b}"), "Role", "pharos-speaker"))
+	var names []string
+	for _, r := range role.Rules {
+		if slices.Contains(r.Resources, "secrets") {
+			names = append(names, r.ResourceNames...)
+		}
+	}
+	if want := []string{"pharos-memberlist", "router-a", "router-b"}; !reflect.DeepEqual(names, want) {
+		t.Errorf("speaker may read Secrets %v, want exactly %v", names, want)
 	}
 }
