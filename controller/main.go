@@ -67,7 +67,7 @@ func main() {
 		serviceLBNS    = flag.String("servicelb-namespace", "kube-system", "namespace where K3s ServiceLB creates its svclb-* DaemonSets; Services that ServiceLB also handles are left to it (condition reason ServiceLBConflict) until its DaemonSet is gone; empty disables the detection; unused with --lb-class")
 		memberlistKey  = flag.String("memberlist-secret", "pharos-memberlist", "the Secret, in --namespace, whose field 'key' encrypts the speakers' gossip; the controller generates the key when the Secret has none (empty: leave it to you)")
 		skipPreflight  = flag.Bool("skip-preflight", false, "start without checking CRDs and permissions first")
-		forwarding     = flag.String("forwarding", v1beta1.ForwardingKubeProxy, "the cluster's default forwarding mode, which a Service's pharos.io/forwarding annotation overrides: kube-proxy (status ipMode VIP) or direct (ipMode Proxy: the speakers forward to the endpoints); give the speakers the same value")
+		forwarding     = flag.String("forwarding", v1beta1.ForwardingKubeProxy, "the cluster's default forwarding mode, which a Service's pharos.io/forwarding annotation overrides: kube-proxy (status ipMode VIP), nodeport or direct (ipMode Proxy: the speakers forward the address, to kube-proxy's NodePort or to the endpoints); give the speakers the same value")
 	)
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)

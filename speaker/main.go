@@ -90,7 +90,7 @@ func main() {
 	flag.DurationVar(&o.drainTimeout, "drain-timeout", 3*time.Second, "on SIGTERM, how long to wait for other nodes to take over before stopping")
 	flag.StringVar(&o.metricsAddr, "metrics-bind-address", ":7474", "Prometheus metrics address; 0 disables it")
 	flag.StringVar(&o.probeAddr, "health-probe-bind-address", ":7475", "address of /healthz and /readyz (ready once the speaker has joined the cluster and announces its share); 0 disables it")
-	flag.StringVar(&o.forwarding, "forwarding", v1beta1.ForwardingKubeProxy, "who carries a Service's traffic from the node that receives it to its endpoints, unless the Service's pharos.io/forwarding annotation says otherwise: kube-proxy, or direct (this speaker's nftables table DNATs it to the ready endpoints; needs CAP_NET_ADMIN)")
+	flag.StringVar(&o.forwarding, "forwarding", v1beta1.ForwardingKubeProxy, "who carries a Service's traffic from the node that receives it to its endpoints, unless the Service's pharos.io/forwarding annotation says otherwise: kube-proxy; nodeport (this speaker's nftables table hands the address to kube-proxy's NodePort on this node); or direct (the table DNATs it to the ready endpoints, for clusters without kube-proxy). nodeport and direct need CAP_NET_ADMIN")
 	flag.StringVar(&o.pprofAddr, "pprof-bind-address", "", "address of Go's /debug/pprof/ profiles (heap, CPU) for diagnosis; empty (the default) disables it")
 	flag.DurationVar(&o.splitBrainInterval, "split-brain-probe-interval", 5*time.Second, "how often the announcing node asks the LAN whether another MAC answers for its addresses")
 	flag.TextVar(&o.logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
@@ -218,7 +218,7 @@ func run(logger *slog.Logger, o options) error {
 	sp.bgp = bgpannounce.New(bgpannounce.Options{Node: o.nodeName, NodeLabels: sp.NodeLabels, Addresses: addrs,
 		Logger: logger, OnChange: kick, Password: secretPassword(direct)})
 	defer func() { _ = sp.bgp.Close() }()
-	fw := forwarding.New(forwarding.Options{Node: o.nodeName, Default: o.forwarding, Logger: logger})
+	fw := forwarding.New(forwarding.Options{Node: o.nodeName, Default: o.forwarding, NodeAddrs: addrs, Logger: logger})
 	defer func() { _ = fw.Close() }()
 	metrics.Registry.MustRegister(fw.Collector())
 	sp.announcers = []speaker.Announcer{l2, sp.bgp, fw}

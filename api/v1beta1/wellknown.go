@@ -82,7 +82,8 @@ const ConditionValid = "Valid"
 // forwarding.mode); a Service may override it with AnnotationForwarding.
 const (
 	// AnnotationForwarding overrides the cluster's forwarding mode for one
-	// Service: ForwardingDirect or ForwardingKubeProxy.
+	// Service: ForwardingKubeProxy, ForwardingNodePort or
+	// ForwardingDirect.
 	AnnotationForwarding = "pharos.io/forwarding"
 	// ForwardingKubeProxy leaves the traffic to kube-proxy: the status says
 	// ipMode VIP (Kubernetes' default), and kube-proxy on every node
@@ -95,11 +96,18 @@ const (
 	// Proxy, so that kube-proxy does not short-circuit the address inside
 	// the cluster.
 	ForwardingDirect = "direct"
+	// ForwardingNodePort: the speakers on the nodes that receive the
+	// address hand it to kube-proxy's NodePort of the Service port on the
+	// same node (a stateless rewrite before connection tracking, undone
+	// on the replies), so kube-proxy chooses the endpoint while Pharos
+	// owns the address: ipMode Proxy, source ranges enforced by the
+	// speakers. Needs kube-proxy and the Service's NodePorts.
+	ForwardingNodePort = "nodeport"
 )
 
 // ForwardingModes are the valid values of the --forwarding flag and of
 // AnnotationForwarding.
-var ForwardingModes = []string{ForwardingKubeProxy, ForwardingDirect}
+var ForwardingModes = []string{ForwardingKubeProxy, ForwardingNodePort, ForwardingDirect}
 
 // ForwardingOf returns a Service's forwarding mode, given its annotations
 // and the cluster's default: the annotation when it names a valid mode,
@@ -110,7 +118,7 @@ func ForwardingOf(annotations map[string]string, clusterDefault string) (mode st
 	switch {
 	case !set:
 		return clusterDefault, true
-	case v == ForwardingKubeProxy || v == ForwardingDirect:
+	case v == ForwardingKubeProxy || v == ForwardingNodePort || v == ForwardingDirect:
 		return v, true
 	}
 	return clusterDefault, false

@@ -448,7 +448,7 @@ func quotedList(values []string) string {
 }
 
 // ipModeOf returns the ipMode of the ingress entries of a Service with the
-// given forwarding mode. Direct forwarding needs Proxy: with VIP,
+// given forwarding mode. Direct and nodeport forwarding need Proxy: with VIP,
 // kube-proxy, where it runs, short-circuits the packets that pods send to
 // the address straight to the backends, around the speakers' forwarding
 // (and so around what it keeps, such as the client's address).
@@ -456,7 +456,7 @@ func quotedList(values []string) string {
 // the apiserver defaults nil to VIP anyway: writing nil would make every
 // reconcile see a difference and write the status again.
 func ipModeOf(mode string) corev1.LoadBalancerIPMode {
-	if mode == v1beta1.ForwardingDirect {
+	if mode == v1beta1.ForwardingDirect || mode == v1beta1.ForwardingNodePort {
 		return corev1.LoadBalancerIPModeProxy
 	}
 	return corev1.LoadBalancerIPModeVIP

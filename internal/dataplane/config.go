@@ -65,6 +65,15 @@ type Frontend struct {
 	// expected to pass local backends only; a remote backend would answer
 	// the client directly, from an address the client never called.
 	PreserveClient bool
+	// NodePort, when not 0, hands the frontend to kube-proxy instead
+	// (nodeport forwarding): packets are rewritten to NodeAddr:NodePort
+	// before connection tracking, and their replies back to VIP:Port (see
+	// nodeport.go). Backends and PreserveClient must then be empty:
+	// kube-proxy chooses the endpoint and applies the traffic policy.
+	NodePort uint16
+	// NodeAddr is this node's address of the VIP's family, where
+	// kube-proxy serves NodePort.
+	NodeAddr netip.Addr
 }
 
 // Config is everything the table should forward.
@@ -127,6 +136,16 @@ func (f *Frontend) validate() error {
 		return bad("unsupported Protocol %s; want tcp, udp or sctp", f.Protocol)
 	case f.Port == 0:
 		return bad("Port is 0 for %s %s", f.Protocol, f.VIP)
+	}
+	if f.NodePort != 0 {
+		switch {
+		case !f.NodeAddr.IsValid() || f.NodeAddr.Is4() != f.VIP.Is4() || f.NodeAddr.Is4In6():
+			return bad("NodeAddr %v is not this node's address of the family of VIP %s", f.NodeAddr, f.VIP)
+		case len(f.Backends) > 0 || f.PreserveClient:
+			return bad("a NodePort frontend has no Backends or PreserveClient: kube-proxy chooses the endpoint")
+		case f.Protocol == SCTP:
+			return bad("SCTP cannot be handed to a NodePort (its checksum is not rewritten); use direct forwarding")
+		}
 	}
 	for _, p := range f.SourceRanges {
 		if !p.IsValid() {

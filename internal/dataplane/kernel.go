@@ -146,6 +146,9 @@ func mapKey(e MapElement) []byte {
 }
 
 func ruleExprs(c *nftables.Conn, t *nftables.Table, r Rule) ([]expr.Any, error) {
+	if exprs, ok := nodePortExprs(r); ok {
+		return exprs, nil
+	}
 	switch r := r.(type) {
 	case Dispatch:
 		in := infoOf(r.Family)

@@ -170,6 +170,8 @@ func Plan(cfg Config) (*Ruleset, error) {
 
 	rs := &Ruleset{}
 	nat := map[Family]*Map{IPv4: {Name: mapFrontends4, Family: IPv4}, IPv6: {Name: mapFrontends6, Family: IPv6}}
+	nodePorts := map[Family]*Map{IPv4: {Name: mapNodePorts4, Family: IPv4}, IPv6: {Name: mapNodePorts6, Family: IPv6}}
+	var replies []Rule
 	filter := map[Family]*Map{IPv4: {Name: mapSourceFilter4, Family: IPv4}, IPv6: {Name: mapSourceFilter6, Family: IPv6}}
 	masquerade := false
 	var perFrontend []Chain
@@ -185,14 +187,33 @@ func Plan(cfg Config) (*Ruleset, error) {
 			return MapElement{VIP: f.VIP, Protocol: f.Protocol, Port: f.Port, Chain: chain, Service: f.Service}
 		}
 
+		var src *Chain
 		if len(ranges) > 0 {
-			src := Chain{Name: "src_" + id}
+			src = &Chain{Name: "src_" + id}
 			for _, p := range ranges {
 				src.Rules = append(src.Rules, AllowSource{Prefix: p})
 			}
 			src.Rules = append(src.Rules, Refuse{Counter: counter})
+			perFrontend = append(perFrontend, *src)
+		}
+
+		if f.NodePort != 0 {
+			// Handed to kube-proxy (nodeport.go). The source ranges
+			// are checked in the raw chain, while the destination is
+			// still the VIP.
+			np := Chain{Name: "np_" + id}
+			if src != nil {
+				np.Rules = append(np.Rules, Jump{Chain: src.Name})
+			}
+			to := netip.AddrPortFrom(f.NodeAddr, f.NodePort)
+			np.Rules = append(np.Rules, ToNodePort{Protocol: f.Protocol, To: to, Mark: NodePortMark})
+			nodePorts[fam].Elements = append(nodePorts[fam].Elements, element(np.Name))
+			replies = append(replies, FromNodePort{Protocol: f.Protocol, From: to, To: netip.AddrPortFrom(f.VIP, f.Port), Mark: NodePortMark})
+			perFrontend = append(perFrontend, np)
+			continue
+		}
+		if src != nil {
 			filter[fam].Elements = append(filter[fam].Elements, element(src.Name))
-			perFrontend = append(perFrontend, src)
 		}
 
 		fe := Chain{Name: "fe_" + id}
@@ -238,6 +259,13 @@ func Plan(cfg Config) (*Ruleset, error) {
 			}
 		}
 		return rules
+	}
+	if rules := used(nodePorts); len(rules) > 0 {
+		rs.Chains = append(rs.Chains,
+			Chain{Name: chainRawPrerouting, Hook: &Hook{Type: "filter", Hook: "prerouting", Priority: priorityRaw}, Rules: rules},
+			Chain{Name: chainMangle, Hook: &Hook{Type: "filter", Hook: "prerouting", Priority: priorityMangle},
+				Rules: []Rule{MarkConnection{Mark: NodePortMark}}},
+			Chain{Name: chainReplies, Hook: &Hook{Type: "filter", Hook: "postrouting", Priority: priorityReplySNAT}, Rules: replies})
 	}
 	if rules := used(filter); len(rules) > 0 {
 		rs.Chains = append(rs.Chains, Chain{Name: chainFilterPrerouting,

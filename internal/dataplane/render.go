@@ -46,8 +46,14 @@ func (rs *Ruleset) String() string { return rs.Render(DefaultTable) }
 // does.
 func priorityName(p int32) string {
 	switch {
+	case p == priorityRaw:
+		return "raw"
+	case p == priorityMangle:
+		return "mangle"
 	case p < 0:
 		return fmt.Sprintf("dstnat - %d", -100-p)
+	case p > 100:
+		return fmt.Sprintf("srcnat + %d", p-100)
 	default:
 		return fmt.Sprintf("srcnat - %d", 100-p)
 	}

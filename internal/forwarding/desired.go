@@ -29,6 +29,9 @@ type Input struct {
 	Node string
 	// Default is the cluster's forwarding mode (the --forwarding flag).
 	Default string
+	// NodeAddrs are this node's InternalIPs: nodeport forwarding hands an
+	// address to kube-proxy's NodePort on the one of its family.
+	NodeAddrs []netip.Addr
 	// Dead says whether a node is known to be down: its speaker was a
 	// member of the cluster and no longer is. Its endpoints leave the path
 	// at once, rather than when Kubernetes marks them unready (about 50 s
@@ -66,8 +69,22 @@ func Desired(st *speaker.State, in Input) (dataplane.Config, []Problem) {
 		}
 		for _, svc := range a.Services {
 			key := svc.Namespace + "/" + svc.Name
-			if mode, _ := v1beta1.ForwardingOf(svc.Annotations, in.Default); mode != v1beta1.ForwardingDirect {
+			mode, _ := v1beta1.ForwardingOf(svc.Annotations, in.Default)
+			if mode != v1beta1.ForwardingDirect && mode != v1beta1.ForwardingNodePort {
 				continue
+			}
+			var nodeAddr netip.Addr
+			if mode == v1beta1.ForwardingNodePort {
+				for _, n := range in.NodeAddrs {
+					if n.Is4() == a.IP.Is4() {
+						nodeAddr = n
+						break
+					}
+				}
+				if !nodeAddr.IsValid() {
+					problems = append(problems, Problem{key, fmt.Sprintf("node %s has no InternalIP of the family of %s for kube-proxy's NodePort; use direct forwarding", in.Node, a.IP)})
+					continue
+				}
 			}
 			ranges, bad := sourceRanges(svc)
 			if bad != "" {
@@ -92,6 +109,24 @@ func Desired(st *speaker.State, in Input) (dataplane.Config, []Problem) {
 					continue
 				}
 				taken[id] = key
+				if mode == v1beta1.ForwardingNodePort {
+					switch {
+					case p.NodePort == 0:
+						problems = append(problems, Problem{key, fmt.Sprintf("port %d has no NodePort (allocateLoadBalancerNodePorts: false?), which nodeport forwarding hands it to; allocate one or use direct forwarding", p.Port)})
+					case proto == dataplane.SCTP:
+						problems = append(problems, Problem{key, fmt.Sprintf("SCTP port %d cannot be handed to a NodePort; use direct forwarding", p.Port)})
+					default:
+						fe := dataplane.Frontend{Service: key, VIP: a.IP, Protocol: proto, Port: uint16(p.Port),
+							SourceRanges: ranges, NodePort: uint16(p.NodePort), NodeAddr: nodeAddr}
+						if refuseAll {
+							// Nobody may come in: no hand-over, and
+							// the source filter drops every packet.
+							fe.SourceRanges = []netip.Prefix{netip.PrefixFrom(a.IP, a.IP.BitLen())}
+						}
+						cfg.Frontends = append(cfg.Frontends, fe)
+					}
+					continue
+				}
 				cfg.Frontends = append(cfg.Frontends, dataplane.Frontend{
 					Service: key, VIP: a.IP, Protocol: proto, Port: uint16(p.Port),
 					SourceRanges: ranges, PreserveClient: local,

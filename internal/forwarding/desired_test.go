@@ -37,7 +37,11 @@ var (
 	direct   = func(s *corev1.Service) { s.Annotations[v1beta1.AnnotationForwarding] = v1beta1.ForwardingDirect }
 	viaProxy = func(s *corev1.Service) { s.Annotations[v1beta1.AnnotationForwarding] = v1beta1.ForwardingKubeProxy }
 	local    = func(s *corev1.Service) { s.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyLocal }
-	ranges   = func(r ...string) func(*corev1.Service) {
+	nodePort = func(s *corev1.Service) {
+		s.Annotations[v1beta1.AnnotationForwarding] = v1beta1.ForwardingNodePort
+		s.Spec.Ports[0].NodePort = 30080
+	}
+	ranges = func(r ...string) func(*corev1.Service) {
 		return func(s *corev1.Service) { s.Spec.LoadBalancerSourceRanges = r }
 	}
 )
@@ -104,7 +108,10 @@ func render(t *testing.T, st *speaker.State, in Input) (string, []Problem) {
 			bs = append(bs, s)
 		}
 		line := fmt.Sprintf("%s %s/%d <- %s", f.VIP, f.Protocol, f.Port, strings.Join(bs, " "))
-		if len(bs) == 0 {
+		switch {
+		case f.NodePort != 0:
+			line = fmt.Sprintf("%s %s/%d => %s", f.VIP, f.Protocol, f.Port, netip.AddrPortFrom(f.NodeAddr, f.NodePort))
+		case len(bs) == 0:
 			line += "nobody"
 		}
 		if f.PreserveClient {
@@ -187,6 +194,21 @@ func TestDesired(t *testing.T) {
 		{name: "two Services on one address and port: the second is refused, naming the first",
 			edit: func(s *speaker.Snapshot) { s.Services = append(s.Services, svc("web2", []string{vip4}, direct)) },
 			want: all4, problems: []string{"already forwarded for default/web"}},
+		{name: "nodeport: handed to kube-proxy's NodePort on this node's address of the family",
+			edit: func(s *speaker.Snapshot) { nodePort(s.Services[0]) },
+			want: func(string) string { return "198.18.100.10 tcp/80 => 198.18.96.11:30080" }},
+		{name: "nodeport for IPv6: the node's IPv6 address",
+			edit: func(s *speaker.Snapshot) { nodePort(s.Services[0]) }, v6: true,
+			want: func(string) string { return "2001:db8:96::100:10 tcp/80 => [2001:db8:96::11]:30080" }},
+		{name: "nodeport without a NodePort: nothing, and says why",
+			edit: func(s *speaker.Snapshot) {
+				nodePort(s.Services[0])
+				s.Services[0].Spec.Ports[0].NodePort = 0
+			},
+			want: none, problems: []string{"has no NodePort"}},
+		{name: "nodeport keeps the source ranges",
+			edit: func(s *speaker.Snapshot) { nodePort(s.Services[0]); ranges("198.18.200.0/24")(s.Services[0]) },
+			want: func(string) string { return "198.18.100.10 tcp/80 => 198.18.96.11:30080 from [198.18.200.0/24]" }},
 		{name: "the endpoint port is the one named as the Service port",
 			edit: func(s *speaker.Snapshot) { s.Services[0].Spec.Ports[0].Name = "other" },
 			want: func(string) string { return front4 + "nobody" }},
@@ -213,7 +235,7 @@ func TestDesired(t *testing.T) {
 			if tc.loser {
 				node = other(node)
 			}
-			in := Input{Node: node, Default: def, Dead: func(n string) bool { return slices.Contains(tc.dead, n) }}
+			in := Input{Node: node, Default: def, NodeAddrs: []netip.Addr{netip.MustParseAddr("198.18.96.11"), netip.MustParseAddr("2001:db8:96::11")}, Dead: func(n string) bool { return slices.Contains(tc.dead, n) }}
 			got, problems := render(t, st, in)
 			var keep []string
 			for _, l := range strings.Split(got, "\n") {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"reflect"
 	"slices"
 	"sort"
@@ -25,6 +26,8 @@ type Options struct {
 	Node string
 	// Default is the cluster's forwarding mode (v1beta1.ForwardingModes).
 	Default string
+	// NodeAddrs are this node's InternalIPs, for nodeport forwarding.
+	NodeAddrs []netip.Addr
 	// Table is the nftables table (inet family) the path owns; empty
 	// means dataplane.DefaultTable.
 	Table string
@@ -93,7 +96,7 @@ func New(opts Options) *Forwarding {
 func (f *Forwarding) Apply(st *speaker.State) {
 	f.mu.Lock()
 	f.trackMembers(st.Members)
-	cfg, problems := Desired(st, Input{Node: f.opts.Node, Default: f.opts.Default, Dead: func(n string) bool { return f.dead[n] }})
+	cfg, problems := Desired(st, Input{Node: f.opts.Node, Default: f.opts.Default, NodeAddrs: f.opts.NodeAddrs, Dead: func(n string) bool { return f.dead[n] }})
 	f.problems = map[string][]string{}
 	for _, p := range problems {
 		f.problems[p.Service] = append(f.problems[p.Service], p.Message)
@@ -238,9 +241,12 @@ func withoutSCTP(cfg dataplane.Config) (dataplane.Config, []string) {
 // and this node's own failure if it carries the address.
 func (f *Forwarding) Describe(a *speaker.Address) speaker.Report {
 	var direct []string
+	how := ""
 	for _, svc := range a.Services {
-		if mode, _ := v1beta1.ForwardingOf(svc.Annotations, f.opts.Default); mode == v1beta1.ForwardingDirect {
+		switch mode, _ := v1beta1.ForwardingOf(svc.Annotations, f.opts.Default); mode {
+		case v1beta1.ForwardingDirect, v1beta1.ForwardingNodePort:
 			direct = append(direct, svc.Namespace+"/"+svc.Name)
+			how = map[string]string{v1beta1.ForwardingDirect: "forwarded directly to the endpoints", v1beta1.ForwardingNodePort: "handed to kube-proxy's NodePort"}[mode]
 		}
 	}
 	if len(direct) == 0 {
@@ -261,7 +267,7 @@ func (f *Forwarding) Describe(a *speaker.Address) speaker.Report {
 		return speaker.Report{}
 	}
 	rep := speaker.Report{Applies: true, Announced: true,
-		Message: "forwarded directly to the endpoints by node " + strings.Join(carriers, ", ")}
+		Message: how + " by node " + strings.Join(carriers, ", ")}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var issues []string

@@ -40,7 +40,10 @@ spec:
 // path with the pharos.io/forwarding annotation. Its status says ipMode
 // Proxy, kube-proxy's table (as nft lists it) never mentions its address,
 // the announcing node's Pharos table does, and the LAN client reaches the
-// pods in both families. Back to kube-proxy by the annotation, the ipMode
+// pods in both families. In nodeport mode the announcing node hands the
+// address to kube-proxy's NodePort (nft shows the rewrite), the client
+// still reaches the pods, and source ranges hold. Back to kube-proxy by
+// the annotation, the ipMode
 // is VIP again, kube-proxy takes the address, and Pharos's rules for it go.
 func TestDirectForwardingBesideKubeProxy(t *testing.T) {
 	ctx := context.Background()
@@ -86,6 +89,43 @@ func TestDirectForwardingBesideKubeProxy(t *testing.T) {
 			}
 		}
 	}
+
+	t.Log("nodeport: handed to kube-proxy's NodePort on the announcing node; still ipMode Proxy, still not in kube-proxy's own rules for the address")
+	lab.MustKubectl(t, "annotate", "svc", "fwd-web", "--overwrite", "pharos.io/forwarding=nodeport")
+	nodePort := lab.MustKubectl(t, "get", "svc", "fwd-web", "-o", "jsonpath={.spec.ports[0].nodePort}")
+	cluster.Eventually(t, 30*time.Second, func() error {
+		ours, _ := lab.Exec(ctx, owner, "nft", "list", "table", "inet", "pharos")
+		if !strings.Contains(ours, "map nodeports4") || !strings.Contains(ours, ips[0]) || !strings.Contains(ours, "dport set "+nodePort) {
+			return fmt.Errorf("%s's table does not hand %s to NodePort %s:\n%s", owner, ips[0], nodePort, ours)
+		}
+		for _, ip := range ips {
+			body, err := lab.HTTPGet(ctx, lab.Client.Name, "http://"+net.JoinHostPort(ip, "80")+"/")
+			if err != nil {
+				return err
+			}
+			if !strings.Contains(body, "pod=fwd-web-") {
+				return fmt.Errorf("%s answered %q", ip, body)
+			}
+		}
+		return nil
+	})
+	if modes := lab.MustKubectl(t, "get", "svc", "fwd-web", "-o", `jsonpath={.status.loadBalancer.ingress[*].ipMode}`); modes != "Proxy Proxy" {
+		t.Errorf("nodeport: ipMode %q, want Proxy for both addresses", modes)
+	}
+	theirs, _ := lab.Exec(ctx, owner, "nft", "list", "ruleset")
+	if strings.Contains(kubeProxyTables(theirs), ips[0]) {
+		t.Errorf("kube-proxy on %s handles %s itself in nodeport mode", owner, ips[0])
+	}
+	t.Log("nodeport with source ranges: the LAN client only")
+	lab.MustKubectl(t, "patch", "svc", "fwd-web", "-p", fmt.Sprintf(`{"spec":{"loadBalancerSourceRanges":["%s/32"]}}`, lab.Client.V4))
+	cluster.Eventually(t, 30*time.Second, func() error {
+		if _, err := lab.HTTPGet(ctx, lab.Remote.Name, "http://"+net.JoinHostPort(ips[0], "80")+"/"); err == nil {
+			return fmt.Errorf("the remote client still reaches %s", ips[0])
+		}
+		_, err := lab.HTTPGet(ctx, lab.Client.Name, "http://"+net.JoinHostPort(ips[0], "80")+"/")
+		return err
+	})
+	lab.MustKubectl(t, "patch", "svc", "fwd-web", "--type", "json", "-p", `[{"op":"remove","path":"/spec/loadBalancerSourceRanges"}]`)
 
 	t.Log("back to kube-proxy: ipMode VIP, kube-proxy carries the address, Pharos's rules for it go")
 	lab.MustKubectl(t, "annotate", "svc", "fwd-web", "--overwrite", "pharos.io/forwarding=kube-proxy")
