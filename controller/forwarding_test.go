@@ -21,7 +21,7 @@ func TestCheckForwarding(t *testing.T) {
 			t.Errorf("--forwarding=%q accepted", mode)
 			continue
 		}
-		for _, want := range []string{"--forwarding", `"` + mode + `"`, "kube-proxy", "direct"} {
+		for _, want := range []string{"--forwarding", `"` + mode + `"`, "kube-proxy", "nodeport", "direct"} {
 			if !strings.Contains(err.Error(), want) {
 				t.Errorf("--forwarding=%q: error %q does not say %q", mode, err, want)
 			}

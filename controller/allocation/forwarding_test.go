@@ -125,6 +125,7 @@ func TestForwardingAnnotationChangeRewritesIPModeInPlace(t *testing.T) {
 	}{
 		{v1beta1.ForwardingDirect, proxy},
 		{v1beta1.ForwardingKubeProxy, vip},
+		{v1beta1.ForwardingNodePort, proxy},
 		{v1beta1.ForwardingDirect, proxy},
 		{"", vip},
 	} {
@@ -178,7 +179,7 @@ func TestForwardingInvalidAnnotationIsReportedAndUsesTheDefault(t *testing.T) {
 	if c.Status != metav1.ConditionTrue {
 		t.Errorf("condition %+v, want status True: the address is allocated", c)
 	}
-	for _, want := range []string{"198.18.73.0", `cluster default "direct"`, `"kube-proxy" or "direct"`} {
+	for _, want := range []string{"198.18.73.0", `cluster default "direct"`, `"kube-proxy" or "nodeport" or "direct"`} {
 		if !strings.Contains(c.Message, want) {
 			t.Errorf("condition message %q does not say %q", c.Message, want)
 		}

@@ -829,6 +829,7 @@ func TestForwardingAndBGPSecrets(t *testing.T) {
 	}{
 		{nil, "kube-proxy", false},
 		{[]string{"--set", "forwarding.mode=direct"}, "direct", true},
+		{[]string{"--set", "forwarding.mode=nodeport"}, "nodeport", true},
 		{[]string{"--set", "forwarding.allowDirectServices=true"}, "kube-proxy", true},
 	} {
 		objs := render(t, tc.args...)
