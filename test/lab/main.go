@@ -56,6 +56,8 @@ func main() {
 		err = runProbe(ctx, args)
 	case "load":
 		err = runLoad(ctx, args)
+	case "hold":
+		err = runHold(ctx, args)
 	default:
 		err = runLab(ctx, cmd, args)
 	}
@@ -304,6 +306,19 @@ func runLoad(ctx context.Context, args []string) error { //nolint:unparam // eve
 	_ = fs.Parse(args)
 	r := probe.Load(ctx, *url, *concurrency, *duration, *timeout)
 	fmt.Printf("%d %d %.3f\n", r.OK, r.Failed, r.Elapsed.Seconds())
+	return nil
+}
+
+// runHold prints "<kept> <conns>" of a Hold run.
+func runHold(ctx context.Context, args []string) error { //nolint:unparam // every subcommand has this signature
+	fs := flag.NewFlagSet("hold", flag.ExitOnError)
+	url := fs.String("url", "", "URL to request")
+	conns := fs.Int("conns", 50, "long-lived connections")
+	interval := fs.Duration("interval", 100*time.Millisecond, "time between requests on each connection")
+	duration := fs.Duration("duration", 20*time.Second, "how long")
+	_ = fs.Parse(args)
+	r := probe.Hold(ctx, *url, *conns, *interval, *duration)
+	fmt.Printf("%d %d\n", r.Kept, r.Conns)
 	return nil
 }
 

@@ -17,6 +17,10 @@
 //     nodes, neither of which announces it; one of them crashes.
 //     dead_node_backend_failed_requests_kube_proxy is the same loop, in the
 //     same crash, to a twin Service that kube-proxy carries.
+//   - failover_connections_kept_pct_graceful and _crash: of 50 long-lived
+//     HTTP keep-alive connections (a request every 100 ms each) through a
+//     direct Service whose backend lives on neither candidate node, how
+//     many survive the announcing node being cordoned, then crashing.
 //
 // It needs root, like the lab.
 package main
@@ -47,6 +51,7 @@ var (
 	rounds      = flag.Int("rounds", 3, "throughput runs per path (interleaved; the median counts)")
 	concurrency = flag.Int("concurrency", 8, "parallel clients per throughput run")
 	crashLoop   = flag.Duration("crash-loop", 60*time.Second, "length of the client loops around the backend node's crash")
+	holdConns   = flag.Int("hold-conns", 50, "long-lived connections across each move of the address")
 )
 
 func main() {
@@ -206,6 +211,26 @@ spec:
       containers: [{name: dead, image: echo, ports: [{containerPort: 80}]}]
 `
 
+// moveManifest is a pool that nodes 1 and 2 may announce, and a direct
+// Service on it whose one backend runs on node 3.
+const moveManifest = `apiVersion: pharos.io/v1beta1
+kind: IPAddressPool
+metadata: {name: move}
+spec: {addresses: ["198.18.101.16/28"]}
+---
+apiVersion: pharos.io/v1beta1
+kind: L2Advertisement
+metadata: {name: move}
+spec:
+  ipAddressPools: [move]
+  nodeSelectors: [{matchExpressions: [{key: kubernetes.io/hostname, operator: In, values: [%[1]s, %[2]s]}]}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: hold, namespace: default, annotations: {pharos.io/forwarding: direct}}
+spec: {type: LoadBalancer, selector: {run: rps}, ports: [{port: 80}]}
+`
+
 const services = `apiVersion: v1
 kind: Service
 metadata: {name: %[1]s-direct, namespace: default, annotations: {pharos.io/forwarding: direct}}
@@ -294,8 +319,70 @@ func (b *bench) lab() error {
 	if err := b.l.RecoverNode(b.ctx, n3.Name); err != nil {
 		return err
 	}
+	// The throughput pod on node 3 is the backend of the moves.
+	if _, err := b.waitServing("rps-direct", 120*time.Second); err != nil {
+		return err
+	}
 	figures.Report("DeadNodeBackendFailedRequests", "dead_node_backend_failed_requests", float64(failed["dead-direct"]))
 	figures.Report("DeadNodeBackendFailedRequestsKubeProxy", "dead_node_backend_failed_requests_kube_proxy", float64(failed["dead-proxy"]))
+	return b.moves()
+}
+
+// moves measures long-lived connections across a graceful move (the
+// announcing node cordoned) and a crash of the announcing node.
+func (b *bench) moves() error {
+	n1, n2 := b.l.Nodes[0], b.l.Nodes[1]
+	if err := b.l.Apply(b.ctx, fmt.Sprintf(moveManifest, n1.Name, n2.Name)); err != nil {
+		return err
+	}
+	ip, err := b.waitServing("hold", 120*time.Second)
+	if err != nil {
+		return err
+	}
+	url := "http://" + net.JoinHostPort(ip, "80") + "/"
+	for _, move := range []string{"graceful", "crash"} {
+		owner, err := b.l.AnnouncingNode(b.ctx, "hold", ip)
+		if err != nil {
+			return err
+		}
+		hold := exec.Command("ip", "netns", "exec", b.l.Client.Name, b.l.LabBinary, "hold", "--url", url,
+			"--conns", strconv.Itoa(*holdConns), "--interval", "100ms", "--duration", "25s")
+		var out strings.Builder
+		hold.Stdout = &out
+		if err := hold.Start(); err != nil {
+			return err
+		}
+		time.Sleep(5 * time.Second)
+		if move == "graceful" {
+			_, err = b.l.Kubectl(b.ctx, "cordon", owner)
+		} else {
+			err = b.l.CrashNode(owner)
+		}
+		if err != nil {
+			_ = hold.Process.Kill()
+			return err
+		}
+		if err := hold.Wait(); err != nil {
+			return fmt.Errorf("hold: %w", err)
+		}
+		var kept, conns int
+		if _, err := fmt.Sscanf(out.String(), "%d %d", &kept, &conns); err != nil || conns == 0 {
+			return fmt.Errorf("hold printed %q", out.String())
+		}
+		now, _ := b.l.AnnouncingNode(b.ctx, "hold", ip)
+		fmt.Fprintf(os.Stderr, "%s move of %s from %s (now %s): %d of %d long-lived connections kept\n", move, ip, owner, now, kept, conns)
+		figures.Report("FailoverConnectionsKept"+map[string]string{"graceful": "Graceful", "crash": "Crash"}[move], "failover_connections_kept_pct_"+move, 100*float64(kept)/float64(conns))
+		if move == "graceful" {
+			if _, err := b.l.Kubectl(b.ctx, "uncordon", owner); err != nil {
+				return err
+			}
+		} else if err := b.l.RecoverNode(b.ctx, owner); err != nil {
+			return err
+		}
+		if _, err := b.waitServing("hold", 120*time.Second); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
