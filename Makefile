@@ -194,7 +194,7 @@ bench-bgp: deps ## BGP against a real FRR in the lab (root): BFD withdrawal p50/
 
 .PHONY: bench-dataplane
 bench-dataplane: deps ## The direct forwarding path in the lab (root): throughput vs the pod and vs kube-proxy, 1,000-frontend resync, failed requests when a backend's node dies
-	go run ./test/bench/dataplane | go run ./hack/benchmerge -out $(BENCH_SUMMARY) -require dnat_rps_ratio,dnat_rps_ratio_vs_kube_proxy,dnat_resync_1000_ms,dead_node_backend_failed_requests,dead_node_backend_failed_requests_kube_proxy,failover_connections_kept_pct_graceful,failover_connections_kept_pct_crash
+	go run ./test/bench/dataplane | go run ./hack/benchmerge -out $(BENCH_SUMMARY) -require dnat_rps_ratio,dnat_rps_ratio_vs_kube_proxy,dnat_new_conn_rps_ratio,dnat_new_conn_rps_ratio_vs_kube_proxy,dnat_resync_1000_ms,dead_node_backend_failed_requests,dead_node_backend_failed_requests_kube_proxy,failover_connections_kept_pct_graceful,failover_connections_kept_pct_crash
 
 .PHONY: bench-helm
 bench-helm: deps tools ## Time helm install (pool in values) to a Service answering, and helm uninstall, in the lab (root)

@@ -303,8 +303,9 @@ func runLoad(ctx context.Context, args []string) error { //nolint:unparam // eve
 	concurrency := fs.Int("concurrency", 8, "parallel clients")
 	duration := fs.Duration("duration", 5*time.Second, "how long")
 	timeout := fs.Duration("timeout", time.Second, "per-request timeout")
+	keepAlive := fs.Bool("keepalive", false, "one connection per client rather than one per request")
 	_ = fs.Parse(args)
-	r := probe.Load(ctx, *url, *concurrency, *duration, *timeout)
+	r := probe.Load(ctx, *url, *concurrency, *duration, *timeout, *keepAlive)
 	fmt.Printf("%d %d %.3f\n", r.OK, r.Failed, r.Elapsed.Seconds())
 	return nil
 }

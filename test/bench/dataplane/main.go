@@ -5,7 +5,12 @@
 //
 //   - dnat_rps_ratio: requests per second through a direct Service's IP
 //     over requests per second straight to its pod's IP, routed through
-//     the same announcing node (the same hops, no NAT);
+//     the same announcing node (the same hops, no NAT), 8 clients with a
+//     keep-alive connection each (new connections at this rate fill the
+//     pod's TIME_WAIT table and slow whichever path runs later); the
+//     order of the paths rotates each round;
+//   - dnat_new_conn_rps_ratio, dnat_new_conn_rps_ratio_vs_kube_proxy: the
+//     same with a new connection per request;
 //   - dnat_rps_ratio_vs_kube_proxy: through the direct Service's IP over
 //     through a twin Service that kube-proxy carries (ipMode VIP), both
 //     announced by the same node to the same pod;
@@ -227,7 +232,7 @@ spec:
 ---
 apiVersion: v1
 kind: Service
-metadata: {name: hold, namespace: default, annotations: {pharos.io/forwarding: direct}}
+metadata: {name: hold, namespace: default, annotations: {pharos.io/forwarding: direct, pharos.io/address-pool: move}}
 spec: {type: LoadBalancer, selector: {run: rps}, ports: [{port: 80}]}
 `
 
@@ -273,20 +278,29 @@ func (b *bench) lab() error {
 		"direct": "http://" + net.JoinHostPort(ips["rps-direct"], "80") + "/",
 		"proxy":  "http://" + net.JoinHostPort(ips["rps-proxy"], "80") + "/",
 	}
-	rps := map[string][]float64{}
-	for round := range *rounds {
-		for _, path := range []string{"pod", "direct", "proxy"} {
-			r, err := b.load(urls[path])
-			if err != nil {
-				return err
+	for _, keepAlive := range []bool{true, false} {
+		rps := map[string][]float64{}
+		paths := []string{"pod", "direct", "proxy"}
+		for round := range *rounds {
+			for _, path := range paths {
+				r, err := b.load(urls[path], keepAlive)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(os.Stderr, "keep-alive %v, round %d %-6s %s: %.0f requests/s, %d failed\n", keepAlive, round, path, urls[path], r.RPS(), r.Failed)
+				rps[path] = append(rps[path], r.RPS())
 			}
-			fmt.Fprintf(os.Stderr, "round %d %-6s %s: %.0f requests/s, %d failed\n", round, path, urls[path], r.RPS(), r.Failed)
-			rps[path] = append(rps[path], r.RPS())
+			paths = append(paths[1:], paths[0])
+		}
+		pod, direct, proxy := figures.Percentile(rps["pod"], 50), figures.Percentile(rps["direct"], 50), figures.Percentile(rps["proxy"], 50)
+		if keepAlive {
+			figures.Report("DNATRPSRatio", "dnat_rps_ratio", direct/pod)
+			figures.Report("DNATRPSRatioVsKubeProxy", "dnat_rps_ratio_vs_kube_proxy", direct/proxy)
+		} else {
+			figures.Report("DNATNewConnRPSRatio", "dnat_new_conn_rps_ratio", direct/pod)
+			figures.Report("DNATNewConnRPSRatioVsKubeProxy", "dnat_new_conn_rps_ratio_vs_kube_proxy", direct/proxy)
 		}
 	}
-	pod, direct, proxy := figures.Percentile(rps["pod"], 50), figures.Percentile(rps["direct"], 50), figures.Percentile(rps["proxy"], 50)
-	figures.Report("DNATRPSRatio", "dnat_rps_ratio", direct/pod)
-	figures.Report("DNATRPSRatioVsKubeProxy", "dnat_rps_ratio_vs_kube_proxy", direct/proxy)
 
 	// Both loops run through the same crash of node 3, which holds one of
 	// the two backends and announces nothing.
@@ -362,6 +376,18 @@ func (b *bench) moves() error {
 			_ = hold.Process.Kill()
 			return err
 		}
+		// The address must have moved, or the figure means nothing.
+		var now string
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+			if now, _ = b.l.AnnouncingNode(b.ctx, "hold", ip); now != "" && now != owner {
+				break
+			}
+			if time.Now().After(deadline) {
+				msg, _ := b.l.Kubectl(b.ctx, "get", "svc", "hold", "-o", `jsonpath={.status.conditions[?(@.type=="pharos.io/Announced")].message}`)
+				_ = hold.Process.Kill()
+				return fmt.Errorf("%s move: %s did not leave %s: %s", move, ip, owner, msg)
+			}
+		}
 		if err := hold.Wait(); err != nil {
 			return fmt.Errorf("hold: %w", err)
 		}
@@ -369,7 +395,6 @@ func (b *bench) moves() error {
 		if _, err := fmt.Sscanf(out.String(), "%d %d", &kept, &conns); err != nil || conns == 0 {
 			return fmt.Errorf("hold printed %q", out.String())
 		}
-		now, _ := b.l.AnnouncingNode(b.ctx, "hold", ip)
 		fmt.Fprintf(os.Stderr, "%s move of %s from %s (now %s): %d of %d long-lived connections kept\n", move, ip, owner, now, kept, conns)
 		figures.Report("FailoverConnectionsKept"+map[string]string{"graceful": "Graceful", "crash": "Crash"}[move], "failover_connections_kept_pct_"+move, 100*float64(kept)/float64(conns))
 		if move == "graceful" {
@@ -387,8 +412,8 @@ func (b *bench) moves() error {
 }
 
 // load runs the lab's load client in the client namespace.
-func (b *bench) load(url string) (probe.LoadResult, error) {
-	out, err := b.l.Exec(b.ctx, b.l.Client.Name, b.l.LabBinary, "load", "--url", url,
+func (b *bench) load(url string, keepAlive bool) (probe.LoadResult, error) {
+	out, err := b.l.Exec(b.ctx, b.l.Client.Name, b.l.LabBinary, "load", "--url", url, "--keepalive="+strconv.FormatBool(keepAlive),
 		"--concurrency", strconv.Itoa(*concurrency), "--duration", loadFor.String())
 	if err != nil {
 		return probe.LoadResult{}, fmt.Errorf("load %s: %w: %s", url, err, out)
