@@ -187,6 +187,27 @@ func (d *Dataplane) Dropped(service string) (packets uint64, err error) {
 	return packets, nil
 }
 
+// DroppedByService returns Dropped for every Service that the last Sync
+// programmed, from one read of the kernel's counters.
+func (d *Dataplane) DroppedByService() (map[string]uint64, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(d.services) == 0 {
+		return nil, nil
+	}
+	values, err := d.readCounters()
+	if err != nil {
+		return nil, explain("reading drop counters", d.table, err)
+	}
+	out := make(map[string]uint64, len(d.services))
+	for svc, names := range d.services {
+		for _, n := range names {
+			out[svc] += values[n].packets
+		}
+	}
+	return out, nil
+}
+
 // Close deletes the table and closes the netlink socket. The Dataplane
 // cannot be used afterwards.
 func (d *Dataplane) Close() error {

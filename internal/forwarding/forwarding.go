@@ -172,14 +172,15 @@ func (f *Forwarding) sync(check bool) {
 	if f.dp == nil {
 		dp, err := dataplane.New(dataplane.Options{Table: f.opts.Table, NetNS: f.opts.NetNS, Logger: f.log})
 		f.mu.Lock()
-		f.openErr = err
+		// Set under mu for the metrics collector; only this worker
+		// writes it.
+		f.openErr, f.dp = err, dp
 		f.mu.Unlock()
 		if err != nil {
 			f.m.errors.Inc()
 			f.log.Warn("cannot program the forwarding path", "err", err)
 			return
 		}
-		f.dp = dp
 	}
 	if written != nil && reflect.DeepEqual(*written, want) {
 		if !check {
@@ -299,7 +300,42 @@ func (f *Forwarding) Describe(a *speaker.Address) speaker.Report {
 const ReasonForwardingFailed = "ForwardingFailed"
 
 // Collector returns the path's metrics.
-func (f *Forwarding) Collector() prometheus.Collector { return f.m }
+func (f *Forwarding) Collector() prometheus.Collector { return collector{f} }
+
+// droppedDesc is the packets each Service's frontends dropped (a source
+// outside loadBalancerSourceRanges) or refused (no endpoint), as the
+// kernel's counters in the table have them.
+var droppedDesc = prometheus.NewDesc("pharos_forwarding_dropped_packets_total",
+	"Packets to a Service's addresses that this node's forwarding table dropped (source outside loadBalancerSourceRanges) or refused (no endpoint).",
+	[]string{"service"}, nil)
+
+// collector is the path's metrics and its drop counters.
+type collector struct{ f *Forwarding }
+
+// Describe implements prometheus.Collector.
+func (c collector) Describe(ch chan<- *prometheus.Desc) {
+	c.f.m.Describe(ch)
+	ch <- droppedDesc
+}
+
+// Collect implements prometheus.Collector.
+func (c collector) Collect(ch chan<- prometheus.Metric) {
+	c.f.m.Collect(ch)
+	c.f.mu.Lock()
+	dp := c.f.dp
+	c.f.mu.Unlock()
+	if dp == nil {
+		return
+	}
+	dropped, err := dp.DroppedByService()
+	if err != nil {
+		c.f.log.Debug("reading the drop counters", "err", err)
+		return
+	}
+	for svc, n := range dropped {
+		ch <- prometheus.MustNewConstMetric(droppedDesc, prometheus.CounterValue, float64(n), svc)
+	}
+}
 
 // Close stops the worker and removes the table.
 func (f *Forwarding) Close() error {

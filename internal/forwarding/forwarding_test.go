@@ -4,10 +4,12 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sys/unix"
 
 	"github.com/pharos-lb/pharos/internal/speaker"
@@ -25,8 +27,18 @@ func TestForwardingWritesHealsAndRemovesItsTable(t *testing.T) {
 	if _, err := exec.LookPath("nft"); err != nil {
 		t.Skip("skipped: needs nft to judge the table")
 	}
-	const ns = "pfw-announcer"
-	_ = exec.Command("ip", "netns", "del", ns).Run()
+	// Named after this process, so that runs side by side never meet;
+	// leftovers of runs that died are removed.
+	ns := "pfw-" + strconv.Itoa(os.Getpid())
+	if entries, err := os.ReadDir("/run/netns"); err == nil {
+		for _, e := range entries {
+			if pid, ok := strings.CutPrefix(e.Name(), "pfw-"); ok {
+				if n, err := strconv.Atoi(pid); err == nil && unix.Kill(n, 0) != nil {
+					_ = exec.Command("ip", "netns", "del", e.Name()).Run()
+				}
+			}
+		}
+	}
 	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
 		t.Fatalf("ip netns add: %v: %s", err, out)
 	}
@@ -57,6 +69,29 @@ func TestForwardingWritesHealsAndRemovesItsTable(t *testing.T) {
 	waitFor("the table names "+vip4, func() bool { return strings.Contains(nft("list", "table", "inet", "pharos"), vip4) })
 	if rep := f.Describe(a); !rep.Applies || !rep.Announced || rep.Reason != "" || !strings.Contains(rep.Message, "forwarded directly to the endpoints by node "+node) {
 		t.Errorf("report %+v", rep)
+	}
+
+	// The metrics: a sync observed, one frontend per address of this
+	// node, and the Service's drop counter read from the kernel.
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(f.Collector())
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, mf := range mfs {
+		got[mf.GetName()] = true
+		if mf.GetName() == "pharos_forwarding_dropped_packets_total" {
+			if m := mf.GetMetric(); len(m) != 1 || m[0].GetLabel()[0].GetValue() != "default/web" {
+				t.Errorf("dropped packets %v, want one series for default/web", m)
+			}
+		}
+	}
+	for _, name := range []string{"pharos_forwarding_sync_duration_seconds", "pharos_forwarding_frontends", "pharos_forwarding_dropped_packets_total"} {
+		if !got[name] {
+			t.Errorf("metric %s missing (have %v)", name, got)
+		}
 	}
 
 	nft("flush", "table", "inet", "pharos")
