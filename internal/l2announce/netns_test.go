@@ -21,14 +21,8 @@ import (
 
 const nsPrefix = "pl2a-"
 
-func sh(t *testing.T, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
+// sh runs a command and fails the test if it fails.
+var sh = netnstest.Run
 
 // inNS runs fn inside namespace ns (see netnstest.InNS).
 var inNS = netnstest.InNS

@@ -73,14 +73,7 @@ func requireNetns(t *testing.T) {
 }
 
 // run runs a command and fails the test if it fails.
-func run(t *testing.T, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
+var run = netnstest.Run
 
 // inNS runs fn inside namespace ns (see netnstest.InNS).
 var inNS = netnstest.InNS

@@ -59,16 +59,7 @@ func TestDirectForwardingBesideKubeProxy(t *testing.T) {
 		if len(ips) != 2 {
 			return fmt.Errorf("ingress %v, want one per family", ips)
 		}
-		for _, ip := range ips {
-			body, err := lab.HTTPGet(ctx, lab.Client.Name, "http://"+net.JoinHostPort(ip, "80")+"/")
-			if err != nil {
-				return err
-			}
-			if !strings.Contains(body, "pod=fwd-web-") {
-				return fmt.Errorf("%s answered %q", ip, body)
-			}
-		}
-		return nil
+		return fwdWebAnswers(ctx, ips)
 	})
 	if modes := lab.MustKubectl(t, "get", "svc", "fwd-web", "-o", `jsonpath={.status.loadBalancer.ingress[*].ipMode}`); modes != "Proxy Proxy" {
 		t.Errorf("ipMode %q, want Proxy for both addresses", modes)
@@ -98,16 +89,7 @@ func TestDirectForwardingBesideKubeProxy(t *testing.T) {
 		if !strings.Contains(ours, "map nodeports4") || !strings.Contains(ours, ips[0]) || !strings.Contains(ours, "dport set "+nodePort) {
 			return fmt.Errorf("%s's table does not hand %s to NodePort %s:\n%s", owner, ips[0], nodePort, ours)
 		}
-		for _, ip := range ips {
-			body, err := lab.HTTPGet(ctx, lab.Client.Name, "http://"+net.JoinHostPort(ip, "80")+"/")
-			if err != nil {
-				return err
-			}
-			if !strings.Contains(body, "pod=fwd-web-") {
-				return fmt.Errorf("%s answered %q", ip, body)
-			}
-		}
-		return nil
+		return fwdWebAnswers(ctx, ips)
 	})
 	if modes := lab.MustKubectl(t, "get", "svc", "fwd-web", "-o", `jsonpath={.status.loadBalancer.ingress[*].ipMode}`); modes != "Proxy Proxy" {
 		t.Errorf("nodeport: ipMode %q, want Proxy for both addresses", modes)
@@ -143,6 +125,21 @@ func TestDirectForwardingBesideKubeProxy(t *testing.T) {
 		_, err := lab.HTTPGet(ctx, lab.Client.Name, "http://"+net.JoinHostPort(ips[0], "80")+"/")
 		return err
 	})
+}
+
+// fwdWebAnswers checks that the LAN client gets fwd-web's pods on each
+// address.
+func fwdWebAnswers(ctx context.Context, ips []string) error {
+	for _, ip := range ips {
+		body, err := lab.HTTPGet(ctx, lab.Client.Name, "http://"+net.JoinHostPort(ip, "80")+"/")
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(body, "pod=fwd-web-") {
+			return fmt.Errorf("%s answered %q", ip, body)
+		}
+	}
+	return nil
 }
 
 // kubeProxyTables returns the part of an `nft list ruleset` that lies in
