@@ -36,6 +36,7 @@ import (
 var (
 	trials   = flag.Int("trials", 20, "failover trials per kind")
 	services = flag.Int("services", 1000, "announced addresses for the memory and CPU figures")
+	heapOut  = flag.String("heap-profile", "", "after the memory figure, write the first node's speaker heap profile (go tool pprof) to this file")
 )
 
 func main() {
@@ -94,6 +95,9 @@ func run() error {
 		return err
 	}
 	opts.Prefix, opts.Dir = "pbl2", filepath.Join(root, "_output", "bench", "l2", "lab")
+	if *heapOut != "" {
+		opts.SpeakerArgs = []string{"--pprof-bind-address", "127.0.0.1:7476"}
+	}
 	l, err := cluster.New(opts)
 	if err != nil {
 		return err
@@ -115,6 +119,16 @@ func run() error {
 		return err
 	}
 
+	if *trials == 0 {
+		// Only the memory and CPU figures (and a heap profile).
+		rss, cpu, err := b.scale(*services)
+		if err != nil {
+			return err
+		}
+		figures.Report("SpeakerRSS", "speaker_rss_mib_1000", rss)
+		figures.Report("SpeakerCPUIdle", "speaker_cpu_pct_idle_1000", cpu)
+		return nil
+	}
 	crash, err := b.failovers(*trials, l.CrashNode, func(n string) error { return l.RecoverNode(ctx, n) })
 	if err != nil {
 		return err
@@ -289,6 +303,15 @@ func (b *bench) scale(n int) (float64, float64, error) {
 		if r := figures.ProcStatusKB(speakerPID(b.l, name), "VmHWM:") / 1024; r > rss {
 			rss = r
 		}
+	}
+	if *heapOut != "" {
+		node := b.l.Nodes[0].Name
+		if _, err := b.l.Exec(b.ctx, node, "curl", "-sfo", *heapOut, "http://127.0.0.1:7476/debug/pprof/heap"); err != nil {
+			return 0, 0, fmt.Errorf("heap profile of %s's speaker: %w", node, err)
+		}
+		// The runtime's own account (MemStats) too: heap, stacks, released.
+		_, _ = b.l.Exec(b.ctx, node, "curl", "-sfo", *heapOut+".txt", "http://127.0.0.1:7476/debug/pprof/heap?debug=1")
+		fmt.Fprintf(os.Stderr, "heap profile of %s's speaker in %s\n", node, *heapOut)
 	}
 	return rss, cpu, nil
 }
