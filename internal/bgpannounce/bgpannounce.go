@@ -544,11 +544,12 @@ func (b *BGP) applyPeersLocked(peers []*config.BGPPeer, c *speaker.BGPConfig) {
 			}
 			continue
 		}
+		problems := []string{problem}
 		if p.RouterID.IsValid() && p.RouterID != b.routerID {
-			problem = strings.TrimPrefix(problem+"; ", "; ") + fmt.Sprintf("routerID %s is not this node's BGP identifier %s, which all its sessions share (set when BGP started here): give every BGPPeer of this node the same routerID, or none, and restart the speaker to change it", p.RouterID, b.routerID)
+			problems = append(problems, fmt.Sprintf("routerID %s is not this node's BGP identifier %s, which all its sessions share (set when BGP started here): give every BGPPeer of this node the same routerID, or none, and restart the speaker to change it", p.RouterID, b.routerID))
 		}
-		if problem != "" {
-			errs[p.Name] = problem
+		if msg := strings.Join(slices.DeleteFunc(problems, func(s string) bool { return s == "" }), "; "); msg != "" {
+			errs[p.Name] = msg
 		}
 		key := peer.String()
 		ps := b.peers[p.Name]

@@ -171,20 +171,8 @@ func (d *Dataplane) Check() (intact bool, err error) {
 // kernel's counters. A Service that the last Sync did not program has
 // none.
 func (d *Dataplane) Dropped(service string) (packets uint64, err error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	names := d.services[service]
-	if len(names) == 0 {
-		return 0, nil
-	}
-	values, err := d.readCounters()
-	if err != nil {
-		return 0, explain("reading drop counters", d.table, err)
-	}
-	for _, n := range names {
-		packets += values[n].packets
-	}
-	return packets, nil
+	all, err := d.DroppedByService()
+	return all[service], err
 }
 
 // DroppedByService returns Dropped for every Service that the last Sync

@@ -48,10 +48,7 @@ type Problem struct {
 // Carries reports whether node receives the address's traffic: it wins the
 // layer-2 election, or advertises the address by BGP.
 func Carries(a *speaker.Address, node string) bool {
-	if a.Election.Winner == node && len(a.Election.Interfaces) > 0 {
-		return true
-	}
-	return slices.Contains(a.BGP.Nodes, node)
+	return (node != "" && a.L2Node() == node) || slices.Contains(a.BGP.Nodes, node)
 }
 
 // Desired returns the table's contents for in.Node: a frontend for every

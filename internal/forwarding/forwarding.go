@@ -254,8 +254,8 @@ func (f *Forwarding) Describe(a *speaker.Address) speaker.Report {
 		return speaker.Report{}
 	}
 	var carriers []string
-	if a.Election.Winner != "" && len(a.Election.Interfaces) > 0 {
-		carriers = append(carriers, a.Election.Winner)
+	if n := a.L2Node(); n != "" {
+		carriers = append(carriers, n)
 	}
 	for _, n := range a.BGP.Nodes {
 		if !slices.Contains(carriers, n) {

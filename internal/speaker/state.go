@@ -95,12 +95,21 @@ func (s *State) Lookup(ip netip.Addr) *Address {
 	return s.byIP[ip]
 }
 
+// L2Node returns the node that announces the address by layer 2: the
+// election's winner, when it has an interface to announce on; else "".
+func (a *Address) L2Node() string {
+	if len(a.Election.Interfaces) == 0 {
+		return ""
+	}
+	return a.Election.Winner
+}
+
 // Won returns the addresses that node announces by layer 2, with the
 // interface to announce each on.
 func (s *State) Won(node string) map[netip.Addr]string {
 	out := map[netip.Addr]string{}
 	for _, a := range s.Addresses {
-		if a.Election.Winner == node && len(a.Election.Interfaces) > 0 {
+		if a.L2Node() == node && node != "" {
 			out[a.IP] = a.Election.Interfaces[0]
 		}
 	}
@@ -122,20 +131,14 @@ func Compute(snap Snapshot) *State {
 			advs = append(advs, a)
 		}
 	}
-	endpoints := endpointsByService(snap.EndpointSlices)
 	nodes := make([]*corev1.Node, len(snap.Nodes))
 	for i := range snap.Nodes {
 		nodes[i] = &snap.Nodes[i]
 	}
 
 	st := &State{byIP: map[netip.Addr]*Address{}, BGP: parseBGP(snap), Members: snap.Members,
-		slices: map[string][]*discoveryv1.EndpointSlice{}}
-	for _, es := range snap.EndpointSlices {
-		if name := es.Labels[discoveryv1.LabelServiceName]; name != "" {
-			k := es.Namespace + "/" + name
-			st.slices[k] = append(st.slices[k], es)
-		}
-	}
+		slices: slicesByService(snap.EndpointSlices)}
+	endpoints := endpointsByService(st.slices)
 	for _, svc := range snap.Services {
 		pool := svc.Annotations[v1beta1.AnnotationAllocatedFromPool]
 		if svc.Spec.Type != corev1.ServiceTypeLoadBalancer || pool == "" {
@@ -317,35 +320,42 @@ func announcingInterfaces(ip netip.Addr, wanted []string, meta speakerlist.Meta)
 	return out
 }
 
-// endpointsByService counts endpoints by Service key and node.
-func endpointsByService(slices []*discoveryv1.EndpointSlice) map[string]map[string]election.Endpoints {
-	out := map[string]map[string]election.Endpoints{}
+// slicesByService groups EndpointSlices by their Service's key
+// (namespace/name); slices of no Service are left out.
+func slicesByService(slices []*discoveryv1.EndpointSlice) map[string][]*discoveryv1.EndpointSlice {
+	out := map[string][]*discoveryv1.EndpointSlice{}
 	for _, es := range slices {
-		svc := es.Labels[discoveryv1.LabelServiceName]
-		if svc == "" {
-			continue
+		if name := es.Labels[discoveryv1.LabelServiceName]; name != "" {
+			k := es.Namespace + "/" + name
+			out[k] = append(out[k], es)
 		}
-		key := es.Namespace + "/" + svc
-		byNode := out[key]
-		if byNode == nil {
-			byNode = map[string]election.Endpoints{}
-			out[key] = byNode
-		}
-		for _, ep := range es.Endpoints {
-			node := ""
-			if ep.NodeName != nil {
-				node = *ep.NodeName
+	}
+	return out
+}
+
+// endpointsByService counts endpoints by Service key and node.
+func endpointsByService(bySvc map[string][]*discoveryv1.EndpointSlice) map[string]map[string]election.Endpoints {
+	out := make(map[string]map[string]election.Endpoints, len(bySvc))
+	for key, slices := range bySvc {
+		byNode := map[string]election.Endpoints{}
+		out[key] = byNode
+		for _, es := range slices {
+			for _, ep := range es.Endpoints {
+				node := ""
+				if ep.NodeName != nil {
+					node = *ep.NodeName
+				}
+				c := byNode[node]
+				ready := ep.Conditions.Ready == nil || *ep.Conditions.Ready
+				serving := ep.Conditions.Serving != nil && *ep.Conditions.Serving
+				switch {
+				case ready:
+					c.Ready++
+				case serving:
+					c.Terminating++
+				}
+				byNode[node] = c
 			}
-			c := byNode[node]
-			ready := ep.Conditions.Ready == nil || *ep.Conditions.Ready
-			serving := ep.Conditions.Serving != nil && *ep.Conditions.Serving
-			switch {
-			case ready:
-				c.Ready++
-			case serving:
-				c.Terminating++
-			}
-			byNode[node] = c
 		}
 	}
 	return out
