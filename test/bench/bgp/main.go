@@ -115,7 +115,7 @@ func run() error {
 	}
 	opts.Prefix, opts.Dir = "pbbg", filepath.Join(out, "lab")
 	if *heapOut != "" {
-		opts.SpeakerArgs = []string{"--pprof-bind-address", "127.0.0.1:7476"}
+		opts.SpeakerArgs = cluster.SpeakerPprofArgs
 	}
 	l, err := cluster.New(opts)
 	if err != nil {
@@ -417,8 +417,8 @@ spec: {ipAddressPools: [scale]}
 	}
 	fmt.Fprintf(os.Stderr, "%d prefixes at FRR from %s %s after the BGPAdvertisement; speaker peak RSS %.0f MiB\n", n, node.Name, took, rss)
 	if *heapOut != "" {
-		if _, err := b.l.Exec(b.ctx, node.Name, "curl", "-sfo", *heapOut, "http://127.0.0.1:7476/debug/pprof/heap"); err != nil {
-			return 0, 0, fmt.Errorf("heap profile of %s's speaker: %w", node.Name, err)
+		if err := b.l.SpeakerHeapProfile(b.ctx, node.Name, *heapOut); err != nil {
+			return 0, 0, err
 		}
 		fmt.Fprintf(os.Stderr, "heap profile of %s's speaker in %s\n", node.Name, *heapOut)
 	}

@@ -96,7 +96,7 @@ func run() error {
 	}
 	opts.Prefix, opts.Dir = "pbl2", filepath.Join(root, "_output", "bench", "l2", "lab")
 	if *heapOut != "" {
-		opts.SpeakerArgs = []string{"--pprof-bind-address", "127.0.0.1:7476"}
+		opts.SpeakerArgs = cluster.SpeakerPprofArgs
 	}
 	l, err := cluster.New(opts)
 	if err != nil {
@@ -119,16 +119,25 @@ func run() error {
 		return err
 	}
 
-	if *trials == 0 {
-		// Only the memory and CPU figures (and a heap profile).
-		rss, cpu, err := b.scale(*services)
-		if err != nil {
+	// -trials 0: only the memory and CPU figures (and a heap profile).
+	if *trials > 0 {
+		if err := b.failoverFigures(); err != nil {
 			return err
 		}
-		figures.Report("SpeakerRSS", "speaker_rss_mib_1000", rss)
-		figures.Report("SpeakerCPUIdle", "speaker_cpu_pct_idle_1000", cpu)
-		return nil
 	}
+	rss, cpu, err := b.scale(*services)
+	if err != nil {
+		return err
+	}
+	figures.Report("SpeakerRSS", "speaker_rss_mib_1000", rss)
+	figures.Report("SpeakerCPUIdle", "speaker_cpu_pct_idle_1000", cpu)
+	return nil
+}
+
+// failoverFigures times crashes and NIC-downs of the announcing node, and
+// counts failed requests over a rolling restart.
+func (b *bench) failoverFigures() error {
+	l, ctx := b.l, b.ctx
 	crash, err := b.failovers(*trials, l.CrashNode, func(n string) error { return l.RecoverNode(ctx, n) })
 	if err != nil {
 		return err
@@ -148,13 +157,6 @@ func run() error {
 	}
 	figures.Report("L2GracefulFailedRequests", "l2_graceful_failed_requests", float64(failed))
 	fmt.Fprintf(os.Stderr, "rolling restart: %d of %d requests failed\n", failed, total)
-
-	rss, cpu, err := b.scale(*services)
-	if err != nil {
-		return err
-	}
-	figures.Report("SpeakerRSS", "speaker_rss_mib_1000", rss)
-	figures.Report("SpeakerCPUIdle", "speaker_cpu_pct_idle_1000", cpu)
 	return nil
 }
 
@@ -306,11 +308,9 @@ func (b *bench) scale(n int) (float64, float64, error) {
 	}
 	if *heapOut != "" {
 		node := b.l.Nodes[0].Name
-		if _, err := b.l.Exec(b.ctx, node, "curl", "-sfo", *heapOut, "http://127.0.0.1:7476/debug/pprof/heap"); err != nil {
-			return 0, 0, fmt.Errorf("heap profile of %s's speaker: %w", node, err)
+		if err := b.l.SpeakerHeapProfile(b.ctx, node, *heapOut); err != nil {
+			return 0, 0, err
 		}
-		// The runtime's own account (MemStats) too: heap, stacks, released.
-		_, _ = b.l.Exec(b.ctx, node, "curl", "-sfo", *heapOut+".txt", "http://127.0.0.1:7476/debug/pprof/heap?debug=1")
 		fmt.Fprintf(os.Stderr, "heap profile of %s's speaker in %s\n", node, *heapOut)
 	}
 	return rss, cpu, nil
