@@ -128,6 +128,19 @@ func TestDirectForwardingWithoutKubeProxy(t *testing.T) {
 		return nil
 	})
 	lab.MustKubectl(t, "patch", "svc", "my-nginx", "-p", `{"spec":{"externalTrafficPolicy":"Cluster"}}`)
+	// Local may have moved the address to a node with an endpoint; it
+	// stays there. The checks below look at whoever announces it now.
+	// (The condition is written after the move: wait until the node it
+	// names forwards the address.)
+	cluster.Eventually(t, 15*time.Second, func() error {
+		if owner, err = lab.AnnouncingNode(ctx, "my-nginx", v4); err != nil {
+			return err
+		}
+		if table, _ := lab.Exec(ctx, owner, "nft", "list", "table", "inet", "pharos"); !strings.Contains(table, v4) {
+			return fmt.Errorf("%s, named as the announcer, has no rule for %s yet", owner, v4)
+		}
+		return nil
+	})
 
 	t.Log("source ranges: the LAN client is allowed, the remote client (behind the router) is not")
 	lab.MustKubectl(t, "patch", "svc", "my-nginx", "-p", fmt.Sprintf(`{"spec":{"loadBalancerSourceRanges":["%s/32","%s/128"]}}`, lab.Client.V4, lab.Client.V6))
