@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	"github.com/pharos-lb/pharos/api/v1beta1"
+	"github.com/pharos-lb/pharos/internal/admit"
 	"github.com/pharos-lb/pharos/internal/config"
 )
 
@@ -87,7 +88,7 @@ func (r *PeerReconciler) Reconcile(ctx context.Context, req reconcile.Request) (
 		if err := r.client.List(ctx, &profiles); err != nil {
 			return reconcile.Result{}, err
 		}
-		if why := BFDProblem(peer, profiles.Items); why != "" {
+		if why := admit.BFDProblem(peer, profiles.Items); why != "" {
 			cond.Reason, cond.Message = ReasonBFDProfileMissing, why
 		}
 	}
@@ -143,7 +144,7 @@ func (r *BGPAdvertisementReconciler) Reconcile(ctx context.Context, req reconcil
 			return reconcile.Result{}, err
 		}
 	}
-	check := CheckBGPAdvertisement(adv, BGPObjects{Pools: pools.Items, Communities: communities.Items, Advertisements: advs.Items})
+	check := admit.CheckBGPAdvertisement(adv, admit.BGPObjects{Pools: pools.Items, Communities: communities.Items, Advertisements: advs.Items})
 	cond := validCondition(adv.Generation, "the advertisement is valid")
 	switch {
 	case len(check.Invalid) > 0:

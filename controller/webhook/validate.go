@@ -4,7 +4,9 @@
 // certificate.
 //
 // The webhook checks an incoming object together with everything already
-// stored, with the same internal/config code the reconcilers use, so the
+// stored, with internal/admit (whose checks are the same internal/config
+// code the reconcilers use, and which `kubectl pharos validate` runs
+// offline), so the
 // webhook and the controller never disagree: what the webhook admits, the
 // controller uses; what it would reject but got in while the webhook was
 // down, the controller reports in the object's Valid condition.
@@ -13,18 +15,15 @@ package webhook
 import (
 	"context"
 	"fmt"
-	"sort"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/pharos-lb/pharos/api/v1beta1"
-	"github.com/pharos-lb/pharos/internal/config"
+	"github.com/pharos-lb/pharos/internal/admit"
 )
 
 // The paths the ValidatingWebhookConfiguration calls.
@@ -76,86 +75,16 @@ func (v poolValidator) ValidateDelete(context.Context, *v1beta1.IPAddressPool) (
 }
 
 func (v poolValidator) validate(ctx context.Context, obj *v1beta1.IPAddressPool) (admission.Warnings, error) {
-	var pools v1beta1.IPAddressPoolList
-	if err := v.reader.List(ctx, &pools); err != nil {
+	var s admit.Stored
+	if err := list(ctx, v.reader, &s, storedPools); err != nil {
 		return nil, fmt.Errorf("cannot list IPAddressPools to check overlaps: %w", err)
 	}
-	if errs := config.ValidatePool(obj, pools.Items); len(errs) > 0 {
-		return nil, apierrors.NewInvalid(schema.GroupKind{Group: v1beta1.GroupVersion.Group, Kind: "IPAddressPool"}, obj.Name, errs)
-	}
-	pool, _ := config.ParsePool(obj)
 	// Only warnings depend on the advertisements: when they cannot be
 	// read, the pool is admitted without them.
-	bgp, err := bgpAdvertisements(ctx, v.reader)
-	if err != nil {
-		return nil, nil
+	if list(ctx, v.reader, &s, storedL2, storedBGPAdvertisements, storedCommunities) != nil {
+		s.Incomplete = true
 	}
-	warnings := bgpAggregationWarnings(bgp, pool)
-	if !announced(ctx, v.reader, bgp, pool) {
-		warnings = append(warnings, fmt.Sprintf(
-			"no L2Advertisement or BGPAdvertisement selects IPAddressPool %q: its addresses will be assigned to Services but not announced; create an L2Advertisement or a BGPAdvertisement that lists it in spec.ipAddressPools",
-			obj.Name))
-	}
-	return warnings, nil
-}
-
-// announced reports whether a valid L2Advertisement or one of the valid
-// BGPAdvertisements bgp selects pool. Only a warning depends on it: when
-// the L2Advertisements cannot be read, the pool counts as announced.
-func announced(ctx context.Context, reader client.Reader, bgp []*config.BGPAdvertisement, pool *config.Pool) bool {
-	for _, adv := range bgp {
-		if adv.SelectsPoolNamed(pool.Name, pool.Labels) {
-			return true
-		}
-	}
-	var l2 v1beta1.L2AdvertisementList
-	if err := reader.List(ctx, &l2); err != nil {
-		return true
-	}
-	for i := range l2.Items {
-		if adv, _, errs := config.ParseL2Advertisement(&l2.Items[i], nil); len(errs) == 0 && adv.SelectsPool(pool) {
-			return true
-		}
-	}
-	return false
-}
-
-// bgpAggregationWarnings warns about each of the valid BGPAdvertisements
-// advs that selects pool and would aggregate its addresses beyond its
-// ranges (the advertisement's Valid condition then says
-// AggregationOutsidePool).
-func bgpAggregationWarnings(advs []*config.BGPAdvertisement, pool *config.Pool) admission.Warnings {
-	var out admission.Warnings
-	for _, adv := range advs {
-		if !adv.SelectsPoolNamed(pool.Name, pool.Labels) {
-			continue
-		}
-		for _, e := range config.AggregationErrors(adv, pool) {
-			out = append(out, fmt.Sprintf("BGPAdvertisement %s: %s", adv.Name, e.Error()))
-		}
-	}
-	return out
-}
-
-// bgpAdvertisements returns the valid BGPAdvertisements, sorted by name.
-func bgpAdvertisements(ctx context.Context, reader client.Reader) ([]*config.BGPAdvertisement, error) {
-	var advs v1beta1.BGPAdvertisementList
-	if err := reader.List(ctx, &advs); err != nil {
-		return nil, err
-	}
-	var communities v1beta1.CommunityList
-	if err := reader.List(ctx, &communities); err != nil {
-		return nil, err
-	}
-	aliases, _ := config.ParseCommunityAliases(communities.Items)
-	var out []*config.BGPAdvertisement
-	for i := range advs.Items {
-		if adv, _, errs := config.ParseBGPAdvertisement(&advs.Items[i], aliases, nil); len(errs) == 0 {
-			out = append(out, adv)
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out, nil
+	return answer(admit.Pool(obj, s))
 }
 
 type l2Validator struct{ reader client.Reader }
@@ -173,18 +102,66 @@ func (v l2Validator) ValidateDelete(context.Context, *v1beta1.L2Advertisement) (
 }
 
 func (v l2Validator) validate(ctx context.Context, obj *v1beta1.L2Advertisement) (admission.Warnings, error) {
-	var pools v1beta1.IPAddressPoolList
-	if err := v.reader.List(ctx, &pools); err != nil {
+	var s admit.Stored
+	if err := list(ctx, v.reader, &s, storedPools); err != nil {
 		return nil, fmt.Errorf("cannot list IPAddressPools to check the pools named: %w", err)
 	}
-	_, missing, errs := config.ParseL2Advertisement(obj, config.PoolNames(pools.Items))
-	if len(errs) > 0 {
-		return nil, apierrors.NewInvalid(schema.GroupKind{Group: v1beta1.GroupVersion.Group, Kind: "L2Advertisement"}, obj.Name, errs)
+	return answer(admit.L2Advertisement(obj, s))
+}
+
+// answer turns a verdict into the webhook's answer.
+func answer(v admit.Verdict) (admission.Warnings, error) {
+	if err := v.Err(); err != nil {
+		return nil, err
 	}
-	// Pools may be created after the advertisement that names them, so a
-	// missing one is a warning, not a rejection.
-	if len(missing) > 0 {
-		return admission.Warnings{config.MissingPoolsMessage(missing)}, nil
+	return v.Warnings, nil
+}
+
+// storedKind names one list of admit.Stored.
+type storedKind int
+
+const (
+	storedPools storedKind = iota
+	storedL2
+	storedBGPAdvertisements
+	storedCommunities
+	storedBFDProfiles
+	storedBGPPeers
+)
+
+// list reads the kinds into s, from the apiserver.
+func list(ctx context.Context, reader client.Reader, s *admit.Stored, kinds ...storedKind) error {
+	for _, k := range kinds {
+		var err error
+		switch k {
+		case storedPools:
+			var l v1beta1.IPAddressPoolList
+			err = reader.List(ctx, &l)
+			s.Pools = l.Items
+		case storedL2:
+			var l v1beta1.L2AdvertisementList
+			err = reader.List(ctx, &l)
+			s.L2Advertisements = l.Items
+		case storedBGPAdvertisements:
+			var l v1beta1.BGPAdvertisementList
+			err = reader.List(ctx, &l)
+			s.BGPAdvertisements = l.Items
+		case storedCommunities:
+			var l v1beta1.CommunityList
+			err = reader.List(ctx, &l)
+			s.Communities = l.Items
+		case storedBFDProfiles:
+			var l v1beta1.BFDProfileList
+			err = reader.List(ctx, &l)
+			s.BFDProfiles = l.Items
+		case storedBGPPeers:
+			var l v1beta1.BGPPeerList
+			err = reader.List(ctx, &l)
+			s.BGPPeers = l.Items
+		}
+		if err != nil {
+			return err
+		}
 	}
-	return nil, nil
+	return nil
 }
