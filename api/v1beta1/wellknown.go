@@ -1,5 +1,7 @@
 package v1beta1
 
+import "strings"
+
 // The wire contract between Pharos's binaries, its chart and its users:
 // every annotation, label, condition type and reason that more than one of
 // them reads or writes. It lives here, in the API package, so that no
@@ -130,3 +132,19 @@ func ForwardingOf(annotations map[string]string, clusterDefault string) (mode st
 // default mode, and its IPAllocated condition's message says the same
 // until the annotation is fixed.
 const ReasonInvalidForwarding = "InvalidForwarding"
+
+// Annotation returns the value of a pharos.io annotation (key) or, when
+// that is not set, of one of its MetalLB aliases (AnnotationAliasPrefixes);
+// used names the key that was found.
+func Annotation(annotations map[string]string, key string) (value, used string, ok bool) {
+	if v, ok := annotations[key]; ok {
+		return v, key, true
+	}
+	name := strings.TrimPrefix(key, AnnotationPrefix)
+	for _, p := range AnnotationAliasPrefixes {
+		if v, ok := annotations[p+name]; ok {
+			return v, p + name, true
+		}
+	}
+	return "", "", false
+}
