@@ -97,12 +97,15 @@ type Controller struct {
 	recorder recorder.EventRecorder
 	opts     Options
 
-	mu       sync.Mutex
-	alloc    *allocator.Allocator
-	result   config.Result
-	poolsFP  string
-	loaded   bool
-	pending  map[types.NamespacedName]bool
+	mu      sync.Mutex
+	alloc   *allocator.Allocator
+	result  config.Result
+	poolsFP string
+	loaded  bool
+	pending map[types.NamespacedName]bool
+	// waiting is the part of pending that holds no address, the
+	// pharos_controller_pending_services gauge; setPendingLocked keeps it.
+	waiting  map[types.NamespacedName]bool
 	warned   map[string]bool
 	lastPool map[string]time.Time
 	// nsWarned holds the Services whose Namespace lookup failed and was
@@ -150,6 +153,7 @@ func newController(cl client.Client, rec recorder.EventRecorder, opts Options) *
 		opts:         opts,
 		alloc:        allocator.New(),
 		pending:      map[types.NamespacedName]bool{},
+		waiting:      map[types.NamespacedName]bool{},
 		warned:       map[string]bool{},
 		lastPool:     map[string]time.Time{},
 		nsWarned:     map[types.NamespacedName]bool{},
@@ -294,7 +298,7 @@ func (c *Controller) refreshPoolsLocked(ctx context.Context) error {
 	evicted := c.alloc.SetConfig(c.result.Config)
 	for _, k := range evicted {
 		ns, name, _ := strings.Cut(k, "/")
-		c.pending[types.NamespacedName{Namespace: ns, Name: name}] = true
+		c.setPendingLocked(types.NamespacedName{Namespace: ns, Name: name}, true)
 	}
 	if len(evicted) > 0 {
 		log.FromContext(ctx).Info("pools changed; Services whose addresses left every pool will be assigned again", "services", evicted)
@@ -303,6 +307,23 @@ func (c *Controller) refreshPoolsLocked(ctx context.Context) error {
 		c.kickPendingLocked()
 	}
 	return nil
+}
+
+// setPendingLocked marks a Service as waiting for an address, or not, and
+// updates the pending gauge: the pending Services that hold no address.
+// Call it after the allocator has the Service's current assignment.
+func (c *Controller) setPendingLocked(nn types.NamespacedName, pending bool) {
+	if pending {
+		c.pending[nn] = true
+	} else {
+		delete(c.pending, nn)
+	}
+	if asg, _ := c.alloc.Assigned(nn.Namespace + "/" + nn.Name); pending && len(asg.IPs) == 0 {
+		c.waiting[nn] = true
+	} else {
+		delete(c.waiting, nn)
+	}
+	pendingServices.Set(float64(len(c.waiting)))
 }
 
 // kickPendingLocked re-queues every Service that waits for an address. It
@@ -402,10 +423,9 @@ func (c *Controller) reconcileService(ctx context.Context, req reconcile.Request
 			cond.Message = fmt.Sprintf("assigned %s from IPAddressPool %q", joinIPs(asg.IPs), asg.Pool)
 		}
 	}
+	c.setPendingLocked(req.NamespacedName, cond.Status != metav1.ConditionTrue)
 	if cond.Status == metav1.ConditionTrue {
-		delete(c.pending, req.NamespacedName)
-	} else {
-		c.pending[req.NamespacedName] = true
+		countAllocations(asg.Pool, before.IPs, asg.IPs)
 	}
 	if freed(before.IPs, asg.IPs) {
 		c.kickPendingLocked()
@@ -484,7 +504,7 @@ func failureReason(err error) (reason, message string) {
 func (c *Controller) namespaceUnknown(ctx context.Context, nn types.NamespacedName, err error) reconcile.Result {
 	namespaceLookupFailures.Inc()
 	c.mu.Lock()
-	c.pending[nn] = true
+	c.setPendingLocked(nn, true)
 	first := !c.nsWarned[nn]
 	c.nsWarned[nn] = true
 	c.mu.Unlock()
@@ -566,7 +586,7 @@ func (c *Controller) release(nn types.NamespacedName) {
 	c.nsRetry.Forget(nn)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	delete(c.pending, nn)
+	c.setPendingLocked(nn, false)
 	delete(c.nsWarned, nn)
 	asg, ok := c.alloc.Assigned(nn.Namespace + "/" + nn.Name)
 	if !ok {
@@ -602,7 +622,7 @@ func (c *Controller) yieldToServiceLB(ctx context.Context, svc *corev1.Service, 
 	nn := types.NamespacedName{Namespace: svc.Namespace, Name: svc.Name}
 	c.mu.Lock()
 	// The DaemonSet's watch, not a pool change, ends the conflict.
-	delete(c.pending, nn)
+	c.setPendingLocked(nn, false)
 	asg, _ := c.alloc.Assigned(nn.Namespace + "/" + nn.Name)
 	c.mu.Unlock()
 	cond := serviceLBCondition(daemonSets, asg.IPs, svc.Generation)
@@ -664,6 +684,7 @@ func (c *Controller) update(ctx context.Context, svc, desired *corev1.Service, c
 		}
 		return reconcile.Result{}, false, fmt.Errorf("writing status of Service %s/%s: %w", svc.Namespace, svc.Name, err)
 	}
+	countRefusal(old, cond)
 	if old == nil || old.Reason != cond.Reason || old.Message != cond.Message || old.Status != cond.Status {
 		if cond.Status == metav1.ConditionTrue {
 			if c.normalEvents.Allow() {

@@ -12,3 +12,10 @@ func SetNamespaceRetry(t testing.TB, base, max time.Duration) {
 	namespaceRetryBase, namespaceRetryMax = base, max
 	t.Cleanup(func() { namespaceRetryBase, namespaceRetryMax = oldBase, oldMax })
 }
+
+// The allocation metrics, for the tests to read as the endpoint serves them.
+var (
+	AllocationsTotal   = allocationsTotal
+	AllocationRefusals = allocationRefusals
+	PendingServices    = pendingServices
+)

@@ -1,7 +1,11 @@
 package allocation
 
 import (
+	"net/netip"
+	"slices"
+
 	"github.com/prometheus/client_golang/prometheus"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/pharos-lb/pharos/internal/allocator"
@@ -29,8 +33,54 @@ var namespaceLookupFailures = prometheus.NewCounter(prometheus.CounterOpts{
 	Help: "Reconciles of a Service that waited because its Namespace, whose labels select its pools, could not be read.",
 })
 
+// Allocation outcomes, from the leader.
+var (
+	allocationsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "pharos_controller_allocations_total",
+		Help: "Addresses newly assigned to Services, by IPAddressPool and family (addresses restored from Service status at startup are not counted).",
+	}, []string{"pool", "family"})
+	allocationRefusals = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "pharos_controller_allocation_refusals_total",
+		Help: "Services whose IPAllocated condition turned False, by its reason (NoMatchingPool, PoolExhausted, RequestedIPUnavailable, SharingConflict, InvalidRequest, ServiceLBConflict, InternalError): counted once when the condition written enters that reason, not on every reconcile.",
+	}, []string{"reason"})
+	pendingServices = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "pharos_controller_pending_services",
+		Help: "LoadBalancer Services of this controller's class that wait for an address and hold none (refused, or waiting for their Namespace); Services left to K3s ServiceLB are not counted.",
+	})
+)
+
 func init() {
-	metrics.Registry.MustRegister(poolAddressesTotal, poolAddressesInUse, namespaceLookupFailures)
+	metrics.Registry.MustRegister(poolAddressesTotal, poolAddressesInUse, namespaceLookupFailures,
+		allocationsTotal, allocationRefusals, pendingServices)
+}
+
+// countAllocations counts the addresses of after that before lacked.
+func countAllocations(pool string, before, after []netip.Addr) {
+	for _, ip := range after {
+		if !slices.Contains(before, ip) {
+			allocationsTotal.WithLabelValues(pool, familyOf(ip)).Inc()
+		}
+	}
+}
+
+func familyOf(ip netip.Addr) string {
+	if ip.Is4() {
+		return "IPv4"
+	}
+	return "IPv6"
+}
+
+// countRefusal counts a written IPAllocated condition that enters a
+// refusal: it is False, and the previous condition was absent, True, or
+// False with another reason.
+func countRefusal(old *metav1.Condition, cond metav1.Condition) {
+	if cond.Status != metav1.ConditionFalse {
+		return
+	}
+	if old != nil && old.Status == metav1.ConditionFalse && old.Reason == cond.Reason {
+		return
+	}
+	allocationRefusals.WithLabelValues(cond.Reason).Inc()
 }
 
 // setPoolMetrics publishes a pool's counts.

@@ -4,8 +4,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
+	"github.com/pharos-lb/pharos/api/v1beta1"
 	"github.com/pharos-lb/pharos/internal/allocator"
 )
 
@@ -69,4 +72,37 @@ func TestPoolMetrics(t *testing.T) {
 	deletePoolMetrics("unit-b")
 	want = map[string]float64{}
 	check("pools deleted")
+}
+
+// TestRefusalCountedOnTransition: a refusal is counted when the written
+// condition enters it, not when it is written again or its message alone
+// changes.
+func TestRefusalCountedOnTransition(t *testing.T) {
+	cond := func(status metav1.ConditionStatus, reason, msg string) *metav1.Condition {
+		return &metav1.Condition{Type: v1beta1.ConditionIPAllocated, Status: status, Reason: reason, Message: msg}
+	}
+	for _, tc := range []struct {
+		name string
+		old  *metav1.Condition
+		cond *metav1.Condition
+		want float64
+	}{
+		{"new Service refused", nil, cond(metav1.ConditionFalse, "unit-PoolExhausted", "a"), 1},
+		{"allocated Service refused", cond(metav1.ConditionTrue, "Allocated", ""), cond(metav1.ConditionFalse, "unit-PoolExhausted", "a"), 1},
+		{"another refusal", cond(metav1.ConditionFalse, "unit-NoMatchingPool", ""), cond(metav1.ConditionFalse, "unit-PoolExhausted", "a"), 1},
+		{"same refusal, new message", cond(metav1.ConditionFalse, "unit-PoolExhausted", "a"), cond(metav1.ConditionFalse, "unit-PoolExhausted", "b"), 0},
+		{"allocated", cond(metav1.ConditionFalse, "unit-PoolExhausted", "a"), cond(metav1.ConditionTrue, "Allocated", ""), 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := allocationRefusals.WithLabelValues(tc.cond.Reason)
+			before := testutil.ToFloat64(c)
+			countRefusal(tc.old, *tc.cond)
+			if got := testutil.ToFloat64(c) - before; got != tc.want {
+				t.Errorf("refusals of %s rose by %v, want %v", tc.cond.Reason, got, tc.want)
+			}
+		})
+	}
+	for _, r := range []string{"unit-PoolExhausted", "unit-NoMatchingPool", "Allocated"} {
+		allocationRefusals.DeleteLabelValues(r)
+	}
 }

@@ -3,10 +3,16 @@ package allocation_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"github.com/pharos-lb/pharos/api/v1beta1"
+	"github.com/pharos-lb/pharos/controller/allocation"
 )
 
 // poolGauge reads one pool gauge from the registry that the controller's
@@ -77,4 +83,73 @@ func TestPoolMetricsFollowThePool(t *testing.T) {
 		}
 		return ""
 	})
+}
+
+// TestAllocationMetrics follows the allocation counters and the pending
+// gauge through what a user does: Services assigned, one refused while the
+// pool is full (counted once, however often it is reconciled), one asking
+// for a pool that does not exist, then the full pool freed.
+func TestAllocationMetrics(t *testing.T) {
+	ns := testNamespace(t, nil)
+	pool := "metrics-alloc"
+	createPool(t, pool, []string{"198.18.56.0/31", "2001:db8:56::/127"}, noAutoAssign)
+	startController(t, controllerOpts{})
+	inPool := annotate(v1beta1.AnnotationAddressPool, pool)
+
+	allocated := func(family string) float64 {
+		return testutil.ToFloat64(allocation.AllocationsTotal.WithLabelValues(pool, family))
+	}
+	refused := func(reason string) float64 {
+		return testutil.ToFloat64(allocation.AllocationRefusals.WithLabelValues(reason))
+	}
+	v4, v6 := allocated("IPv4"), allocated("IPv6")
+	exhausted, noPool := refused("PoolExhausted"), refused("NoMatchingPool")
+	// want checks the metrics, as changes since the start of the test
+	// (the counters are the process's) and the pending gauge's value.
+	want := func(step string, dv4, dv6, dExhausted, dNoPool, pending float64) {
+		t.Helper()
+		eventually(t, waitTime, func() string {
+			got := []float64{allocated("IPv4") - v4, allocated("IPv6") - v6, refused("PoolExhausted") - exhausted,
+				refused("NoMatchingPool") - noPool, testutil.ToFloat64(allocation.PendingServices)}
+			if w := []float64{dv4, dv6, dExhausted, dNoPool, pending}; !slices.Equal(got, w) {
+				return fmt.Sprintf("%s: allocated IPv4, IPv6, refused PoolExhausted, NoMatchingPool, pending = %v, want %v", step, got, w)
+			}
+			return ""
+		})
+	}
+
+	createService(t, ns, "dual", inPool, dualStack(corev1.IPFamilyPolicyRequireDualStack, corev1.IPv4Protocol, corev1.IPv6Protocol))
+	waitIPs(t, ns, "dual", "198.18.56.0,2001:db8:56::")
+	want("dual-stack Service assigned", 1, 1, 0, 0, 0)
+	createService(t, ns, "v4", inPool)
+	waitIPs(t, ns, "v4", "198.18.56.1")
+	want("second Service fills the IPv4 range", 2, 1, 0, 0, 0)
+
+	createService(t, ns, "waits", inPool)
+	waitReason(t, ns, "waits", "PoolExhausted", pool)
+	want("third Service refused", 2, 1, 1, 0, 1)
+	// More reconciles of the refused Service: no new refusal.
+	for i := range 3 {
+		updateService(t, ns, "waits", func(s *corev1.Service) { s.Labels = map[string]string{"touch": fmt.Sprint(i)} })
+	}
+	consistently(t, time.Second, func() string {
+		if d := refused("PoolExhausted") - exhausted; d != 1 {
+			return fmt.Sprintf("PoolExhausted refusals %v after reconciles of the same refusal, want 1", d)
+		}
+		return ""
+	})
+
+	createService(t, ns, "nowhere", annotate(v1beta1.AnnotationAddressPool, "metrics-nope"))
+	waitReason(t, ns, "nowhere", "NoMatchingPool", "metrics-nope")
+	want("Service asks for a missing pool", 2, 1, 1, 1, 2)
+
+	if err := k8s.Delete(context.Background(), getService(t, ns, "v4")); err != nil {
+		t.Fatal(err)
+	}
+	waitIPs(t, ns, "waits", "198.18.56.1")
+	want("freed address goes to the waiting Service", 3, 1, 1, 1, 1)
+	if err := k8s.Delete(context.Background(), getService(t, ns, "nowhere")); err != nil {
+		t.Fatal(err)
+	}
+	want("refused Service deleted", 3, 1, 1, 1, 0)
 }
