@@ -18,6 +18,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -92,6 +93,12 @@ type List struct {
 	claims   claimSet
 	remote   map[string]claimSet
 	onChange func()
+	// departed holds, for each address that a member claimed when it left
+	// or was declared dead, when this node learned it (see OwnerLeft).
+	departed map[netip.Addr]time.Time
+
+	// joins, leaves and updates count memberlist's notifications.
+	joins, leaves, updates atomic.Uint64
 }
 
 // claimSet is one node's claims with a version, so that a stale copy
@@ -109,7 +116,7 @@ func New(opts Options) (*List, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	l := &List{opts: opts, remote: map[string]claimSet{}, onChange: opts.OnChange}
+	l := &List{opts: opts, remote: map[string]claimSet{}, onChange: opts.OnChange, departed: map[netip.Addr]time.Time{}}
 	if l.onChange == nil {
 		l.onChange = func() {}
 	}
@@ -314,9 +321,65 @@ func (d *delegate) MergeRemoteState(buf []byte, _ bool) { (*List)(d).merge(buf) 
 
 type events List
 
-func (e *events) NotifyJoin(*memberlist.Node)   { e.onChange() }
-func (e *events) NotifyLeave(*memberlist.Node)  { e.onChange() }
-func (e *events) NotifyUpdate(*memberlist.Node) { e.onChange() }
+func (e *events) NotifyJoin(*memberlist.Node) {
+	e.joins.Add(1)
+	e.onChange()
+}
+
+// NotifyLeave comes for a member that left and for one declared dead.
+func (e *events) NotifyLeave(n *memberlist.Node) {
+	e.leaves.Add(1)
+	(*List)(e).recordDeparture(n.Name, time.Now())
+	e.onChange()
+}
+
+func (e *events) NotifyUpdate(*memberlist.Node) {
+	e.updates.Add(1)
+	e.onChange()
+}
+
+// departureTTL is how long OwnerLeft remembers a departed member's
+// addresses: a takeover that comes later has another cause.
+const departureTTL = time.Minute
+
+// recordDeparture notes, for each address the departed node claimed and
+// this node does not, that its owner left at now.
+func (l *List) recordDeparture(node string, now time.Time) {
+	if node == l.opts.NodeName {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for ip, at := range l.departed {
+		if now.Sub(at) > departureTTL {
+			delete(l.departed, ip)
+		}
+	}
+	for s := range l.remote[node].Claims {
+		ip, err := netip.ParseAddr(s)
+		if err != nil {
+			continue
+		}
+		if _, mine := l.claims.Claims[ip.String()]; !mine {
+			l.departed[ip] = now
+		}
+	}
+}
+
+// OwnerLeft reports when this node learned, from memberlist's leave or
+// dead notification, that the member which claimed ip left, and forgets
+// it: the caller is taking ip over and measures its failover. It reports
+// false when no member that claimed ip left within the last minute.
+func (l *List) OwnerLeft(ip netip.Addr) (time.Time, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	at, ok := l.departed[ip]
+	delete(l.departed, ip)
+	if !ok || time.Since(at) > departureTTL {
+		return time.Time{}, false
+	}
+	return at, true
+}
 
 // slogWriter sends memberlist's log lines to slog at debug level, except
 // its warnings and errors.

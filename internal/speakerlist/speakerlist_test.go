@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 var portSeq atomic.Int32
@@ -126,5 +129,88 @@ func TestMetaTooLargeIsRefused(t *testing.T) {
 	}
 	if got := l.Members()["big"].InterfacesUp; len(got) != 1 || got[0] != "eth0=198.18.0.0/24" {
 		t.Errorf("published interfaces %v, want the previous metadata kept", got)
+	}
+}
+
+// TestMetricsFollowMembership: the members gauge and the event counters
+// follow joins, a metadata update and a crash, as a scrape of one
+// member sees them.
+func TestMetricsFollowMembership(t *testing.T) {
+	key := bytes.Repeat([]byte{9}, 32)
+	a, b, c := newMember(t, "a", key), newMember(t, "b", key), newMember(t, "c", key)
+	for _, m := range []*List{b, c} {
+		if _, err := m.Join([]string{addr(a)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 5*time.Second, "three members", func() bool { return len(a.Members()) == 3 })
+	if err := b.SetMeta(Meta{InterfacesUp: []string{"eth0"}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "b's metadata at a", func() bool { return len(a.Members()["b"].InterfacesUp) == 1 })
+	_ = b.Shutdown()
+	waitFor(t, 5*time.Second, "b declared dead", func() bool { return len(a.Members()) == 2 })
+
+	want := `
+# HELP pharos_memberlist_events_total Memberlist notifications this speaker received, by event: join (itself included, once at start), leave (a member left or was declared dead), update (a member's metadata changed).
+# TYPE pharos_memberlist_events_total counter
+pharos_memberlist_events_total{event="join"} 3
+pharos_memberlist_events_total{event="leave"} 1
+pharos_memberlist_events_total{event="update"} 1
+# HELP pharos_memberlist_members Alive members of the speakers' memberlist cluster that this speaker sees, itself included.
+# TYPE pharos_memberlist_members gauge
+pharos_memberlist_members 2
+`
+	if err := testutil.CollectAndCompare(a.Collector(), strings.NewReader(want)); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestOwnerLeft: when a member that claims an address crashes, the others
+// remember when they learned it, once, for the node that takes the address
+// over; an address this node claims itself, or nobody claimed, has none.
+func TestOwnerLeft(t *testing.T) {
+	key := bytes.Repeat([]byte{4}, 16)
+	a, b, c := newMember(t, "a", key), newMember(t, "b", key), newMember(t, "c", key)
+	for _, m := range []*List{b, c} {
+		if _, err := m.Join([]string{addr(a)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 5*time.Second, "three members", func() bool {
+		return len(a.Members()) == 3 && len(b.Members()) == 3 && len(c.Members()) == 3
+	})
+	vip, shared, other := netip.MustParseAddr("198.18.100.8"), netip.MustParseAddr("198.18.100.9"), netip.MustParseAddr("198.18.100.10")
+	b.SetClaims(map[netip.Addr]int64{vip: 1, shared: 1})
+	c.SetClaims(map[netip.Addr]int64{shared: 2}) // c already took shared over
+	waitFor(t, 5*time.Second, "b's and c's claims at a and c", func() bool {
+		return len(a.Claims()[shared]) == 2 && len(c.Claims()[vip]) == 1
+	})
+
+	crash := time.Now()
+	_ = b.Shutdown()
+	waitFor(t, 5*time.Second, "b declared dead at a and c", func() bool { return len(a.Members()) == 2 && len(c.Members()) == 2 })
+	seen := time.Now()
+
+	for _, tc := range []struct {
+		name   string
+		member *List
+		ip     netip.Addr
+		want   bool
+	}{
+		{"a takes vip over", a, vip, true},
+		{"asked again", a, vip, false},
+		{"c takes vip over", c, vip, true},
+		{"a takes shared over", a, shared, true},
+		{"c claimed shared before b left", c, shared, false},
+		{"nobody claimed it", a, other, false},
+	} {
+		at, ok := tc.member.OwnerLeft(tc.ip)
+		if ok != tc.want {
+			t.Errorf("%s: OwnerLeft(%s) = %v, %v; want found: %v", tc.name, tc.ip, at, ok, tc.want)
+		}
+		if ok && (at.Before(crash) || at.After(seen)) {
+			t.Errorf("%s: b left at %s, want between its crash %s and its removal %s", tc.name, at, crash, seen)
+		}
 	}
 }
