@@ -26,7 +26,7 @@ FUZZTIME ?= 60s
 # fuzzer can fail a time-bounded run with "context deadline exceeded" when
 # the time runs out while it minimises a new input (seen in CI).
 FUZZ_SMOKE ?= 150000x
-FUZZERS := internal/config:FuzzParseRange internal/config:FuzzBuild internal/election:FuzzElect internal/layer2:FuzzDecideARP internal/layer2:FuzzDecideNDP
+FUZZERS := internal/config:FuzzParseRange internal/config:FuzzBuild internal/election:FuzzElect internal/layer2:FuzzDecideARP internal/layer2:FuzzDecideNDP internal/admit:FuzzValidateFiles
 BENCH_SUMMARY := _output/bench/summary.json
 
 # $(call fuzz,DURATION) runs each fuzzer (package:Fuzzer) for DURATION.
@@ -100,8 +100,8 @@ deps-test:
 	@hack/host-deps.sh test
 
 .PHONY: build
-build: ## Build bin/controller and bin/speaker
-	CGO_ENABLED=0 go build -trimpath -o bin/ ./controller ./speaker
+build: ## Build bin/controller, bin/speaker and bin/kubectl-pharos (the kubectl plugin)
+	CGO_ENABLED=0 go build -trimpath -o bin/ ./controller ./speaker ./kubectl-pharos
 
 .PHONY: kube-bins
 kube-bins: deps-kube ## Build (once; cached by version) the pinned Kubernetes binaries and print their directory
