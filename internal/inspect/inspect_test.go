@@ -221,8 +221,11 @@ func TestExplainNamesTheCauseAndTheFix(t *testing.T) {
 		summary: "not served by Pharos: spec.loadBalancerClass is other.io/lb",
 		section: "Service",
 	}, {
-		name:    "controller never saw it",
-		cluster: cluster(withService(func(s *corev1.Service) { delete(s.Annotations, v1beta1.AnnotationAllocatedFromPool); s.Status = corev1.ServiceStatus{} })),
+		name: "controller never saw it",
+		cluster: cluster(withService(func(s *corev1.Service) {
+			delete(s.Annotations, v1beta1.AnnotationAllocatedFromPool)
+			s.Status = corev1.ServiceStatus{}
+		})),
 		section: "Allocation",
 		want:    []string{"no IPAllocated condition", "controller runs and has a leader"},
 	}, {
