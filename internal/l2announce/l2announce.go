@@ -21,6 +21,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/pharos-lb/pharos/api/v1beta1"
 	"github.com/pharos-lb/pharos/internal/election"
 	"github.com/pharos-lb/pharos/internal/layer2"
@@ -52,6 +54,10 @@ type Options struct {
 	Announcer layer2.Options
 	// Claims receives this node's claims; nil publishes none.
 	Claims ClaimPublisher
+	// OwnerLeft reports when this node learned that the previous owner of
+	// an address it takes over left or died (speakerlist's OwnerLeft), for
+	// the failover histogram; nil measures nothing.
+	OwnerLeft func(ip netip.Addr) (time.Time, bool)
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 	// Open opens an interface's announcer and starts serving it until ctx
@@ -99,6 +105,8 @@ type Layer2 struct {
 	// base keeps the counters of closed announcers, so the exported
 	// totals never go down when an interface is reopened.
 	base map[string]layer2.Stats
+	// failover observes the takeovers of addresses whose owner left.
+	failover prometheus.Histogram
 }
 
 var _ speaker.Announcer = (*Layer2)(nil)
@@ -117,7 +125,8 @@ func New(opts Options) *Layer2 {
 	ctx, stop := context.WithCancel(context.Background())
 	return &Layer2{opts: opts, log: opts.Logger, ctx: ctx, stop: stop,
 		ifaces: map[string]*openIface{}, owned: map[netip.Addr]ownership{},
-		failed: map[netip.Addr]string{}, conflict: map[netip.Addr]string{}, base: map[string]layer2.Stats{}}
+		failed: map[netip.Addr]string{}, conflict: map[netip.Addr]string{}, base: map[string]layer2.Stats{},
+		failover: newFailoverHistogram()}
 }
 
 // Apply announces exactly the addresses this node won, each on its
@@ -153,6 +162,8 @@ func (l *Layer2) Apply(st *speaker.State) {
 		}
 		oi.ann.SetOwned(byIface[name])
 	}
+	// The announcers send a takeover's first gratuitous frame at once.
+	handedOver := time.Now()
 	for ip, why := range failed {
 		if l.failed[ip] != why {
 			l.log.Error("cannot announce", "ip", ip, "err", why)
@@ -170,6 +181,11 @@ func (l *Layer2) Apply(st *speaker.State) {
 			}
 			o = ownership{iface: iface, epoch: epoch}
 			l.log.Info("taking over", "ip", ip, "interface", iface)
+			if !had && l.opts.OwnerLeft != nil {
+				if left, ok := l.opts.OwnerLeft(ip); ok {
+					l.failover.Observe(handedOver.Sub(left).Seconds())
+				}
+			}
 		}
 		next[ip] = o
 	}

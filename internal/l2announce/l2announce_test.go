@@ -5,10 +5,12 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -203,16 +205,104 @@ pharos_l2_gratuitous_sent_total{interface="eth0"} 6
 	}
 	// ARP answered: 3 before the reopen, 1 after.
 	requests := `
-# HELP pharos_l2_requests_total ARP requests and Neighbor Solicitations received, by interface, protocol and outcome (answered, ignored, malformed).
+# HELP pharos_l2_requests_total ARP requests and Neighbor Solicitations received, by interface, protocol (arp, ndp), family (IPv4 for arp, IPv6 for ndp) and outcome (answered, ignored, malformed).
 # TYPE pharos_l2_requests_total counter
-pharos_l2_requests_total{interface="eth0",protocol="arp",result="answered"} 4
-pharos_l2_requests_total{interface="eth0",protocol="arp",result="ignored"} 0
-pharos_l2_requests_total{interface="eth0",protocol="arp",result="malformed"} 0
-pharos_l2_requests_total{interface="eth0",protocol="ndp",result="answered"} 0
-pharos_l2_requests_total{interface="eth0",protocol="ndp",result="ignored"} 0
-pharos_l2_requests_total{interface="eth0",protocol="ndp",result="malformed"} 2
+pharos_l2_requests_total{family="IPv4",interface="eth0",protocol="arp",result="answered"} 4
+pharos_l2_requests_total{family="IPv4",interface="eth0",protocol="arp",result="ignored"} 0
+pharos_l2_requests_total{family="IPv4",interface="eth0",protocol="arp",result="malformed"} 0
+pharos_l2_requests_total{family="IPv6",interface="eth0",protocol="ndp",result="answered"} 0
+pharos_l2_requests_total{family="IPv6",interface="eth0",protocol="ndp",result="ignored"} 0
+pharos_l2_requests_total{family="IPv6",interface="eth0",protocol="ndp",result="malformed"} 2
 `
 	if err := testutil.CollectAndCompare(l.Collector(), strings.NewReader(requests), "pharos_l2_requests_total"); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestResponsesByFamily: the answers sent are summed over the interfaces,
+// closed ones included, per family.
+func TestResponsesByFamily(t *testing.T) {
+	opened := map[string]*recorded{}
+	l := New(Options{Node: "n1",
+		LookupLink: func(string) (Link, error) { return Link{Index: 1}, nil },
+		Open: func(_ context.Context, o layer2.Options) (Interface, error) {
+			r := &recorded{name: o.Interface}
+			opened[o.Interface] = r
+			return r, nil
+		}})
+	defer l.Close()
+	l.Apply(stateFor(t, "n1", "eth0", "198.18.9.0/24", nil, "198.18.9.10"))
+	opened["eth0"].stats = layer2.Stats{ARPAnswered: 3, ARPIgnored: 9, NDPAnswered: 2}
+	l.Apply(stateFor(t, "n1", "eth1", "198.18.9.0/24", nil, "198.18.9.10")) // eth0 closed, its counts kept
+	opened["eth1"].stats = layer2.Stats{ARPAnswered: 1, NDPAnswered: 4, NDPMalformed: 7}
+
+	want := `
+# HELP pharos_l2_responses_sent_total ARP replies (IPv4) and Neighbor Advertisements (IPv6) sent in answer to requests for addresses this node announces, by family; gratuitous ones are in pharos_l2_gratuitous_sent_total.
+# TYPE pharos_l2_responses_sent_total counter
+pharos_l2_responses_sent_total{family="IPv4"} 4
+pharos_l2_responses_sent_total{family="IPv6"} 6
+`
+	if err := testutil.CollectAndCompare(l.Collector(), strings.NewReader(want), "pharos_l2_responses_sent_total"); err != nil {
+		t.Error(err)
+	}
+}
+
+// failoverHistogram reads pharos_l2_failover_duration_seconds from the
+// collector: its count and sum.
+func failoverHistogram(t *testing.T, l *Layer2) (uint64, float64) {
+	t.Helper()
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(l.Collector())
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "pharos_l2_failover_duration_seconds" {
+			h := mf.GetMetric()[0].GetHistogram()
+			return h.GetSampleCount(), h.GetSampleSum()
+		}
+	}
+	t.Fatal("no pharos_l2_failover_duration_seconds")
+	return 0, 0
+}
+
+// TestFailoverMeasured: an address taken over from a member that left is
+// observed once, from the departure to the handover; a takeover with no
+// departure, a move to another interface, and keeping an address are not.
+func TestFailoverMeasured(t *testing.T) {
+	vip, fresh := netip.MustParseAddr("198.18.9.10"), netip.MustParseAddr("198.18.9.11")
+	var asked []netip.Addr
+	left := map[netip.Addr]time.Time{vip: time.Now().Add(-400 * time.Millisecond)}
+	l := New(Options{Node: "n1",
+		OwnerLeft: func(ip netip.Addr) (time.Time, bool) {
+			asked = append(asked, ip)
+			at, ok := left[ip]
+			delete(left, ip)
+			return at, ok
+		},
+		LookupLink: func(string) (Link, error) { return Link{Index: 1}, nil },
+		Open:       func(context.Context, layer2.Options) (Interface, error) { return &recorded{}, nil }})
+	defer l.Close()
+
+	for _, step := range []struct {
+		name    string
+		st      *speaker.State
+		asked   []netip.Addr
+		count   uint64
+		minimum float64
+	}{
+		{"vip taken over from a member that died", stateFor(t, "n1", "eth0", "198.18.9.0/24", []speakerlist.Claim{{Node: "n0", Epoch: 1}}, vip.String()), []netip.Addr{vip}, 1, 0.4},
+		{"kept", stateFor(t, "n1", "eth0", "198.18.9.0/24", nil, vip.String()), nil, 1, 0.4},
+		{"moved to eth1", stateFor(t, "n1", "eth1", "198.18.9.0/24", nil, vip.String()), nil, 1, 0.4},
+		{"a new address, no departure", stateFor(t, "n1", "eth1", "198.18.9.0/24", nil, vip.String(), fresh.String()), []netip.Addr{fresh}, 1, 0.4},
+	} {
+		asked = nil
+		l.Apply(step.st)
+		count, sum := failoverHistogram(t, l)
+		if !slices.Equal(asked, step.asked) || count != step.count || sum < step.minimum || sum > step.minimum+5 {
+			t.Errorf("%s: asked about %v, observed %d summing %.3fs; want asked about %v, %d observed summing at least %.1fs",
+				step.name, asked, count, sum, step.asked, step.count, step.minimum)
+		}
 	}
 }
