@@ -15,7 +15,7 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata/go
 const metallbTestdata = "../../test/testdata/metallb"
 
 // exampleFiles lists the example files: the good ones, or those of bad/.
-func exampleFiles(t *testing.T, bad bool) []string {
+func exampleFiles(t testing.TB, bad bool) []string {
 	t.Helper()
 	dir := metallbTestdata
 	if bad {

@@ -69,6 +69,17 @@ func render(obj any) ([]byte, error) {
 			delete(md, "creationTimestamp")
 		}
 	}
+	if spec, ok := m["spec"].(map[string]any); ok {
+		// A Service port's targetPort is a struct that Go always writes;
+		// 0 means unset (the API server defaults it to the port).
+		if ports, ok := spec["ports"].([]any); ok {
+			for _, p := range ports {
+				if pm, ok := p.(map[string]any); ok && pm["targetPort"] == float64(0) {
+					delete(pm, "targetPort")
+				}
+			}
+		}
+	}
 	if spec, ok := m["spec"].(map[string]any); ok && len(spec) == 0 {
 		// An L2Advertisement of every pool from every node has an empty
 		// spec; "spec: {}" says nothing more than no spec.
