@@ -72,6 +72,9 @@ type route struct {
 	// otherwise only the peers named here get it.
 	allPeers bool
 	peers    map[string]bool
+	// addrs are the addresses the route carries (one, or those that an
+	// aggregated prefix covers); not part of the key.
+	addrs map[netip.Addr]bool
 }
 
 // sendsTo reports whether the route goes to the named peer.
@@ -396,8 +399,9 @@ func (b *BGP) desiredRoutes(st *speaker.State) map[netip.Prefix]route {
 			p := adv.AggregatedPrefix(a.IP)
 			r, had := out[p]
 			if !had {
-				r = route{prefix: p}
+				r = route{prefix: p, addrs: map[netip.Addr]bool{}}
 			}
+			r.addrs[a.IP] = true
 			if adv.LocalPref != nil && !r.hasPref {
 				r.localPref, r.hasPref = *adv.LocalPref, true
 			}
@@ -443,6 +447,7 @@ func (b *BGP) applyRoutesLocked(want map[netip.Prefix]route) {
 	for _, p := range prefixes {
 		r := want[p]
 		if _, ok := b.routes[p]; ok {
+			b.routes[p] = r // the same route, maybe covering other addresses
 			continue
 		}
 		path, err := b.path(r, false)
@@ -815,6 +820,20 @@ func bfdName(s api.BfdSessionState) string {
 		return "AdminDown"
 	}
 	return ""
+}
+
+// Addresses counts the addresses that the routes this node advertises
+// carry (the addresses, not the possibly aggregated prefixes).
+func (b *BGP) Addresses() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	seen := map[netip.Addr]bool{}
+	for _, r := range b.routes {
+		for ip := range r.addrs {
+			seen[ip] = true
+		}
+	}
+	return len(seen)
 }
 
 // Prefixes counts the prefixes this node advertises.
