@@ -204,9 +204,9 @@ func run(logger *slog.Logger, o options) error {
 	if err != nil {
 		return err
 	}
-	l2 := l2announce.New(l2announce.Options{Node: o.nodeName, Announcer: o.announcer, Claims: members, Logger: logger})
+	l2 := l2announce.New(l2announce.Options{Node: o.nodeName, Announcer: o.announcer, Claims: members, OwnerLeft: members.OwnerLeft, Logger: logger})
 	defer func() { _ = l2.Close() }()
-	metrics.Registry.MustRegister(l2.Collector())
+	metrics.Registry.MustRegister(l2.Collector(), members.Collector())
 	sp := &Speaker{node: o.nodeName, client: mgr.GetClient(), cache: mgr.GetCache(), members: members, log: logger, l2: l2, kick: kick,
 		statusJobs: make(chan statusJob, 1)}
 	var addrs []netip.Addr
@@ -218,6 +218,7 @@ func run(logger *slog.Logger, o options) error {
 	sp.bgp = bgpannounce.New(bgpannounce.Options{Node: o.nodeName, NodeLabels: sp.NodeLabels, Addresses: addrs,
 		Logger: logger, OnChange: kick, Password: secretPassword(direct)})
 	defer func() { _ = sp.bgp.Close() }()
+	metrics.Registry.MustRegister(sp.bgp.Collector(), sp.announcedAddresses())
 	fw := forwarding.New(forwarding.Options{Node: o.nodeName, Default: o.forwarding, NodeAddrs: addrs, Logger: logger})
 	defer func() { _ = fw.Close() }()
 	metrics.Registry.MustRegister(fw.Collector())
