@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 )
@@ -43,6 +44,18 @@ func (l *Lab) Exec(ctx context.Context, ns string, argv ...string) (string, erro
 		return out.String(), fmt.Errorf("%s in %s: %w: %s", strings.Join(argv, " "), ns, err, strings.TrimSpace(out.String()))
 	}
 	return out.String(), nil
+}
+
+// KubectlPlugin runs `kubectl pharos ARGS` as admin from the client
+// namespace, found by kubectl's own plugin lookup on PATH as a user's
+// would be. (kubectl takes no flags before a plugin's name: they go to
+// the plugin.)
+func (l *Lab) KubectlPlugin(ctx context.Context, args ...string) (string, error) {
+	if l.PluginBinary == "" {
+		return "", fmt.Errorf("the lab has no kubectl-pharos binary (Options.PluginBinary)")
+	}
+	path := filepath.Dir(l.PluginBinary) + ":" + os.Getenv("PATH")
+	return l.Exec(ctx, l.Client.Name, append([]string{"env", "PATH=" + path, l.bin("kubectl"), "pharos", "--kubeconfig", l.Kubeconfig()}, args...)...)
 }
 
 // Apply applies a manifest as admin.

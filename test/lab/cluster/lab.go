@@ -31,6 +31,9 @@ type Options struct {
 	ControllerBinary string
 	// SpeakerBinary is Pharos's speaker, run on every node; empty skips it.
 	SpeakerBinary string
+	// PluginBinary is kubectl-pharos, the kubectl plugin (see
+	// Lab.KubectlPlugin).
+	PluginBinary string
 	// RepoRoot is the repository, for the CRDs and RBAC in config/.
 	RepoRoot string
 	// Pharos says how Pharos gets into the lab: PharosProcesses (the

@@ -17,7 +17,7 @@ import (
 // them; env is added to the builds' environment (nil for none).
 func Prepare(repoRoot, outDir string, env []string) (Options, error) {
 	bins := filepath.Join(outDir, "bin")
-	for pkg, name := range map[string]string{"./test/lab": "lab", "./controller": "controller", "./speaker": "speaker"} {
+	for pkg, name := range map[string]string{"./test/lab": "lab", "./controller": "controller", "./speaker": "speaker", "./kubectl-pharos": "kubectl-pharos"} {
 		cmd := exec.Command("go", "build", "-o", filepath.Join(bins, name), pkg)
 		cmd.Dir, cmd.Env = repoRoot, append(os.Environ(), env...)
 		cmd.Stdout = os.Stderr
@@ -34,6 +34,7 @@ func Prepare(repoRoot, outDir string, env []string) (Options, error) {
 		LabBinary:        filepath.Join(bins, "lab"),
 		ControllerBinary: filepath.Join(bins, "controller"),
 		SpeakerBinary:    filepath.Join(bins, "speaker"),
+		PluginBinary:     filepath.Join(bins, "kubectl-pharos"),
 		RepoRoot:         repoRoot,
 		Out:              os.Stderr,
 	}, nil
