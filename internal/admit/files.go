@@ -63,8 +63,8 @@ type object struct {
 // before it: so two overlapping pools refuse the second, and an
 // advertisement before its pool gets the webhook's "pool does not exist
 // yet" warning. Documents that cannot be read, other kinds and unknown
-// fields are errors too. It returns the lines and the number of objects
-// checked.
+// fields are errors too; objects of other API groups are skipped. It
+// returns the lines and the number of objects checked.
 func ValidateFiles(files []File) ([]Line, int) {
 	var (
 		lines []Line
@@ -235,7 +235,12 @@ func decode(doc []byte) (objs []any, kind, name string, err error) {
 		if strings.HasPrefix(head.APIVersion, "metallb.io/") {
 			return nil, kind, name, fmt.Errorf("apiVersion %s is MetalLB's; convert it with kubectl pharos migrate-metallb", head.APIVersion)
 		}
-		return nil, kind, name, fmt.Errorf("apiVersion %q is not Pharos's (%s)", head.APIVersion, v1beta1.GroupVersion)
+		if strings.HasPrefix(head.APIVersion, v1beta1.GroupVersion.Group+"/") || head.APIVersion == "" {
+			return nil, kind, name, fmt.Errorf("apiVersion %q: Pharos's objects are %s", head.APIVersion, v1beta1.GroupVersion)
+		}
+		// Other objects (Services, Deployments) in the same files are
+		// not the webhook's to check.
+		return nil, kind, name, nil
 	}
 	newObj, ok := kinds[kind]
 	if !ok {

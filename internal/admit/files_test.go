@@ -59,6 +59,11 @@ func TestValidateFiles(t *testing.T) {
 		want: []string{`IPAddressPool x: unknown field "bogus"`, `Pool why: unknown kind "Pool"`, "IPAddressPool z: apiVersion metallb.io/v1beta1 is MetalLB's; convert it with kubectl pharos migrate-metallb",
 			"BFDProfile : metadata.name: Required value", "f0: document 5: yaml: line 1"},
 	}, {
+		name:    "objects of other API groups are not validate's to check; a wrong pharos.io version is",
+		files:   []string{"apiVersion: v1\nkind: Service\nmetadata: {name: web}\n---\napiVersion: pharos.io/v1\nkind: IPAddressPool\nmetadata: {name: old}\n"},
+		want:    []string{`IPAddressPool old: apiVersion "pharos.io/v1": Pharos's objects are pharos.io/v1beta1`},
+		checked: 0,
+	}, {
 		name:  "a List of objects is read item by item",
 		files: []string{"apiVersion: v1\nkind: List\nitems:\n- apiVersion: pharos.io/v1beta1\n  kind: Community\n  metadata: {name: c}\n  spec: {communities: [{name: x, value: 'nope'}]}\n"},
 		want:  []string{`Community c: Community.pharos.io "c" is invalid: spec.communities[0].value`}, checked: 1,

@@ -161,6 +161,51 @@ spec: {type: LoadBalancer, selector: {run: holder}, ports: [{port: 80, protocol:
 		}
 	})
 
+	// MetalLB's documented layer-2 example (test/testdata/metallb), its
+	// range moved onto the lab's LAN, and a Service with MetalLB's
+	// annotations: converted by the plugin, applied to the apiserver,
+	// and served: the Service gets the requested address and answers.
+	t.Run("migrate-metallb", func(t *testing.T) {
+		doc, err := os.ReadFile(filepath.Join(repoRoot(), "test", "testdata", "metallb", "l2-simple.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := strings.ReplaceAll(string(doc), "198.18.1.", "198.18.113.") + `---
+apiVersion: v1
+kind: Service
+metadata:
+  name: migrated
+  namespace: default
+  annotations:
+    metallb.universe.tf/address-pool: first-pool
+    metallb.universe.tf/loadBalancerIPs: 198.18.113.245
+spec: {type: LoadBalancer, selector: {run: holder}, ports: [{port: 80, protocol: TCP}]}
+`
+		src := filepath.Join(lab.Dir, "metallb.yaml")
+		if err := os.WriteFile(src, []byte(in), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		converted, err := lab.KubectlPlugin(ctx, "migrate-metallb", "-f", src)
+		if err != nil {
+			t.Fatalf("migrate-metallb: %v\n%s", err, converted)
+		}
+		if strings.Contains(converted, "metallb") {
+			t.Errorf("the converted manifests still name MetalLB:\n%s", converted)
+		}
+		defer func() {
+			for _, obj := range []string{"svc/migrated", "ipaddresspool/first-pool", "l2advertisement/example"} {
+				_, _ = lab.Kubectl(ctx, "delete", "--ignore-not-found", obj)
+			}
+		}()
+		if err := lab.Apply(ctx, converted); err != nil {
+			t.Fatalf("applying the converted manifests: %v\n%s", err, converted)
+		}
+		if got := loadBalancerIPs(t, "migrated"); len(got) != 1 || got[0] != "198.18.113.245" {
+			t.Fatalf("the migrated Service has %v, want the address its MetalLB annotation asked for", got)
+		}
+		expectBody(t, lab.Client.Name, "http://198.18.113.245/", "pod=holder-")
+	})
+
 	// validate's agreement with the webhook, message for message, is
 	// tested through the real apiserver in controller/webhook (this lab
 	// runs the controller without its webhook); here, the plugin's exit
