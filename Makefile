@@ -142,7 +142,7 @@ fuzz: ## Fuzz the config parser for FUZZTIME per fuzzer
 .NOTPARALLEL: bench
 
 .PHONY: bench
-bench: bench-alloc bench-controller bench-lab bench-l2 bench-bgp bench-dataplane bench-helm ## Run all benchmarks and print _output/bench/summary.json
+bench: bench-alloc bench-controller bench-lab bench-l2 bench-bgp bench-dataplane bench-plugin bench-helm ## Run all benchmarks and print _output/bench/summary.json
 	@echo "== $(BENCH_SUMMARY)"
 	@cat $(BENCH_SUMMARY)
 
@@ -195,6 +195,10 @@ bench-bgp: deps ## BGP against a real FRR in the lab (root): BFD withdrawal p50/
 .PHONY: bench-dataplane
 bench-dataplane: deps ## The direct forwarding path in the lab (root): throughput vs the pod and vs kube-proxy, 1,000-frontend resync, failed requests when a backend's node dies
 	go run ./test/bench/dataplane | go run ./hack/benchmerge -out $(BENCH_SUMMARY) -require dnat_rps_ratio,dnat_rps_ratio_vs_kube_proxy,dnat_new_conn_rps_ratio,dnat_new_conn_rps_ratio_vs_kube_proxy,dnat_resync_1000_ms,dead_node_backend_failed_requests,dead_node_backend_failed_requests_kube_proxy,failover_connections_kept_pct_graceful,failover_connections_kept_pct_crash
+
+.PHONY: bench-plugin
+bench-plugin: deps ## kubectl pharos in the lab (root): explain p95 with 1,000 Services vs kubectl get, plugin binary size
+	go run ./test/bench/plugin | go run ./hack/benchmerge -out $(BENCH_SUMMARY) -require explain_p95_ms,explain_p95_ratio_to_kubectl_get,kubectl_pharos_binary_mib
 
 .PHONY: bench-helm
 bench-helm: deps tools ## Time helm install (pool in values) to a Service answering, and helm uninstall, in the lab (root)
