@@ -55,7 +55,8 @@ subjects:
 	if err := l.Start(Process{Name: "pharos-controller", Netns: l.Control.Name, Argv: append([]string{l.ControllerBinary,
 		"--kubeconfig", filepath.Join(l.Dir, "pharos-controller.kubeconfig"),
 		"--leader-election-namespace", "pharos-system",
-		"--metrics-bind-address", "127.0.0.1:7472", "--health-probe-bind-address", "127.0.0.1:7473",
+		// Metrics on the LAN, for the lab's Prometheus (prometheus.go).
+		"--metrics-bind-address", l.ControllerMetricsAddr(), "--health-probe-bind-address", "127.0.0.1:7473",
 	}, l.ControllerArgs...)}); err != nil {
 		return err
 	}
@@ -67,7 +68,7 @@ subjects:
 			"--node-name", n.Name,
 			"--kubeconfig", filepath.Join(l.Dir, "pharos-speaker.kubeconfig"),
 			"--memberlist-secret", "pharos-system/pharos-memberlist",
-			"--metrics-bind-address", "127.0.0.1:7474",
+			"--metrics-bind-address", l.SpeakerMetricsAddr(n),
 		}
 		if !l.IPv6First {
 			argv = append(argv, "--bind-addr", n.V4.String())
