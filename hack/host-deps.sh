@@ -22,17 +22,17 @@ declare -A pkg_of=(
   [etcd]=etcd-server [ip]=iproute2 [nsenter]=util-linux [nft]=nftables
   [iptables]=iptables [conntrack]=conntrack [sysctl]=procps [curl]=curl
   [ping]=iputils-ping [arping]=iputils-arping [ndisc6]=ndisc6
-  [vtysh]=frr [bird]=bird2
+  [vtysh]=frr [bird]=bird2 [promtool]=prometheus [prometheus]=prometheus
 )
 
 case "${1:-}" in
   kube) progs=(etcd) ;;
   test)
     progs=(etcd)
-    if [ "$(id -u)" -eq 0 ]; then progs+=(ip arping ndisc6 vtysh bird); fi
+    if [ "$(id -u)" -eq 0 ]; then progs+=(ip arping ndisc6 vtysh bird promtool); fi
     ;;
   lab)
-    progs=(etcd ip nsenter nft iptables conntrack sysctl curl ping arping ndisc6 vtysh)
+    progs=(etcd ip nsenter nft iptables conntrack sysctl curl ping arping ndisc6 vtysh prometheus)
     # Several of them are in /usr/sbin, on root's PATH only.
     if [ "$(id -u)" -ne 0 ]; then
       echo "host-deps: the lab needs root (network namespaces, veth, nftables): run it with sudo, e.g. sudo make demo" >&2
