@@ -5,6 +5,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 
@@ -21,7 +22,8 @@ func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code)
 func main() {
 	root := newRoot(genericclioptions.IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr})
 	if err := root.Execute(); err != nil {
-		if e, ok := err.(exitError); ok {
+		var e exitError
+		if errors.As(err, &e) {
 			os.Exit(e.code)
 		}
 		fmt.Fprintln(os.Stderr, "error:", err)

@@ -131,4 +131,3 @@ func (o *options) listMetalLB(ctx context.Context) ([]map[string]any, error) {
 	}
 	return out, nil
 }
-

@@ -220,7 +220,7 @@ func decode(doc []byte) (objs []any, kind, name string, err error) {
 			Items []json.RawMessage `json:"items"`
 		}
 		if err := json.Unmarshal(js, &list); err != nil {
-			return nil, kind, name, fmt.Errorf("List: %w", err)
+			return nil, kind, name, fmt.Errorf("kind List: %w", err)
 		}
 		for i, item := range list.Items {
 			got, k, n, err := decode(item)

@@ -69,7 +69,7 @@ func run() error {
 	build := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", stripped, "./kubectl-pharos")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := build.CombinedOutput(); err != nil {
-		return fmt.Errorf("building the plugin: %v\n%s", err, b)
+		return fmt.Errorf("building the plugin: %w\n%s", err, b)
 	}
 	size, err := mib(stripped)
 	if err != nil {
@@ -113,7 +113,7 @@ func run() error {
 	for i := 0; i < *runs; i++ {
 		t0 := time.Now()
 		if out, err := l.KubectlPlugin(ctx, "explain", "svc/"+target); err != nil || !strings.Contains(out, "served:") {
-			return fmt.Errorf("kubectl pharos explain svc/%s: %v\n%s", target, err, out)
+			return fmt.Errorf("kubectl pharos explain svc/%s: %w\n%s", target, err, out)
 		}
 		explain = append(explain, float64(time.Since(t0).Microseconds())/1000)
 		t0 = time.Now()
