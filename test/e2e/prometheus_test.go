@@ -218,6 +218,12 @@ func TestPrometheusScrapesPharos(t *testing.T) {
 		query(t, `ALERTS{alertstate="firing"}`, func(s []cluster.Sample) error {
 			var firing []string
 			for _, x := range s {
+				// TestL2ExcludeLabelAndSplitBrain puts a second station on
+				// an address on purpose: that alert is right to fire when
+				// the whole suite runs.
+				if x.Labels["alertname"] == "PharosL2SplitBrain" {
+					continue
+				}
 				firing = append(firing, x.Labels["alertname"])
 			}
 			if len(firing) > 0 {
@@ -244,6 +250,9 @@ func l2AnnouncedByNode(t *testing.T) map[string]float64 {
 	if err := json.Unmarshal([]byte(lab.MustKubectl(t, "get", "svc", "-A", "-o", "json")), &list); err != nil {
 		t.Fatal(err)
 	}
+	// By address, not by Service: Services sharing an address each name
+	// it, and a speaker counts it once.
+	seen := map[string]bool{}
 	want := map[string]float64{}
 	for _, svc := range list.Items {
 		for _, c := range svc.Status.Conditions {
@@ -252,7 +261,10 @@ func l2AnnouncedByNode(t *testing.T) map[string]float64 {
 			}
 			for _, m := range l2Announced.FindAllStringSubmatch(c.Message, -1) {
 				for _, iface := range strings.Split(m[3], ",") {
-					want[m[2]+" "+iface]++
+					if key := m[1] + " " + m[2] + " " + iface; !seen[key] {
+						seen[key] = true
+						want[m[2]+" "+iface]++
+					}
 				}
 			}
 		}
