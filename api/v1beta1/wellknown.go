@@ -148,3 +148,31 @@ func Annotation(annotations map[string]string, key string) (value, used string, 
 	}
 	return "", "", false
 }
+
+// FinalizerPoolInUse is the finalizer that the controller puts on an
+// IPAddressPool while Services hold addresses from it, and takes off when
+// the last one releases them: deleting a pool in use leaves it Terminating,
+// with its Services keeping their addresses, until then, as Kubernetes'
+// ServiceCIDRs do. Removing it by hand forces the deletion: the Services
+// then lose the pool's addresses at once.
+const FinalizerPoolInUse = "pharos.io/pool-in-use-protection"
+
+// ConditionDraining is the IPAddressPool condition that says the pool keeps
+// addresses for Services that its deletion or its spec no longer provides:
+// True, with ReasonPoolTerminating or ReasonAddressesOutsidePool, and a
+// message naming the Services and what to do; absent otherwise. No new
+// Service gets an address that the pool is draining.
+const ConditionDraining = "pharos.io/Draining"
+
+// Reasons of ConditionDraining, also the reasons of the Warning events
+// about the pool.
+const (
+	// ReasonPoolTerminating: the pool is deleted, but Services still hold
+	// its addresses; it stays Terminating (FinalizerPoolInUse) until they
+	// release them.
+	ReasonPoolTerminating = "Terminating"
+	// ReasonAddressesOutsidePool: Services keep addresses that the pool's
+	// current spec.addresses (or avoidBuggyIPs) no longer includes; they
+	// are not given to anyone else until released.
+	ReasonAddressesOutsidePool = "AddressesOutsidePool"
+)

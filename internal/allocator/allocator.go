@@ -118,6 +118,9 @@ type Allocator struct {
 	pools    map[string]*poolState
 	ips      map[netip.Addr]*ipUse
 	services map[string]*serviceState
+	// draining names the pools being deleted: they keep their
+	// assignments and give no new address.
+	draining map[string]bool
 }
 
 type serviceState struct {
@@ -131,12 +134,16 @@ func New() *Allocator {
 		pools:    map[string]*poolState{},
 		ips:      map[netip.Addr]*ipUse{},
 		services: map[string]*serviceState{},
+		draining: map[string]bool{},
 	}
 }
 
-// SetConfig replaces the pools. Assignments whose addresses are all still
-// assignable in their pool are kept; the others are released, and the keys
-// of those Services are returned, sorted, so they can be assigned again.
+// SetConfig replaces the pools. Assignments whose pool is still there are
+// kept, even for addresses that the pool's new ranges no longer include
+// (a shrunk pool, avoidBuggyIPs turned on): those stay held, so no one else
+// gets them, until their Service releases them (see Outside). Assignments
+// whose pool is gone are released, and the keys of those Services are
+// returned, sorted, so they can be assigned again.
 func (a *Allocator) SetConfig(cfg *config.Config) []string {
 	a.pools = map[string]*poolState{}
 	for name, p := range cfg.Pools {
@@ -148,14 +155,13 @@ func (a *Allocator) SetConfig(cfg *config.Config) []string {
 	}
 	var evicted []string
 	for addr, use := range a.ips {
-		ps := a.pools[use.pool]
-		if ps == nil || !ps.pool.Contains(addr) {
+		if a.pools[use.pool] == nil {
 			for key := range use.users {
 				evicted = append(evicted, key)
 			}
 			continue
 		}
-		ps.markUsed(addr)
+		a.markUsed(addr, use.pool)
 	}
 	sort.Strings(evicted)
 	evicted = compactStrings(evicted)
@@ -194,6 +200,93 @@ func (ps *poolState) markFree(addr netip.Addr) {
 	if s, p, ok := ps.segmentOf(addr); ok {
 		s.used.remove(p)
 	}
+}
+
+// holderOf returns the pool whose ranges hold addr: pool, the one it is
+// assigned from, when it contains it, else whichever other pool does (an
+// address that a shrunk pool keeps may since be in another pool's ranges,
+// which must not give it away while it is held); nil when none does.
+func (a *Allocator) holderOf(addr netip.Addr, pool string) *poolState {
+	if ps := a.pools[pool]; ps != nil && ps.pool.Contains(addr) {
+		return ps
+	}
+	if name, ok := a.poolContaining(addr); ok {
+		return a.pools[name]
+	}
+	return nil
+}
+
+// markUsed marks a held address used in the pool whose ranges hold it.
+func (a *Allocator) markUsed(addr netip.Addr, pool string) {
+	if ps := a.holderOf(addr, pool); ps != nil {
+		ps.markUsed(addr)
+	}
+}
+
+// markFree marks a released address free in the pool whose ranges hold it.
+func (a *Allocator) markFree(addr netip.Addr, pool string) {
+	if ps := a.holderOf(addr, pool); ps != nil {
+		ps.markFree(addr)
+	}
+}
+
+// SetDraining names the pools that are being deleted (replacing the last
+// set): they keep the addresses they have assigned, also across SetConfig,
+// Assign and Restore, but give no new address to anyone, not even one
+// shared with a Service that holds it or a missing family.
+func (a *Allocator) SetDraining(pools map[string]bool) {
+	a.draining = map[string]bool{}
+	for name, d := range pools {
+		if d {
+			a.draining[name] = true
+		}
+	}
+}
+
+// Users returns the keys of the Services that hold addresses from the
+// pool, sorted.
+func (a *Allocator) Users(pool string) []string {
+	var out []string
+	for key, st := range a.services {
+		if st.asg.Pool == pool {
+			out = append(out, key)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Held is a Service's addresses that its pool no longer includes.
+type Held struct {
+	Key string
+	IPs []netip.Addr
+}
+
+// Outside returns, sorted by Service, the addresses that Services hold from
+// the pool although its ranges no longer include them (SetConfig keeps
+// them). Empty when the pool is unknown.
+func (a *Allocator) Outside(pool string) []Held {
+	ps := a.pools[pool]
+	if ps == nil {
+		return nil
+	}
+	var out []Held
+	for key, st := range a.services {
+		if st.asg.Pool != pool {
+			continue
+		}
+		var ips []netip.Addr
+		for _, addr := range st.asg.IPs {
+			if !ps.pool.Contains(addr) {
+				ips = append(ips, addr)
+			}
+		}
+		if len(ips) > 0 {
+			out = append(out, Held{Key: key, IPs: ips})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out
 }
 
 func (ps *poolState) lowestFree(f config.Family) (netip.Addr, bool) {
@@ -235,9 +328,7 @@ func (a *Allocator) Release(key string) {
 			continue
 		}
 		delete(a.ips, addr)
-		if ps := a.pools[use.pool]; ps != nil {
-			ps.markFree(addr)
-		}
+		a.markFree(addr, use.pool)
 	}
 }
 
@@ -267,6 +358,31 @@ func (a *Allocator) Restore(req Request, ips []netip.Addr) error {
 	return nil
 }
 
+// RestoreFrom is Restore for a Service whose status names the pool its
+// addresses come from (pharos.io/ip-allocated-from-pool): when that pool
+// exists and no pool's ranges hold the addresses, they are restored as
+// held outside it, as SetConfig keeps them when a pool shrinks, so that a
+// restart does not take them away. Otherwise it is Restore.
+func (a *Allocator) RestoreFrom(req Request, pool string, ips []netip.Addr) error {
+	if a.pools[pool] == nil || len(ips) == 0 {
+		return a.Restore(req, ips)
+	}
+	for _, addr := range ips {
+		if name, ok := a.poolContaining(addr); ok && name != pool {
+			return a.Restore(req, ips)
+		}
+		if err := a.canShare(req, addr); err != nil {
+			return err
+		}
+		if use := a.ips[addr]; use != nil && use.pool != pool {
+			return fail(RequestedIPUnavailable, "%s is held from pool %q", addr, use.pool)
+		}
+	}
+	a.Release(req.Key)
+	a.hold(req, Assignment{Pool: pool, IPs: ips})
+	return nil
+}
+
 func (a *Allocator) poolContaining(addr netip.Addr) (string, bool) {
 	for name, ps := range a.pools {
 		if ps.pool.Contains(addr) {
@@ -282,7 +398,7 @@ func (a *Allocator) hold(req Request, asg Assignment) {
 		if use == nil {
 			use = &ipUse{pool: asg.Pool, sharingKey: req.SharingKey, backendKey: req.BackendKey, users: map[string][]Port{}}
 			a.ips[addr] = use
-			a.pools[asg.Pool].markUsed(addr)
+			a.markUsed(addr, asg.Pool)
 		}
 		use.users[req.Key] = req.Ports
 	}
@@ -415,8 +531,10 @@ func (a *Allocator) keep(req Request) (Assignment, bool) {
 	}
 	wanted := wantedFamilies(req)
 	var kept []netip.Addr
+	// Addresses outside the pool's current ranges are kept too: SetConfig
+	// keeps them for the Service until it releases them.
 	for _, addr := range asg.IPs {
-		if hasFamily(wanted, config.FamilyOf(addr)) && ps.pool.Contains(addr) {
+		if hasFamily(wanted, config.FamilyOf(addr)) {
 			kept = append(kept, addr)
 		}
 	}
@@ -430,7 +548,7 @@ func (a *Allocator) keep(req Request) (Assignment, bool) {
 			return Assignment{}, false
 		}
 	}
-	if len(req.RequestedIPs) == 0 && len(kept) < len(wanted) {
+	if len(req.RequestedIPs) == 0 && len(kept) < len(wanted) && !a.draining[asg.Pool] {
 		for _, f := range wanted {
 			if hasFamily(familiesOf(kept), f) {
 				continue
@@ -570,7 +688,7 @@ func (a *Allocator) pick(ps *poolState, req Request, f config.Family) (netip.Add
 	if req.SharingKey != "" {
 		var best netip.Addr
 		for addr, use := range a.ips {
-			if use.pool != ps.pool.Name || use.sharingKey != req.SharingKey || config.FamilyOf(addr) != f {
+			if use.pool != ps.pool.Name || use.sharingKey != req.SharingKey || config.FamilyOf(addr) != f || !ps.pool.Contains(addr) {
 				continue
 			}
 			if (!best.IsValid() || addr.Less(best)) && a.canShare(req, addr) == nil {
@@ -593,6 +711,9 @@ func (a *Allocator) candidatePools(req Request) ([]*poolState, *Error) {
 		if ps == nil {
 			return nil, fail(NoMatchingPool, "requested pool %q does not exist or is invalid; check pharos.io/address-pool and the pool's Valid condition", req.Pool)
 		}
+		if a.draining[req.Pool] {
+			return nil, fail(NoMatchingPool, "requested pool %q is being deleted and gives no new address; request another pool in pharos.io/address-pool", req.Pool)
+		}
 		if !ps.pool.Matches(req.Service) {
 			return nil, fail(NoMatchingPool, "requested pool %q does not serve Services in namespace %q with these labels (see its spec.serviceAllocation)", req.Pool, req.Service.Namespace)
 		}
@@ -600,7 +721,7 @@ func (a *Allocator) candidatePools(req Request) ([]*poolState, *Error) {
 	}
 	var out []*poolState
 	for _, ps := range a.pools {
-		if ps.pool.AutoAssign && ps.pool.Matches(req.Service) {
+		if ps.pool.AutoAssign && !a.draining[ps.pool.Name] && ps.pool.Matches(req.Service) {
 			out = append(out, ps)
 		}
 	}
@@ -643,12 +764,19 @@ func (a *Allocator) assignRequested(req Request) (Assignment, *Error) {
 		}
 		pool = name
 	}
+	if a.draining[pool] {
+		return Assignment{}, fail(RequestedIPUnavailable, "requested address belongs to pool %q, which is being deleted and gives no new address; request an address of another pool", pool)
+	}
 	if ps := a.pools[pool]; !ps.pool.Matches(req.Service) {
 		return Assignment{}, fail(NoMatchingPool, "requested address belongs to pool %q, which does not serve Services in namespace %q with these labels (see its spec.serviceAllocation)", pool, req.Service.Namespace)
 	}
 	for _, addr := range req.RequestedIPs {
 		if err := a.canShare(req, addr); err != nil {
 			return Assignment{}, err
+		}
+		if use := a.ips[addr]; use != nil && use.pool != pool {
+			// Kept by a Service of a pool that no longer includes it.
+			return Assignment{}, fail(RequestedIPUnavailable, "requested %s is still held by a Service of pool %q, which no longer includes it; it is free once that Service releases it", addr, use.pool)
 		}
 	}
 	ips := append([]netip.Addr(nil), req.RequestedIPs...)

@@ -394,29 +394,139 @@ func TestSharingKeyChangeMovesTheService(t *testing.T) {
 	}
 }
 
-func TestSetConfigEvictsOnlyAddressesThatFallOut(t *testing.T) {
+func TestSetConfigKeepsAddressesOutsideAShrunkPoolAndEvictsOnlyAGonePool(t *testing.T) {
 	a := newAllocator(t, poolSpec{name: "p", addrs: []string{"198.18.100.0/24"}}, poolSpec{name: "q", addrs: []string{"198.18.200.0/24"}})
 	for i := 0; i < 4; i++ {
 		mustAssign(t, a, svc(fmt.Sprint("s", i)))
 	}
 	mustAssign(t, a, svc("inq", inPool("q")))
-	// Shrink p to .0-.1 and turn on avoidBuggyIPs, which also drops .0.
+	// Shrink p to .0-.1 and turn on avoidBuggyIPs, which also drops .0:
+	// the Services keep what they have, and the pool says what is outside.
 	evicted := a.SetConfig(buildConfig(t,
 		poolSpec{name: "p", addrs: []string{"198.18.100.0/31"}, avoidBuggy: true},
 		poolSpec{name: "q", addrs: []string{"198.18.200.0/24"}}))
-	if got := strings.Join(evicted, ","); got != "default/s0,default/s2,default/s3" {
-		t.Fatalf("evicted %s", got)
+	if len(evicted) != 0 {
+		t.Fatalf("a shrink evicted %v", evicted)
 	}
-	if asg, ok := a.Assigned("default/s1"); !ok || ipsString(asg.IPs) != "198.18.100.1" {
-		t.Fatalf("s1 lost its address: %v", asg)
+	for i, want := range []string{"198.18.100.0", "198.18.100.1", "198.18.100.2", "198.18.100.3"} {
+		// Assign keeps them too (it runs on every reconcile).
+		if got := mustAssign(t, a, svc(fmt.Sprint("s", i))); ipsString(got.IPs) != want {
+			t.Fatalf("s%d has %v after the shrink, want %s", i, got.IPs, want)
+		}
 	}
-	// Delete q.
+	var outside []string
+	for _, h := range a.Outside("p") {
+		outside = append(outside, h.Key+"="+ipsString(h.IPs))
+	}
+	if got := strings.Join(outside, " "); got != "default/s0=198.18.100.0 default/s2=198.18.100.2 default/s3=198.18.100.3" {
+		t.Fatalf("Outside(p) = %s", got)
+	}
+	if st, _ := a.Stats("p"); st.AssignedIPv4 != 1 || st.AvailableIPv4 != 0 {
+		t.Fatalf("stats after the shrink %+v: the counts are of the new ranges", st)
+	}
+	// New assignments come from the new ranges only.
+	if _, err := a.Assign(svc("new", inPool("p"))); reasonOf(err) != PoolExhausted {
+		t.Fatalf("want exhausted after shrink, got %v", err)
+	}
+	if _, err := a.Assign(svc("asks", requestIPs("198.18.100.2"))); reasonOf(err) != RequestedIPUnavailable {
+		t.Fatalf("an address outside the shrunk pool was given: %v", err)
+	}
+	// Released, an address outside the ranges is gone for good.
+	a.Release("default/s2")
+	if got := len(a.Outside("p")); got != 2 {
+		t.Fatalf("%d Services outside after a release, want 2", got)
+	}
+	// Delete q: its Service is evicted, as before.
 	evicted = a.SetConfig(buildConfig(t, poolSpec{name: "p", addrs: []string{"198.18.100.0/31"}, avoidBuggy: true}))
 	if got := strings.Join(evicted, ","); got != "default/inq" {
 		t.Fatalf("evicted %s", got)
 	}
-	if _, err := a.Assign(svc("s0")); reasonOf(err) != PoolExhausted {
-		t.Fatalf("want exhausted after shrink, got %v", err)
+	if got := strings.Join(a.Users("p"), ","); got != "default/s0,default/s1,default/s3" {
+		t.Fatalf("Users(p) = %s", got)
+	}
+}
+
+func TestAddressKeptOutsideIsNotGivenByThePoolThatNowHoldsIt(t *testing.T) {
+	a := newAllocator(t, poolSpec{name: "p", addrs: []string{"198.18.100.0/30"}})
+	mustAssign(t, a, svc("old", shared("k"), ports(Port{"TCP", 1})))
+	// p gives .0 up and q takes it over while "old" still holds it.
+	a.SetConfig(buildConfig(t,
+		poolSpec{name: "p", addrs: []string{"198.18.100.1-198.18.100.3"}},
+		poolSpec{name: "q", addrs: []string{"198.18.100.0-198.18.100.0", "198.18.101.0/30"}}))
+	if got := mustAssign(t, a, svc("new", inPool("q"))); ipsString(got.IPs) != "198.18.101.0" {
+		t.Fatalf("q gave %v while the address is held", got.IPs)
+	}
+	if _, err := a.Assign(svc("asks", requestIPs("198.18.100.0"), shared("k"), ports(Port{"TCP", 2}))); reasonOf(err) != RequestedIPUnavailable {
+		t.Fatalf("the held address was shared into another pool: %v", err)
+	}
+	// Sharing in p never joins the address p no longer includes.
+	if got := mustAssign(t, a, svc("joins", shared("k"), ports(Port{"TCP", 3}), inPool("p"))); ipsString(got.IPs) != "198.18.100.1" {
+		t.Fatalf("a new Service joined %v", got.IPs)
+	}
+	a.Release("default/old")
+	if got := mustAssign(t, a, svc("later", inPool("q"))); ipsString(got.IPs) != "198.18.100.0" {
+		t.Fatalf("after the release q gave %v, want the freed address", got.IPs)
+	}
+}
+
+func TestDrainingPoolKeepsItsServicesAndGivesNothingNew(t *testing.T) {
+	a := newAllocator(t, poolSpec{name: "p", addrs: []string{"198.18.100.0/30", "2001:db8::/126"}}, poolSpec{name: "q", addrs: []string{"198.18.101.0/30"}})
+	mustAssign(t, a, svc("kept", shared("k"), ports(Port{"TCP", 1}), inPool("p")))
+	mustAssign(t, a, svc("v4", inPool("p")))
+	a.SetDraining(map[string]bool{"p": true})
+	a.SetConfig(buildConfig(t, poolSpec{name: "p", addrs: []string{"198.18.100.0/30", "2001:db8::/126"}}, poolSpec{name: "q", addrs: []string{"198.18.101.0/30"}}))
+	if got := mustAssign(t, a, svc("kept", shared("k"), ports(Port{"TCP", 1}), inPool("p"))); ipsString(got.IPs) != "198.18.100.0" {
+		t.Fatalf("a Service of the draining pool has %v", got.IPs)
+	}
+	// No missing family is added from a draining pool.
+	if got := mustAssign(t, a, svc("v4", inPool("p"), families(dual, PreferDualStack))); ipsString(got.IPs) != "198.18.100.1" {
+		t.Fatalf("a draining pool completed a family: %v", got.IPs)
+	}
+	if _, err := a.Assign(svc("asks-pool", inPool("p"))); reasonOf(err) != NoMatchingPool {
+		t.Fatalf("a draining pool served a request for it: %v", err)
+	}
+	if _, err := a.Assign(svc("asks-ip", requestIPs("198.18.100.2"))); reasonOf(err) != RequestedIPUnavailable {
+		t.Fatalf("a draining pool gave a requested address: %v", err)
+	}
+	if _, err := a.Assign(svc("shares", requestIPs("198.18.100.0"), shared("k"), ports(Port{"TCP", 2}))); reasonOf(err) != RequestedIPUnavailable {
+		t.Fatalf("a draining pool shared an address: %v", err)
+	}
+	if got := mustAssign(t, a, svc("auto")); ipsString(got.IPs) != "198.18.101.0" {
+		t.Fatalf("auto-assignment used %v, want the other pool", got.IPs)
+	}
+	if got := strings.Join(a.Users("p"), ","); got != "default/kept,default/v4" {
+		t.Fatalf("Users(p) = %s", got)
+	}
+	// Not draining any more (a deletion cannot be undone, but the set is
+	// replaced): p serves again.
+	a.SetDraining(nil)
+	if got := mustAssign(t, a, svc("asks-pool", inPool("p"))); ipsString(got.IPs) != "198.18.100.2" {
+		t.Fatalf("p gave %v", got.IPs)
+	}
+}
+
+func TestRestoreFromKeepsAddressesOutsideTheNamedPool(t *testing.T) {
+	a := newAllocator(t, poolSpec{name: "p", addrs: []string{"198.18.100.0/31"}}, poolSpec{name: "q", addrs: []string{"198.18.101.0/30"}})
+	ip := func(s string) []netip.Addr { return []netip.Addr{netip.MustParseAddr(s)} }
+	if err := a.RestoreFrom(svc("out"), "p", ip("198.18.100.7")); err != nil {
+		t.Fatal(err)
+	}
+	if h := a.Outside("p"); len(h) != 1 || h[0].Key != "default/out" {
+		t.Fatalf("Outside(p) = %v", h)
+	}
+	if err := a.RestoreFrom(svc("dup"), "p", ip("198.18.100.7")); reasonOf(err) != RequestedIPUnavailable {
+		t.Fatalf("a second holder was restored: %v", err)
+	}
+	// An address another pool holds is that pool's, as Restore says.
+	if err := a.RestoreFrom(svc("moved"), "p", ip("198.18.101.1")); err != nil {
+		t.Fatal(err)
+	}
+	if asg, _ := a.Assigned("default/moved"); asg.Pool != "q" {
+		t.Fatalf("restored into %q, want q", asg.Pool)
+	}
+	// An unknown pool: as Restore, which refuses an address outside every pool.
+	if err := a.RestoreFrom(svc("gone"), "nope", ip("198.18.100.9")); reasonOf(err) != RequestedIPUnavailable {
+		t.Fatalf("restored from an unknown pool: %v", err)
 	}
 }
 
