@@ -4,6 +4,7 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"flag"
 	"fmt"
@@ -101,20 +102,30 @@ func main() {
 	if err != nil {
 		fail(err)
 	}
-	if *lbClass == "" {
-		*serviceLBNS = serviceLBDetection(clientset, *serviceLBNS, func(msg string) { logger.Info(msg) })
-	} else {
-		*serviceLBNS = "" // ServiceLB ignores Services with a class
-	}
+	// An unreachable apiserver (a cluster powering up with the control
+	// plane last, an outage) is waited for here, not exited on: a
+	// kubelet's back-off would add minutes once it returns.
 	if !*skipPreflight {
-		if err := preflight(clientset, preflightOptions{
-			leaseNamespace: *leaseNamespace, leaderElect: *leaderElect,
-			leaseName: *leaseID, memberlistSecret: *memberlistKey,
-			webhook: *webhookPort != 0, namespace: *namespace, secret: *webhookSecret, configuration: *webhookConfig,
+		if err := kubecheck.Retry(context.Background(), kubecheck.RetryOptions{
+			Waiting: func(err error) { logger.Info("waiting for the apiserver", "error", err.Error()) },
+			Recovered: func(d time.Duration) {
+				logger.Info("the apiserver answers", "waited", d.Round(time.Millisecond).String())
+			},
+		}, func(context.Context) error {
+			return preflight(clientset, preflightOptions{
+				leaseNamespace: *leaseNamespace, leaderElect: *leaderElect,
+				leaseName: *leaseID, memberlistSecret: *memberlistKey,
+				webhook: *webhookPort != 0, namespace: *namespace, secret: *webhookSecret, configuration: *webhookConfig,
+			})
 		}); err != nil {
 			kubecheck.WriteTerminationMessage(err)
 			fail(err)
 		}
+	}
+	if *lbClass == "" {
+		*serviceLBNS = serviceLBDetection(clientset, *serviceLBNS, func(msg string) { logger.Info(msg) })
+	} else {
+		*serviceLBNS = "" // ServiceLB ignores Services with a class
 	}
 
 	direct, err := client.New(cfg, client.Options{Scheme: scheme})

@@ -105,7 +105,11 @@ func serviceLBDetection(cs kubernetes.Interface, ns string, warn func(msg string
 		{Verb: "list", Group: "apps", Resource: "daemonsets", Namespace: ns},
 		{Verb: "watch", Group: "apps", Resource: "daemonsets", Namespace: ns},
 	}
-	missing, err := kubecheck.Missing(ctx, cs, perms)
+	var missing []kubecheck.Permission
+	err := kubecheck.Retry(ctx, kubecheck.RetryOptions{}, func(ctx context.Context) (err error) {
+		missing, err = kubecheck.Missing(ctx, cs, perms)
+		return err
+	})
 	if err != nil {
 		warn("K3s ServiceLB detection off: " + err.Error())
 		return ""

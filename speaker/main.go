@@ -156,12 +156,18 @@ func run(logger *slog.Logger, o options) error {
 		return fmt.Errorf("no Kubernetes configuration: %w", err)
 	}
 	cfg.UserAgent = "pharos-speaker/" + o.nodeName
-	if err := preflight(cfg, o.secretRef); err != nil {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// An unreachable apiserver (a node that boots before the control
+	// plane, or during an outage) is waited for here, not exited on: a
+	// kubelet's back-off would add minutes once it returns.
+	if err := kubecheck.Retry(ctx, kubecheck.RetryOptions{
+		Waiting:   func(err error) { logger.Info("waiting for the apiserver", "error", err.Error()) },
+		Recovered: func(d time.Duration) { logger.Info("the apiserver answers", "waited", d.Round(time.Millisecond).String()) },
+	}, func(context.Context) error { return preflight(cfg, o.secretRef) }); err != nil {
 		kubecheck.WriteTerminationMessage(err)
 		return err
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 
 	direct, err := client.New(cfg, client.Options{Scheme: scheme})
 	if err != nil {

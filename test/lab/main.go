@@ -58,6 +58,12 @@ func main() {
 		err = runLoad(ctx, args)
 	case "hold":
 		err = runHold(ctx, args)
+	case "supervise":
+		// supervise PIDFILE COMMAND...: see cluster.Supervise.
+		if len(args) < 2 {
+			usage()
+		}
+		err = cluster.Supervise(ctx, args[0], args[1:])
 	default:
 		err = runLab(ctx, cmd, args)
 	}

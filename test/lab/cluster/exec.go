@@ -53,6 +53,9 @@ type Process struct {
 	MountRoot bool `json:"mountRoot"`
 	// Argv is the command line.
 	Argv []string `json:"argv"`
+	// Restart runs it under Supervise: restarted with the kubelet's
+	// back-off whenever it exits, as Pharos's pods are.
+	Restart bool `json:"restart"`
 }
 
 func (l *Lab) procDir() string { return filepath.Join(l.Dir, "proc") }
@@ -84,6 +87,12 @@ func (l *Lab) Start(p Process) error {
 	} else {
 		argv = append([]string{"ip", "netns", "exec", p.Netns}, p.Argv...)
 	}
+	// The child's pid, when a supervisor runs it (PID reads it first).
+	childPID := filepath.Join(l.procDir(), p.Name+".child.pid")
+	_ = os.Remove(childPID)
+	if p.Restart && l.LabBinary != "" {
+		argv = append([]string{l.LabBinary, "supervise", childPID}, argv...)
+	}
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Own session: the component outlives `lab up` and is killed by group.
@@ -92,6 +101,7 @@ func (l *Lab) Start(p Process) error {
 		return fmt.Errorf("starting %s: %w", p.Name, err)
 	}
 	go func() { _ = cmd.Wait() }() // reap it if we outlive it
+	// The group's leader: Stop signals the whole group through it.
 	return os.WriteFile(filepath.Join(l.procDir(), p.Name+".pid"), []byte(strconv.Itoa(cmd.Process.Pid)), 0o644)
 }
 
@@ -109,9 +119,41 @@ func (l *Lab) Restart(name string) error {
 }
 
 // PID returns a component's pid if it is running: the component itself
-// (`ip netns exec` execs it, so the pid is the same process).
+// (`ip netns exec` execs it, so the pid is the same process), not its
+// supervisor.
 func (l *Lab) PID(name string) (int, bool) {
-	data, err := os.ReadFile(filepath.Join(l.procDir(), name+".pid"))
+	if _, ok := l.groupPID(name); !ok {
+		return 0, false
+	}
+	if pid, ok := alive(filepath.Join(l.procDir(), name+".child.pid")); ok {
+		return pid, true
+	}
+	if l.supervised(name) {
+		return 0, false // between two runs
+	}
+	return l.groupPID(name)
+}
+
+// supervised reports whether the component runs under Supervise.
+func (l *Lab) supervised(name string) bool {
+	data, err := os.ReadFile(filepath.Join(l.procDir(), name+".json"))
+	if err != nil {
+		return false
+	}
+	var p Process
+	return json.Unmarshal(data, &p) == nil && p.Restart
+}
+
+// groupPID is the pid of the process Start started (the supervisor, for a
+// supervised component), which leads the component's process group.
+func (l *Lab) groupPID(name string) (int, bool) {
+	return alive(filepath.Join(l.procDir(), name+".pid"))
+}
+
+// alive reads a pid file and reports whether that process lives (a
+// zombie does not).
+func alive(pidfile string) (int, bool) {
+	data, err := os.ReadFile(pidfile)
 	if err != nil {
 		return 0, false
 	}
@@ -137,14 +179,14 @@ func (l *Lab) Running(name string) bool {
 // Stop sends sig to a component's process group and waits up to 10 s for
 // it to exit. SIGKILL is a crash; SIGTERM is a graceful stop.
 func (l *Lab) Stop(name string, sig syscall.Signal) error {
-	pid, ok := l.PID(name)
+	pid, ok := l.groupPID(name)
 	if !ok {
 		return nil
 	}
 	_ = syscall.Kill(-pid, sig)
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		if !l.Running(name) {
+		if _, ok := l.groupPID(name); !ok && !l.Running(name) {
 			return nil
 		}
 		time.Sleep(50 * time.Millisecond)

@@ -148,6 +148,34 @@ func (l *Lab) RestartAPIServer(ctx context.Context) error {
 	return l.waitAPIServer(ctx, 90*time.Second)
 }
 
+// StopControlPlane kills kube-apiserver and etcd, as a control-plane
+// outage would; StartControlPlane brings them back.
+func (l *Lab) StopControlPlane() error {
+	if err := l.Stop("kube-apiserver", syscall.SIGKILL); err != nil {
+		return err
+	}
+	return l.Stop("etcd", syscall.SIGKILL)
+}
+
+// StartControlPlane starts etcd and kube-apiserver again after
+// StopControlPlane, and waits until the apiserver is ready.
+func (l *Lab) StartControlPlane(ctx context.Context) error {
+	if err := l.Restart("etcd"); err != nil {
+		return err
+	}
+	port := fmt.Sprintf("sport = :%d", APIPort)
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		out, err := runIP("netns", "exec", l.Control.Name, "ss", "-Hltn", port)
+		if err == nil && strings.TrimSpace(out) == "" {
+			break
+		}
+	}
+	if err := l.Restart("kube-apiserver"); err != nil {
+		return err
+	}
+	return l.waitAPIServer(ctx, 90*time.Second)
+}
+
 func (l *Lab) hasComponent(name string) bool {
 	_, err := os.Stat(filepath.Join(l.procDir(), name+".json"))
 	return err == nil

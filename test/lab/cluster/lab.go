@@ -191,8 +191,9 @@ func (l *Lab) Down() error {
 	}
 	entries, _ := os.ReadDir(l.procDir())
 	for _, e := range entries {
-		if name, ok := strings.CutSuffix(e.Name(), ".pid"); ok {
-			if pid, running := l.PID(name); running {
+		if name, ok := strings.CutSuffix(e.Name(), ".pid"); ok && !strings.HasSuffix(name, ".child") {
+			// The group: a supervisor with its child.
+			if pid, running := l.groupPID(name); running {
 				_ = syscall.Kill(-pid, syscall.SIGKILL)
 			}
 		}

@@ -1,0 +1,168 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pharos-lb/pharos/test/lab/cluster"
+	"github.com/pharos-lb/pharos/test/lab/probe"
+)
+
+// outageLength is how long TestControlPlaneOutage keeps the apiserver and
+// etcd down: PHAROS_OUTAGE (a Go duration; 10m for the full run),
+// by default 45 s, longer than the controller's lease, so it loses
+// leadership and exits as it does in a cluster.
+func outageLength(t *testing.T) time.Duration {
+	if v := os.Getenv("PHAROS_OUTAGE"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			t.Fatalf("PHAROS_OUTAGE=%q: %v", v, err)
+		}
+		return d
+	}
+	return 45 * time.Second
+}
+
+// TestControlPlaneOutage stops kube-apiserver and etcd while a client
+// requests the address every 20 ms. The speakers keep announcing what they
+// knew, and a crash of the announcing node during the outage still fails
+// over by memberlist alone. When the control plane returns, the
+// controller (which exited on losing its lease) is running again, as a
+// Deployment's pod would be, and assigns addresses. Then a cold start:
+// every Pharos process is killed and started while the apiserver is down;
+// they wait for it instead of exiting, and announce again within seconds
+// of its return.
+func TestControlPlaneOutage(t *testing.T) {
+	ctx := context.Background()
+	ip, url, owner := pinnedOwner(t)
+	backend := lab.Nodes[len(lab.Nodes)-1].Name
+
+	p, err := lab.StartProbe(lab.Client.Name, url, 20*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	if err := lab.StopControlPlane(); err != nil {
+		t.Fatal(err)
+	}
+	restarted := false
+	defer func() {
+		if !restarted {
+			_ = lab.StartControlPlane(ctx)
+		}
+	}()
+	length := outageLength(t)
+	time.Sleep(length / 2)
+	crash := time.Now()
+	if err := lab.CrashNode(owner); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(length - length/2)
+	attempts, _ := probe.Parse(strings.NewReader(p.Stop()))
+	failover, crashFailed, ok := probe.Outage(attempts, crash)
+	if !ok {
+		t.Fatalf("no request succeeded after %s crashed during the outage", owner)
+	}
+	before := 0
+	for _, a := range attempts {
+		if a.Start.Before(crash) && !a.OK {
+			before++
+		}
+	}
+	t.Logf("outage of %s: %d requests, %d failed before the crash; crash of %s: failed over in %s (%d failed)",
+		length, len(attempts), before, owner, failover, crashFailed)
+	if before > 0 {
+		t.Errorf("%d requests failed during the outage before any fault but the outage", before)
+	}
+	if failover > 3*time.Second {
+		t.Errorf("failover took %s during the outage", failover)
+	}
+
+	if err := lab.StartControlPlane(ctx); err != nil {
+		t.Fatal(err)
+	}
+	restarted = true
+	if err := lab.RecoverNode(ctx, owner); err != nil {
+		t.Fatal(err)
+	}
+	// The controller lost its lease and exited; its supervisor restarts
+	// it, and it assigns again.
+	lab.MustKubectl(t, "create", "service", "loadbalancer", "after-outage", "--tcp=80:80")
+	defer lab.MustKubectl(t, "delete", "service", "after-outage")
+	cluster.Eventually(t, 90*time.Second, func() error {
+		if out, _ := lab.Kubectl(ctx, "get", "svc", "after-outage", "-o", "jsonpath={.status.loadBalancer.ingress[*].ip}"); strings.TrimSpace(out) == "" {
+			return fmt.Errorf("no address for a Service created after the outage")
+		}
+		return nil
+	})
+	if now, err := announcer(t, "pinned", ip); err != nil || now == owner || now == backend {
+		t.Errorf("after the outage %s is announced by %q (%v)", ip, now, err)
+	}
+
+	// Cold start: the control plane is down while every Pharos process
+	// starts.
+	if err := lab.StopControlPlane(); err != nil {
+		t.Fatal(err)
+	}
+	restarted = false
+	names := []string{"pharos-controller"}
+	for _, n := range lab.Nodes {
+		names = append(names, n.Name+"-speaker")
+	}
+	for _, name := range names {
+		if err := lab.Stop(name, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		if err := lab.Restart(name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(5 * time.Second) // they try, and wait
+	for _, name := range names {
+		if !lab.Running(name) {
+			t.Errorf("%s exited while the apiserver was down (it should wait)", name)
+		}
+	}
+	// The client forgets the owner's MAC: only a speaker's answer to its
+	// ARP request can bring the address back (kube-proxy's rules on the
+	// node would otherwise carry the traffic without any speaker).
+	if _, err := lab.Exec(ctx, lab.Client.Name, "ip", "neigh", "flush", "all"); err != nil {
+		t.Fatal(err)
+	}
+	p, err = lab.StartProbe(lab.Client.Name, url, 20*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back := time.Now()
+	if err := lab.StartControlPlane(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ready := time.Now()
+	restarted = true
+	cluster.Eventually(t, 60*time.Second, func() error {
+		_, err := lab.HTTPGet(ctx, lab.Client.Name, url)
+		return err
+	})
+	time.Sleep(500 * time.Millisecond)
+	attempts, _ = probe.Parse(strings.NewReader(p.Stop()))
+	answered, _, ok := probe.Outage(attempts, back)
+	if !ok {
+		t.Fatal("the address never answered after the cold start")
+	}
+	t.Logf("cold start: the address answers %s after the apiserver is started again, %s after it is ready", answered, answered-ready.Sub(back))
+	if answered > 30*time.Second {
+		t.Errorf("cold start took %s", answered)
+	}
+	for _, name := range names {
+		if !lab.Running(name) {
+			t.Errorf("%s is not running after the cold start", name)
+		}
+	}
+}
