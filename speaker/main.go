@@ -162,8 +162,10 @@ func run(logger *slog.Logger, o options) error {
 	// plane, or during an outage) is waited for here, not exited on: a
 	// kubelet's back-off would add minutes once it returns.
 	if err := kubecheck.Retry(ctx, kubecheck.RetryOptions{
-		Waiting:   func(err error) { logger.Info("waiting for the apiserver", "error", err.Error()) },
-		Recovered: func(d time.Duration) { logger.Info("the apiserver answers", "waited", d.Round(time.Millisecond).String()) },
+		Waiting: func(err error) { logger.Info("waiting for the apiserver", "error", err.Error()) },
+		Recovered: func(d time.Duration) {
+			logger.Info("the apiserver answers", "waited", d.Round(time.Millisecond).String())
+		},
 	}, func(context.Context) error { return preflight(cfg, o.secretRef) }); err != nil {
 		kubecheck.WriteTerminationMessage(err)
 		return err
