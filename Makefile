@@ -142,7 +142,7 @@ fuzz: ## Fuzz the config parser for FUZZTIME per fuzzer
 .NOTPARALLEL: bench
 
 .PHONY: bench
-bench: bench-alloc bench-controller bench-lab bench-l2 bench-bgp bench-dataplane bench-plugin bench-helm ## Run all benchmarks and print _output/bench/summary.json
+bench: bench-alloc bench-controller bench-lab bench-l2 bench-bgp bench-dataplane bench-plugin bench-helm bench-invalid-config ## Run all benchmarks and print _output/bench/summary.json
 	@echo "== $(BENCH_SUMMARY)"
 	@cat $(BENCH_SUMMARY)
 
@@ -203,6 +203,10 @@ bench-plugin: deps ## kubectl pharos in the lab (root): explain p95 with 1,000 S
 .PHONY: bench-helm
 bench-helm: deps tools ## Time helm install (pool in values) to a Service answering, and helm uninstall, in the lab (root)
 	HELM="$(HELM)" go run ./test/bench/helm | go run ./hack/benchmerge -out $(BENCH_SUMMARY) -require helm_install_to_ready_s,helm_uninstall_s,helm_baseline_app_ready_s,helm_install_to_ready_ratio
+
+.PHONY: bench-invalid-config
+bench-invalid-config: ## Count the invalid-configuration suite (test/testdata/invalid) and check each case offline with kubectl pharos validate's checks; merges invalid_config_cases
+	go run ./test/bench/invalidconfig | go run ./hack/benchmerge -out $(BENCH_SUMMARY) -require invalid_config_cases
 
 .PHONY: bench-lab-cold
 bench-lab-cold: deps ## Time a newcomer's first lab (Kubernetes built from nothing, ~12 min); merges lab_up_cold_s
