@@ -5,7 +5,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"flag"
 	"fmt"
 	"os"
@@ -140,7 +139,7 @@ func main() {
 		})
 		webhookServer = webhook.NewServer(webhook.Options{
 			Port:    *webhookPort,
-			TLSOpts: []func(*tls.Config){func(c *tls.Config) { c.GetCertificate = certManager.GetCertificate }},
+			TLSOpts: webhookpkg.TLSOptions(certManager),
 		})
 	}
 

@@ -2,7 +2,6 @@ package webhook_test
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 	"net"
 	"os"
@@ -169,7 +168,7 @@ func (s *served) start(t *testing.T, policy certs.Policy) {
 		Scheme:  scheme,
 		Metrics: metricsserver.Options{BindAddress: "0"},
 		WebhookServer: webhook.NewServer(webhook.Options{Host: "127.0.0.1", Port: s.port,
-			TLSOpts: []func(*tls.Config){func(c *tls.Config) { c.GetCertificate = s.certs.GetCertificate }}}),
+			TLSOpts: pwebhook.TLSOptions(s.certs)}),
 	})
 	if err != nil {
 		t.Fatal(err)
