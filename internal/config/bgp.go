@@ -174,6 +174,8 @@ func ParseBFDProfile(obj *v1beta1.BFDProfile) (*BFD, field.ErrorList) {
 	}
 	if t := obj.Spec.MinimumTTL; t != nil && *t < 254 {
 		errs = append(errs, field.Invalid(spec.Child("minimumTtl"), *t, "not supported below 254: Pharos's BFD is single-hop (packets arrive with TTL 255); remove minimumTtl or set 254"))
+	} else if t != nil && *t > 255 {
+		errs = append(errs, field.Invalid(spec.Child("minimumTtl"), *t, "a TTL is at most 255; remove minimumTtl or set 254"))
 	}
 	if len(errs) > 0 {
 		return nil, errs
@@ -236,6 +238,17 @@ func ParseCommunityAliases(objs []v1beta1.Community) (map[string]Community, map[
 	for _, obj := range sorted {
 		for i, a := range obj.Spec.Communities {
 			p := field.NewPath("spec", "communities").Index(i)
+			// An alias is looked up before a value is parsed: one named
+			// 65000:100 would change what 65000:100 means everywhere.
+			switch {
+			case strings.TrimSpace(a.Name) == "":
+				errs[obj.Name] = append(errs[obj.Name], field.Required(p.Child("name"), "the alias's name, which BGPAdvertisements write in spec.communities, for example no-export"))
+				continue
+			case strings.Contains(a.Name, ":"):
+				errs[obj.Name] = append(errs[obj.Name], field.Invalid(p.Child("name"), a.Name,
+					"an alias name has no ':'; a name like a community value would stand for another value wherever that value is written"))
+				continue
+			}
 			c, err := ParseCommunity(a.Value)
 			if err != nil {
 				errs[obj.Name] = append(errs[obj.Name], field.Invalid(p.Child("value"), a.Value, err.Error()))
@@ -333,10 +346,18 @@ func ParseBGPAdvertisement(obj *v1beta1.BGPAdvertisement, aliases map[string]Com
 			a.Communities = append(a.Communities, v)
 		}
 	}
+	// The lists are sets (the CRD's schema refuses an entry twice): a
+	// duplicate is refused here too, as for L2Advertisements.
+	errs = duplicates(s.Communities, spec.Child("communities"), errs)
+	errs = duplicates(s.IPAddressPools, spec.Child("ipAddressPools"), errs)
+	errs = duplicates(s.Peers, spec.Child("peers"), errs)
 	for i, name := range s.IPAddressPools {
 		p := spec.Child("ipAddressPools").Index(i)
 		if strings.TrimSpace(name) == "" {
 			errs = append(errs, field.Invalid(p, name, "empty pool name; name an IPAddressPool or remove the entry"))
+			continue
+		}
+		if a.Pools[name] {
 			continue
 		}
 		a.Pools[name] = true
@@ -363,6 +384,20 @@ func ParseBGPAdvertisement(obj *v1beta1.BGPAdvertisement, aliases map[string]Com
 		return nil, missing, errs
 	}
 	return a, missing, nil
+}
+
+// duplicates reports the entries of list that repeat an earlier one.
+func duplicates(list []string, path *field.Path, errs field.ErrorList) field.ErrorList {
+	seen := make(map[string]bool, len(list))
+	for i, v := range list {
+		if seen[v] {
+			e := field.Duplicate(path.Index(i), v)
+			e.Detail = "listed twice; remove one"
+			errs = append(errs, e)
+		}
+		seen[v] = true
+	}
+	return errs
 }
 
 // AggregationErrors checks that aggregating the pool's addresses to the

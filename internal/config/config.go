@@ -340,7 +340,7 @@ func parseSelectors(in []metav1.LabelSelector, path *field.Path, errs field.Erro
 			continue
 		}
 		if sel.Empty() {
-			errs = append(errs, field.Invalid(p, "{}", "an empty selector matches everything; remove serviceAllocation's selector instead"))
+			errs = append(errs, field.Invalid(p, "{}", "an empty selector matches everything; remove it, or write the labels it should match"))
 			continue
 		}
 		if j, dup := seen[sel.String()]; dup {
