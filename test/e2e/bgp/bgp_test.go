@@ -560,6 +560,36 @@ spec:
 	statusHas("router", "does not complete the session")
 	lab.MustKubectl(t, "patch", "bgppeer", "router", "--type=merge", "-p", `{"spec":{"password":"s3cret-md5"}}`)
 	waitFIB(t, frr, routers.IPv4, grP, all4, 60*time.Second)
+
+	// The password was set, changed and failed: no log of a Pharos
+	// process, no event and no status carries it.
+	logs, err := filepath.Glob(filepath.Join(lab.LogDir(), "*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checked := 0
+	for _, f := range logs {
+		base := filepath.Base(f)
+		if base != "pharos-controller.log" && !strings.HasSuffix(base, "-speaker.log") {
+			continue
+		}
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checked++
+		if strings.Contains(string(data), "s3cret-md5") {
+			t.Errorf("%s logs the BGP password", base)
+		}
+	}
+	if checked < len(lab.Nodes)+1 {
+		t.Errorf("read %d Pharos logs, want the controller's and %d speakers'", checked, len(lab.Nodes))
+	}
+	for _, what := range []string{"events", "bgpnodestatuses"} {
+		if out := lab.MustKubectl(t, "get", what, "-A", "-o", "json"); strings.Contains(out, "s3cret-md5") {
+			t.Errorf("the %s carry the BGP password", what)
+		}
+	}
 }
 
 // TestBGPAndLayer2Together: a pool selected by an L2Advertisement and a

@@ -52,7 +52,7 @@ subjects:
 	if _, err := l.Kubectl(ctx, "wait", "--for=condition=Established", "crd/ipaddresspools.pharos.io", "--timeout=30s"); err != nil {
 		return err
 	}
-	if err := l.Start(Process{Name: "pharos-controller", Netns: l.Control.Name, Argv: append([]string{l.ControllerBinary,
+	if err := l.Start(Process{Name: "pharos-controller", Netns: l.Control.Name, Restart: true, Argv: append([]string{l.ControllerBinary,
 		"--kubeconfig", filepath.Join(l.Dir, "pharos-controller.kubeconfig"),
 		"--leader-election-namespace", "pharos-system",
 		// Metrics on the LAN, for the lab's Prometheus (prometheus.go).
@@ -76,7 +76,7 @@ subjects:
 		// Otherwise the speaker binds memberlist to the Node's first
 		// InternalIP, as it does when the chart runs it: IPv6 here.
 		argv = append(argv, l.SpeakerArgs...)
-		if err := l.Start(Process{Name: n.Name + "-speaker", Netns: n.Name, Argv: argv}); err != nil {
+		if err := l.Start(Process{Name: n.Name + "-speaker", Netns: n.Name, Restart: true, Argv: argv}); err != nil {
 			return err
 		}
 	}
