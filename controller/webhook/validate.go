@@ -16,6 +16,8 @@ import (
 	"context"
 	"fmt"
 
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -64,14 +66,50 @@ func (v poolValidator) ValidateCreate(ctx context.Context, obj *v1beta1.IPAddres
 	return v.validate(ctx, obj)
 }
 
-func (v poolValidator) ValidateUpdate(ctx context.Context, _, obj *v1beta1.IPAddressPool) (admission.Warnings, error) {
-	return v.validate(ctx, obj)
+// ValidateUpdate checks a changed spec as a new pool, and warns about the
+// Services that hold addresses the new spec leaves out (admit.ShrinkPool).
+// An update that leaves the spec alone (labels, annotations, finalizers:
+// the controller's pool-in-use finalizer among them) cannot make the pool
+// any less valid, so its errors do not refuse it: a pool that got in
+// invalid while the webhook was down can still be protected and released.
+func (v poolValidator) ValidateUpdate(ctx context.Context, old, obj *v1beta1.IPAddressPool) (admission.Warnings, error) {
+	w, err := v.validate(ctx, obj)
+	if equality.Semantic.DeepEqual(old.Spec, obj.Spec) {
+		if err != nil {
+			return nil, nil
+		}
+		return w, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if svcs, ok := v.services(ctx); ok {
+		w = append(w, admit.ShrinkPool(obj, svcs)...)
+	}
+	return w, nil
 }
 
-// ValidateDelete admits every deletion: the controller moves the Services
-// of a deleted pool to other pools or marks them pending, with events.
-func (v poolValidator) ValidateDelete(context.Context, *v1beta1.IPAddressPool) (admission.Warnings, error) {
-	return nil, nil
+// ValidateDelete admits every deletion, warning about the Services that
+// hold the pool's addresses (admit.DeletePool): the controller's finalizer
+// keeps the pool Terminating, and them their addresses, until they
+// release them.
+func (v poolValidator) ValidateDelete(ctx context.Context, obj *v1beta1.IPAddressPool) (admission.Warnings, error) {
+	svcs, ok := v.services(ctx)
+	if !ok {
+		return nil, nil
+	}
+	return admit.DeletePool(obj, svcs), nil
+}
+
+// services lists the Services, for the warnings about a pool in use; ok is
+// false when they cannot be read, and the warnings are then left out
+// rather than guessed.
+func (v poolValidator) services(ctx context.Context) ([]corev1.Service, bool) {
+	var l corev1.ServiceList
+	if err := v.reader.List(ctx, &l); err != nil {
+		return nil, false
+	}
+	return l.Items, true
 }
 
 func (v poolValidator) validate(ctx context.Context, obj *v1beta1.IPAddressPool) (admission.Warnings, error) {

@@ -9,9 +9,11 @@ package admit
 
 import (
 	"fmt"
+	"net/netip"
 	"sort"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -266,4 +268,98 @@ func DeleteBFDProfile(obj *v1beta1.BFDProfile, s Stored) Verdict {
 	v.Forbidden = fmt.Errorf("in use by BGPPeer %s (spec.bfdProfile): remove spec.bfdProfile from %s or name another profile there, then delete this one",
 		strings.Join(users, ", "), that)
 	return v
+}
+
+// poolUsersNamed is how many Services a warning about a pool in use names;
+// the others are counted.
+const poolUsersNamed = 5
+
+// poolUsers returns the LoadBalancer Services that hold addresses from the
+// named pool, as the controller records it (their
+// pharos.io/ip-allocated-from-pool annotation), sorted by namespace/name,
+// with the addresses of their status.
+func poolUsers(pool string, services []corev1.Service) (keys []string, ips map[string][]netip.Addr) {
+	ips = map[string][]netip.Addr{}
+	for i := range services {
+		svc := &services[i]
+		if svc.Spec.Type != corev1.ServiceTypeLoadBalancer || svc.Annotations[v1beta1.AnnotationAllocatedFromPool] != pool {
+			continue
+		}
+		var held []netip.Addr
+		for _, ing := range svc.Status.LoadBalancer.Ingress {
+			if a, err := netip.ParseAddr(ing.IP); err == nil {
+				held = append(held, a)
+			}
+		}
+		if len(held) == 0 {
+			continue
+		}
+		key := svc.Namespace + "/" + svc.Name
+		keys = append(keys, key)
+		ips[key] = held
+	}
+	sort.Strings(keys)
+	return keys, ips
+}
+
+// someOf joins the first poolUsersNamed items and counts the others.
+func someOf(items []string) string {
+	if len(items) <= poolUsersNamed {
+		return strings.Join(items, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(items[:poolUsersNamed], ", "), len(items)-poolUsersNamed)
+}
+
+func countServices(n int) string {
+	if n == 1 {
+		return "1 Service"
+	}
+	return fmt.Sprintf("%d Services", n)
+}
+
+// DeletePool returns the warnings for deleting obj while Services hold its
+// addresses (services are the stored Services, any namespace). The
+// deletion is admitted: the controller's finalizer
+// (v1beta1.FinalizerPoolInUse) keeps the pool Terminating, and the
+// Services their addresses, until they release them.
+func DeletePool(obj *v1beta1.IPAddressPool, svcs []corev1.Service) []string {
+	keys, _ := poolUsers(obj.Name, svcs)
+	if len(keys) == 0 {
+		return nil
+	}
+	return []string{fmt.Sprintf(
+		"IPAddressPool %s is used by %s (%s): it stays Terminating until they release their addresses, which they keep meanwhile; delete those Services or move them to another pool, or remove the finalizer %s to take their addresses away now",
+		obj.Name, countServices(len(keys)), someOf(keys), v1beta1.FinalizerPoolInUse)}
+}
+
+// ShrinkPool returns the warnings for storing obj, a new spec of a stored
+// pool, when Services hold addresses from it that the new spec no longer
+// includes (fewer addresses, or avoidBuggyIPs turned on). The change is
+// admitted: the controller lets those Services keep the addresses until
+// they release them, and gives new Services addresses of the new spec
+// only. An invalid spec gives no warning (its errors refuse it).
+func ShrinkPool(obj *v1beta1.IPAddressPool, svcs []corev1.Service) []string {
+	pool, errs := config.ParsePool(obj)
+	if len(errs) > 0 {
+		return nil
+	}
+	keys, ips := poolUsers(obj.Name, svcs)
+	var outside []string
+	for _, key := range keys {
+		var out []string
+		for _, a := range ips[key] {
+			if !pool.Contains(a) {
+				out = append(out, a.String())
+			}
+		}
+		if len(out) > 0 {
+			outside = append(outside, fmt.Sprintf("%s (%s)", key, strings.Join(out, ", ")))
+		}
+	}
+	if len(outside) == 0 {
+		return nil
+	}
+	return []string{fmt.Sprintf(
+		"the new spec of IPAddressPool %s leaves out addresses that %s: %s; they keep them until they release them (the pool's %s condition names them), no other Service gets them meanwhile, and new Services get addresses of the new spec only",
+		obj.Name, countServices(len(outside))+map[bool]string{true: " holds", false: " hold"}[len(outside) == 1], someOf(outside), v1beta1.ConditionDraining)}
 }
