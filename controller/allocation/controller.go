@@ -47,6 +47,8 @@ import (
 // +kubebuilder:rbac:groups="",resources=services/status,verbs=update
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
 // +kubebuilder:rbac:groups=pharos.io,resources=ipaddresspools,verbs=get;list;watch
+// patch: the pool-in-use finalizer (protect.go).
+// +kubebuilder:rbac:groups=pharos.io,resources=ipaddresspools,verbs=patch
 // +kubebuilder:rbac:groups=pharos.io,resources=ipaddresspools/status,verbs=update
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;create;update,namespace=pharos-system
@@ -112,6 +114,11 @@ type Controller struct {
 	// logged, so that the warning is logged once per Service, not on every
 	// retry; a successful lookup clears the entry.
 	nsWarned map[types.NamespacedName]bool
+	// foreign holds the keys of the LoadBalancer Services of another class
+	// whose addresses the allocator holds (holdForeignLocked): they keep
+	// those addresses from our Services, but do not use our pools, so they
+	// never hold a pool's deletion (protect.go).
+	foreign map[string]bool
 
 	// services and pools re-queue Services and pools of this controller.
 	services requeuer
@@ -157,6 +164,7 @@ func newController(cl client.Client, rec recorder.EventRecorder, opts Options) *
 		warned:       map[string]bool{},
 		lastPool:     map[string]time.Time{},
 		nsWarned:     map[types.NamespacedName]bool{},
+		foreign:      map[string]bool{},
 		nsRetry:      workqueue.NewTypedItemExponentialFailureRateLimiter[types.NamespacedName](namespaceRetryBase, namespaceRetryMax),
 		normalEvents: rate.NewLimiter(rate.Limit(opts.NormalEventsPerSecond), int(5*opts.NormalEventsPerSecond)),
 	}
@@ -261,7 +269,9 @@ func (c *Controller) ensureLoaded(ctx context.Context) error {
 			continue
 		}
 		req, _, _ := buildRequest(svc, nil)
-		if err := c.alloc.Restore(req, ips); err != nil {
+		// From the pool the Service's annotation names: an address that a
+		// shrunk pool no longer includes is kept across the restart too.
+		if err := c.alloc.RestoreFrom(req, svc.Annotations[v1beta1.AnnotationAllocatedFromPool], ips); err != nil {
 			logger.Info("not restoring a Service's addresses; it will be assigned again", "service", req.Key, "reason", err.Error())
 			continue
 		}
@@ -285,8 +295,10 @@ func (c *Controller) refreshPoolsLocked(ctx context.Context) error {
 		return fmt.Errorf("listing IPAddressPools: %w", err)
 	}
 	fp := make([]string, 0, len(list.Items))
+	draining := map[string]bool{}
 	for _, p := range list.Items {
-		fp = append(fp, fmt.Sprintf("%s/%s/%d", p.Name, p.UID, p.Generation))
+		fp = append(fp, fmt.Sprintf("%s/%s/%d/%t", p.Name, p.UID, p.Generation, p.DeletionTimestamp != nil))
+		draining[p.Name] = p.DeletionTimestamp != nil
 	}
 	sort.Strings(fp)
 	key := strings.Join(fp, ",")
@@ -295,6 +307,10 @@ func (c *Controller) refreshPoolsLocked(ctx context.Context) error {
 	}
 	c.poolsFP = key
 	c.result = config.Build(list.Items, c.result.Config)
+	// A pool being deleted stays in the model while the finalizer holds
+	// it (protect.go): its Services keep their addresses, and no one gets
+	// a new one from it.
+	c.alloc.SetDraining(draining)
 	evicted := c.alloc.SetConfig(c.result.Config)
 	for _, k := range evicted {
 		ns, name, _ := strings.Cut(k, "/")
@@ -434,6 +450,11 @@ func (c *Controller) reconcileService(ctx context.Context, req reconcile.Request
 	if before.Pool != asg.Pool || len(before.IPs) != len(asg.IPs) {
 		c.poolChanged(before.Pool, asg.Pool)
 	}
+	if cond.Status == metav1.ConditionTrue && (before.Pool != asg.Pool || !sameIPs(before.IPs, asg.IPs)) {
+		// Before the new addresses show, so that a deletion of the pool
+		// right after cannot take them away (protect.go).
+		c.protectForUse(ctx, asg.Pool)
+	}
 	if forwardingProblem != "" {
 		// On the condition whatever its status, so that the problem shows
 		// where users look, and stays recorded across restarts (the
@@ -571,10 +592,13 @@ func (c *Controller) holdForeignLocked(svc *corev1.Service) {
 		return
 	}
 	c.alloc.Release(key)
+	delete(c.foreign, key)
 	if len(ips) > 0 {
 		req, _, _ := buildRequest(svc, nil)
 		// Addresses outside our pools, or already ours, are not held.
-		_ = c.alloc.Restore(req, ips)
+		if c.alloc.Restore(req, ips) == nil {
+			c.foreign[key] = true
+		}
 	}
 }
 
@@ -588,6 +612,7 @@ func (c *Controller) release(nn types.NamespacedName) {
 	defer c.mu.Unlock()
 	c.setPendingLocked(nn, false)
 	delete(c.nsWarned, nn)
+	delete(c.foreign, nn.Namespace+"/"+nn.Name)
 	asg, ok := c.alloc.Assigned(nn.Namespace + "/" + nn.Name)
 	if !ok {
 		return
@@ -776,6 +801,8 @@ func (c *Controller) reconcilePool(ctx context.Context, req reconcile.Request) (
 	errs := c.result.Errors[req.Name]
 	stale := c.result.Stale[req.Name]
 	last := c.lastPool[req.Name]
+	users := c.poolUsersLocked(req.Name)
+	outside := c.poolOutsideLocked(req.Name)
 	c.mu.Unlock()
 
 	pool := &v1beta1.IPAddressPool{}
@@ -784,6 +811,14 @@ func (c *Controller) reconcilePool(ctx context.Context, req reconcile.Request) (
 			deletePoolMetrics(req.Name)
 		}
 		return reconcile.Result{}, client.IgnoreNotFound(err)
+	}
+	if gone, err := c.protect(ctx, pool, users); err != nil {
+		if res, ok := lostRace(err); ok {
+			return res, nil
+		}
+		return reconcile.Result{}, err
+	} else if gone {
+		return reconcile.Result{}, nil
 	}
 	// The gauges follow every count, even when the status write waits.
 	setPoolMetrics(req.Name, stats)
@@ -803,11 +838,13 @@ func (c *Controller) reconcilePool(ctx context.Context, req reconcile.Request) (
 	}
 	old := meta.FindStatusCondition(pool.Status.Conditions, v1beta1.ConditionValid)
 	meta.SetStatusCondition(&desired.Status.Conditions, cond)
+	draining := drainingCondition(pool, users, outside)
+	drainChanged, drainEvent := setDraining(&desired.Status.Conditions, draining)
 	if equality.Semantic.DeepEqual(desired.Status, pool.Status) {
 		return reconcile.Result{}, nil
 	}
 	condChanged := old == nil || old.Status != cond.Status || old.Message != cond.Message
-	if wait := c.opts.PoolStatusInterval - time.Since(last); !condChanged && wait > 0 {
+	if wait := c.opts.PoolStatusInterval - time.Since(last); !condChanged && !drainChanged && wait > 0 {
 		return reconcile.Result{RequeueAfter: wait}, nil
 	}
 	if err := c.client.Status().Update(ctx, desired); err != nil {
@@ -819,6 +856,10 @@ func (c *Controller) reconcilePool(ctx context.Context, req reconcile.Request) (
 	c.mu.Lock()
 	c.lastPool[req.Name] = time.Now()
 	c.mu.Unlock()
+	if drainEvent {
+		log.FromContext(ctx).Info("IPAddressPool keeps addresses for Services", "pool", pool.Name, "reason", draining.Reason, "message", draining.Message)
+		c.recorder.Eventf(desired, nil, corev1.EventTypeWarning, draining.Reason, "Protect", "%s", draining.Message)
+	}
 	if condChanged && cond.Status == metav1.ConditionFalse {
 		log.FromContext(ctx).Info("IPAddressPool is invalid", "pool", pool.Name, "message", cond.Message)
 		c.recorder.Eventf(desired, nil, corev1.EventTypeWarning, "InvalidSpec", "Validate", "%s", cond.Message)

@@ -243,22 +243,26 @@ func TestAvoidBuggyIPs(t *testing.T) {
 	waitIPs(t, ns, "a", "198.18.18.255")
 	createService(t, ns, "b")
 	waitIPs(t, ns, "b", "198.18.19.0")
-	// Turning avoidBuggyIPs on evicts .255 and .0 only; both move to .1 or
-	// report exhaustion, and nobody shares an address.
+	// Turning avoidBuggyIPs on leaves .255 and .0 out of the pool: their
+	// Services keep them until they release them (protect.go), the pool
+	// says so, and new Services get .1 only.
 	updatePool(t, pool.Name, func(p *v1beta1.IPAddressPool) { p.Spec.AvoidBuggyIPs = true })
-	eventually(t, waitTime, func() string {
-		a, b := ingressIPs(getService(t, ns, "a")), ingressIPs(getService(t, ns, "b"))
-		got := []string{a, b}
-		if (a != "198.18.19.1" || b != "") && (b != "198.18.19.1" || a != "") {
-			return fmt.Sprintf("after avoidBuggyIPs: %q", got)
+	waitDraining(t, pool.Name, v1beta1.ReasonAddressesOutsidePool, ns+"/a (198.18.18.255), "+ns+"/b (198.18.19.0)")
+	createService(t, ns, "c")
+	waitIPs(t, ns, "c", "198.18.19.1")
+	createService(t, ns, "d")
+	waitReason(t, ns, "d", "PoolExhausted", "buggy")
+	for _, h := range [][2]string{{"a", "198.18.18.255"}, {"b", "198.18.19.0"}} {
+		if msg := holds(t, ns, h[0], h[1], pool.Name); msg != "" {
+			t.Error(msg)
 		}
-		return ""
-	})
-	pending := "b"
-	if ingressIPs(getService(t, ns, "b")) != "" {
-		pending = "a"
 	}
-	waitReason(t, ns, pending, "PoolExhausted", "buggy")
+	// Released, .0 is not given again.
+	if err := k8s.Delete(context.Background(), getService(t, ns, "b")); err != nil {
+		t.Fatal(err)
+	}
+	waitDraining(t, pool.Name, v1beta1.ReasonAddressesOutsidePool, "1 Service keeps", ns+"/a (198.18.18.255)")
+	waitReason(t, ns, "d", "PoolExhausted", "buggy")
 }
 
 func TestNamespaceSelectorAndPriority(t *testing.T) {
@@ -312,30 +316,27 @@ func TestPoolShrinkAndDelete(t *testing.T) {
 		createService(t, ns, fmt.Sprint("s", i))
 		waitIPs(t, ns, fmt.Sprint("s", i), fmt.Sprint("198.18.25.", i))
 	}
-	// Shrink to .0-.1: s0 and s1 keep theirs, s2 and s3 move to "other".
+	// Shrink to .0-.1: every Service keeps its address (s2 and s3 outside
+	// the pool, which says so), and a new one goes to "other".
 	updatePool(t, big.Name, func(p *v1beta1.IPAddressPool) { p.Spec.Addresses = []string{"198.18.25.0/31"} })
-	eventually(t, waitTime, func() string {
-		var got []string
-		for i := 0; i < 4; i++ {
-			got = append(got, ingressIPs(getService(t, ns, fmt.Sprint("s", i))))
-		}
-		// s2 and s3 are re-assigned concurrently, in either order.
-		moved := got[2] + " " + got[3]
-		if got[0] != "198.18.25.0" || got[1] != "198.18.25.1" || (moved != "198.18.26.0 198.18.26.1" && moved != "198.18.26.1 198.18.26.0") {
-			return fmt.Sprintf("after shrink: %q", got)
-		}
-		return ""
-	})
-	// Delete "other": s2 and s3 have nowhere to go and say so.
+	waitDraining(t, big.Name, v1beta1.ReasonAddressesOutsidePool, ns+"/s2 (198.18.25.2), "+ns+"/s3 (198.18.25.3)")
+	createService(t, ns, "s4")
+	waitIPs(t, ns, "s4", "198.18.26.0")
+	// Delete "other": it stays Terminating while s4 uses it; forced (its
+	// finalizer removed), s4 has nowhere to go and says so.
 	if err := k8s.Delete(context.Background(), other); err != nil {
 		t.Fatal(err)
 	}
-	waitReason(t, ns, "s2", "PoolExhausted", "big")
-	waitReason(t, ns, "s3", "PoolExhausted", "big")
-	waitIPs(t, ns, "s2", "")
-	for i, want := range []string{"198.18.25.0", "198.18.25.1"} {
-		if got := ingressIPs(getService(t, ns, fmt.Sprint("s", i))); got != want {
-			t.Errorf("s%d moved to %q", i, got)
+	waitDraining(t, other.Name, v1beta1.ReasonPoolTerminating, ns+"/s4")
+	if msg := holds(t, ns, "s4", "198.18.26.0", other.Name); msg != "" {
+		t.Fatal(msg)
+	}
+	deletePool(other.Name)
+	waitReason(t, ns, "s4", "PoolExhausted", "big")
+	waitIPs(t, ns, "s4", "")
+	for i := 0; i < 4; i++ {
+		if msg := holds(t, ns, fmt.Sprint("s", i), fmt.Sprint("198.18.25.", i), big.Name); msg != "" {
+			t.Error(msg)
 		}
 	}
 }

@@ -74,9 +74,16 @@ func TestPoolMetricsFollowThePool(t *testing.T) {
 		return ""
 	})
 
+	// Deleted while a and b use it, the pool stays, and so do its gauges,
+	// until they are gone.
 	if err := k8s.Delete(context.Background(), dual); err != nil {
 		t.Fatal(err)
 	}
+	waitDraining(t, dual.Name, v1beta1.ReasonPoolTerminating, ns+"/a", ns+"/b")
+	if got := poolUsage(t, "metrics-dual"); got != "IPv4=2/4 IPv6=1/4 " {
+		t.Errorf("gauges of the Terminating pool %q", got)
+	}
+	deleteServices(t, ns)
 	eventually(t, waitTime, func() string {
 		if got := poolUsage(t, "metrics-dual"); got != "IPv4=- IPv6=- " {
 			return fmt.Sprintf("a deleted pool still has gauges: %q", got)

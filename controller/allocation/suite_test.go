@@ -208,8 +208,20 @@ func createPool(t *testing.T, name string, addrs []string, opts ...poolOpt) *v1b
 	if err := k8s.Create(context.Background(), p); err != nil {
 		t.Fatalf("creating pool %s: %v", name, err)
 	}
-	t.Cleanup(func() { _ = k8s.Delete(context.Background(), p) })
+	t.Cleanup(func() { deletePool(name) })
 	return p
+}
+
+// deletePool deletes a pool for good, even when the controller's
+// pool-in-use finalizer holds it (its controller has stopped by then), so
+// that no Terminating pool outlives its test.
+func deletePool(name string) {
+	ctx := context.Background()
+	p := &v1beta1.IPAddressPool{ObjectMeta: metav1.ObjectMeta{Name: name}}
+	_ = k8s.Delete(ctx, p)
+	if err := k8s.Get(ctx, types.NamespacedName{Name: name}, p); err == nil && len(p.Finalizers) > 0 {
+		_ = k8s.Patch(ctx, p, client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"finalizers":null}}`)))
+	}
 }
 
 type svcOpt func(*corev1.Service)
