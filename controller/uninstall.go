@@ -8,8 +8,10 @@ import (
 	"strings"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	"github.com/pharos-lb/pharos/api/v1beta1"
 )
@@ -22,12 +24,22 @@ import (
 // after an upgrade or rollback those that values no longer name (--keep-*),
 // and all of them before an uninstall. It deletes only objects that match
 // the release's selector.
+//
+// A pool that Services use stays Terminating after its deletion, held by
+// the controller's finalizer v1beta1.FinalizerPoolInUse, until they release
+// its addresses. That is wanted after an upgrade (the Services keep their
+// addresses), but an uninstall takes them away: with --force the command
+// also removes that finalizer from the pools it deleted, while the
+// controller and the speakers still run, so the pools go at once, the
+// Services lose the addresses and the speakers withdraw them, and nothing
+// is left Terminating with no controller to release it.
 func deleteValuesConfig(args []string) {
 	fs := flag.NewFlagSet("delete-values-config", flag.ExitOnError)
 	selector := fs.String("selector", "", "label selector of the objects to delete, e.g. app.kubernetes.io/instance=pharos,pharos.io/from-values=true")
 	timeout := fs.Duration("timeout", time.Minute, "give up after this long")
 	keepPools := fs.String("keep-pools", "", "comma-separated names of IPAddressPools to keep")
 	keepAdvs := fs.String("keep-l2advertisements", "", "comma-separated names of L2Advertisements to keep")
+	force := fs.Bool("force", false, "also remove the pool-in-use finalizer from the IPAddressPools deleted, so that Services using them lose their addresses now (for uninstall)")
 	_ = fs.Parse(args)
 	sel, err := labels.Parse(*selector)
 	if err != nil {
@@ -66,6 +78,11 @@ func deleteValuesConfig(args []string) {
 				fail(fmt.Errorf("delete %T %s: %w", o, client.ObjectKeyFromObject(o), err))
 			}
 			fmt.Fprintf(os.Stdout, "deleted %T %s\n", o, client.ObjectKeyFromObject(o))
+			if p, ok := o.(*v1beta1.IPAddressPool); ok && *force {
+				if err := releasePool(ctx, c, p.Name); err != nil {
+					fail(fmt.Errorf("removing the finalizer %s from IPAddressPool %s: %w", v1beta1.FinalizerPoolInUse, p.Name, err))
+				}
+			}
 		}
 	}
 }
@@ -79,4 +96,32 @@ func names(list string) map[string]bool {
 		}
 	}
 	return set
+}
+
+// releasePool removes the pool-in-use finalizer from a deleted pool, so
+// that it goes although Services still use it; a pool already gone, or
+// without the finalizer, is left alone.
+func releasePool(ctx context.Context, c client.Client, name string) error {
+	for {
+		p := &v1beta1.IPAddressPool{}
+		if err := c.Get(ctx, client.ObjectKey{Name: name}, p); err != nil {
+			return client.IgnoreNotFound(err)
+		}
+		if !controllerutil.ContainsFinalizer(p, v1beta1.FinalizerPoolInUse) {
+			return nil
+		}
+		orig := p.DeepCopy()
+		controllerutil.RemoveFinalizer(p, v1beta1.FinalizerPoolInUse)
+		err := c.Patch(ctx, p, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}))
+		switch {
+		case err == nil:
+			fmt.Fprintf(os.Stdout, "released IPAddressPool %s (removed the finalizer %s)\n", name, v1beta1.FinalizerPoolInUse)
+			return nil
+		case apierrors.IsConflict(err):
+			// The controller wrote the pool's status meanwhile: again.
+			continue
+		default:
+			return client.IgnoreNotFound(err)
+		}
+	}
 }
