@@ -92,6 +92,13 @@ type Options struct {
 // Check returns nil if everything is in place, or one error that lists
 // every missing CRD and permission.
 func Check(ctx context.Context, cs kubernetes.Interface, o Options) error {
+	// An apiserver that has just started answers before its RBAC
+	// authorizer has loaded the roles: every access review would say "not
+	// allowed". Until it reports ready, that is a transient state, not a
+	// missing permission.
+	if err := ready(ctx, cs); err != nil {
+		return fmt.Errorf("%s: the apiserver is not ready yet: %w", o.Component, err)
+	}
 	var problems []string
 	for _, r := range o.Resources {
 		list, err := cs.Discovery().ServerResourcesForGroupVersion(r.GroupVersion)
@@ -131,6 +138,20 @@ func Check(ctx context.Context, cs kubernetes.Interface, o Options) error {
 		return nil
 	}
 	return fmt.Errorf("%s cannot start:\n  - %s", o.Component, strings.Join(problems, "\n  - "))
+}
+
+// ready asks the apiserver's /readyz. A refusal to say (403: a cluster
+// that hides it) counts as ready; the checks that follow tell the rest.
+func ready(ctx context.Context, cs kubernetes.Interface) error {
+	rc := cs.Discovery().RESTClient()
+	if rc == nil {
+		return nil
+	}
+	err := rc.Get().AbsPath("/readyz").Do(ctx).Error()
+	if apierrors.IsForbidden(err) || apierrors.IsUnauthorized(err) {
+		return nil
+	}
+	return err
 }
 
 // Identity names the user the client authenticates as, quoted, for

@@ -55,6 +55,11 @@ type RetryOptions struct {
 	// to Max (default 4 s). A short Max matters more than saving requests:
 	// after an outage every speaker should announce again within seconds.
 	Initial, Max time.Duration
+	// Settle is how long definitive-looking answers (a 403, a missing
+	// CRD) are still retried after the apiserver was unreachable: one that
+	// has just started answers before its authorizer has loaded the RBAC
+	// roles, refusing everyone for a few seconds. Default 30 s.
+	Settle time.Duration
 	// Waiting is called once, at the first transient failure, and
 	// Recovered once when fn then succeeds: one log line each, however
 	// long the outage.
@@ -71,7 +76,11 @@ func Retry(ctx context.Context, o RetryOptions, fn func(ctx context.Context) err
 	if o.Max <= 0 {
 		o.Max = 4 * time.Second
 	}
+	if o.Settle <= 0 {
+		o.Settle = 30 * time.Second
+	}
 	wait, start, failed := o.Initial, time.Now(), false
+	var answered time.Time // the first definitive answer after an outage
 	for {
 		err := fn(ctx)
 		if err == nil {
@@ -81,7 +90,15 @@ func Retry(ctx context.Context, o RetryOptions, fn func(ctx context.Context) err
 			return nil
 		}
 		if !Transient(err) {
-			return err
+			if !failed {
+				return err
+			}
+			if answered.IsZero() {
+				answered = time.Now()
+			}
+			if time.Since(answered) > o.Settle {
+				return err
+			}
 		}
 		if !failed && o.Waiting != nil {
 			o.Waiting(err)

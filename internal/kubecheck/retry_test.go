@@ -73,7 +73,7 @@ func TestCheckRetriesUntilTheAPIServerAnswers(t *testing.T) {
 		}
 		go serve403(srv)
 	}()
-	err = Retry(ctx, RetryOptions{Initial: 50 * time.Millisecond, Max: 100 * time.Millisecond, Waiting: func(error) { waiting++ }},
+	err = Retry(ctx, RetryOptions{Initial: 50 * time.Millisecond, Max: 100 * time.Millisecond, Settle: 100 * time.Millisecond, Waiting: func(error) { waiting++ }},
 		func(ctx context.Context) error { calls++; return check(ctx) })
 	if err == nil || Transient(err) || !containsForbidden(err) {
 		t.Fatalf("Retry returned %v, want the definitive 403 once the server answers", err)
@@ -86,4 +86,48 @@ func TestCheckRetriesUntilTheAPIServerAnswers(t *testing.T) {
 func containsForbidden(err error) bool {
 	var status apierrors.APIStatus
 	return errors.As(err, &status) && status.Status().Code == 403
+}
+
+// TestRetrySettlesAfterAnOutage: a 403 right after the apiserver was
+// unreachable is retried for Settle (an apiserver whose authorizer has
+// not loaded RBAC yet refuses everyone); a 403 without an outage, or one
+// that lasts past Settle, is returned.
+func TestRetrySettlesAfterAnOutage(t *testing.T) {
+	forbidden := apierrors.NewForbidden(schema.GroupResource{Resource: "services"}, "", errors.New("RBAC not loaded"))
+	refused := &net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}
+	opts := RetryOptions{Initial: time.Millisecond, Max: time.Millisecond, Settle: 200 * time.Millisecond}
+
+	calls := 0
+	err := Retry(context.Background(), opts, func(context.Context) error { calls++; return forbidden })
+	if !apierrors.IsForbidden(err) || calls != 1 {
+		t.Errorf("403 with no outage: %v after %d calls, want it at once", err, calls)
+	}
+
+	calls = 0
+	err = Retry(context.Background(), opts, func(context.Context) error {
+		calls++
+		switch {
+		case calls < 3:
+			return refused
+		case calls < 6:
+			return forbidden // the authorizer warming up
+		}
+		return nil
+	})
+	if err != nil || calls != 6 {
+		t.Errorf("refused, then 403 for a moment, then fine: %v after %d calls", err, calls)
+	}
+
+	start := time.Now()
+	calls = 0
+	err = Retry(context.Background(), opts, func(context.Context) error {
+		calls++
+		if calls < 3 {
+			return refused
+		}
+		return forbidden
+	})
+	if !apierrors.IsForbidden(err) || time.Since(start) < 200*time.Millisecond {
+		t.Errorf("a 403 that lasts: %v after %s, want it after Settle", err, time.Since(start))
+	}
 }

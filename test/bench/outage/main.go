@@ -190,7 +190,12 @@ func milestones(log string, t time.Time) string {
 			Time time.Time `json:"time"`
 			Msg  string    `json:"msg"`
 		}
-		if json.Unmarshal(sc.Bytes(), &line) != nil || line.Time.Before(t.Add(-30*time.Second)) {
+		if json.Unmarshal(sc.Bytes(), &line) != nil {
+			// The supervisor's lines and a crash's output.
+			out = append(out, sc.Text())
+			continue
+		}
+		if line.Time.Before(t.Add(-30 * time.Second)) {
 			continue
 		}
 		out = append(out, fmt.Sprintf("%+.1fs %s", line.Time.Sub(t).Seconds(), line.Msg))
