@@ -49,6 +49,7 @@ func preflightPermissions(o preflightOptions) []kubecheck.Permission {
 		{Verb: "list", Group: "pharos.io", Resource: "ipaddresspools", Why: "read the pools"},
 		{Verb: "watch", Group: "pharos.io", Resource: "ipaddresspools", Why: "follow the pools"},
 		{Verb: "update", Group: "pharos.io", Resource: "ipaddresspools", Subresource: "status", Why: "report pool usage and validity"},
+		{Verb: "patch", Group: "pharos.io", Resource: "ipaddresspools", Why: "hold a pool in use with its finalizer until its Services release it"},
 		{Verb: "list", Group: "pharos.io", Resource: "l2advertisements", Why: "validate L2Advertisements"},
 		{Verb: "watch", Group: "pharos.io", Resource: "l2advertisements", Why: "follow L2Advertisements"},
 		{Verb: "update", Group: "pharos.io", Resource: "l2advertisements", Subresource: "status", Why: "report L2Advertisement validity"},

@@ -225,13 +225,21 @@ func assertWebhookConfiguration(t *testing.T, objs []*unstructured.Unstructured,
 		"bgpadvertisements.pharos.io": "bgpadvertisement",
 		"communities.pharos.io":       "community",
 		"bfdprofiles.pharos.io":       "bfdprofile",
+		// Deleting a pool in use: a warning only, never blocking.
+		"ipaddresspools-delete.pharos.io": "ipaddresspool",
 	}
 	// A BFDProfile that a BGPPeer names may not be deleted.
 	ops := func(name string) []admissionregistrationv1.OperationType {
-		if name == "bfdprofiles.pharos.io" {
+		switch name {
+		case "bfdprofiles.pharos.io":
 			return []admissionregistrationv1.OperationType{"CREATE", "UPDATE", "DELETE"}
+		case "ipaddresspools-delete.pharos.io":
+			return []admissionregistrationv1.OperationType{"DELETE"}
 		}
 		return []admissionregistrationv1.OperationType{"CREATE", "UPDATE"}
+	}
+	resource := func(name string) string {
+		return strings.TrimSuffix(strings.TrimSuffix(name, ".pharos.io"), "-delete")
 	}
 	if len(vwc.Webhooks) != len(want) {
 		t.Fatalf("%d webhooks, want %d", len(vwc.Webhooks), len(want))
@@ -252,12 +260,16 @@ func assertWebhookConfiguration(t *testing.T, objs []*unstructured.Unstructured,
 		}
 		if len(w.Rules) != 1 || !reflect.DeepEqual(w.Rules[0].APIGroups, []string{"pharos.io"}) ||
 			!reflect.DeepEqual(w.Rules[0].APIVersions, []string{"v1beta1"}) ||
-			!reflect.DeepEqual(w.Rules[0].Resources, []string{strings.TrimSuffix(w.Name, ".pharos.io")}) ||
+			!reflect.DeepEqual(w.Rules[0].Resources, []string{resource(w.Name)}) ||
 			!reflect.DeepEqual(w.Rules[0].Operations, ops(w.Name)) {
 			t.Errorf("%s: rules %+v", w.Name, w.Rules)
 		}
-		if w.FailurePolicy == nil || *w.FailurePolicy != policy || w.SideEffects == nil || *w.SideEffects != admissionregistrationv1.SideEffectClassNone ||
-			!reflect.DeepEqual(w.AdmissionReviewVersions, []string{"v1"}) || w.TimeoutSeconds == nil || *w.TimeoutSeconds != 10 ||
+		wantPolicy, wantTimeout := policy, int32(10)
+		if w.Name == "ipaddresspools-delete.pharos.io" {
+			wantPolicy, wantTimeout = admissionregistrationv1.Ignore, 5
+		}
+		if w.FailurePolicy == nil || *w.FailurePolicy != wantPolicy || w.SideEffects == nil || *w.SideEffects != admissionregistrationv1.SideEffectClassNone ||
+			!reflect.DeepEqual(w.AdmissionReviewVersions, []string{"v1"}) || w.TimeoutSeconds == nil || *w.TimeoutSeconds != wantTimeout ||
 			w.MatchPolicy == nil || *w.MatchPolicy != admissionregistrationv1.Equivalent {
 			t.Errorf("%s: failurePolicy %v sideEffects %v reviewVersions %v timeout %v matchPolicy %v",
 				w.Name, w.FailurePolicy, w.SideEffects, w.AdmissionReviewVersions, w.TimeoutSeconds, w.MatchPolicy)
@@ -800,7 +812,11 @@ func TestValuesConfigHooks(t *testing.T) {
 		}
 
 		role := into[rbacv1.ClusterRole](t, find(t, objs, "ClusterRole", "pharos-uninstall"))
-		want := []rbacv1.PolicyRule{{APIGroups: []string{"pharos.io"}, Resources: []string{"ipaddresspools", "l2advertisements"}, Verbs: []string{"list", "delete"}}}
+		want := []rbacv1.PolicyRule{
+			{APIGroups: []string{"pharos.io"}, Resources: []string{"ipaddresspools", "l2advertisements"}, Verbs: []string{"list", "delete"}},
+			// --force: the pool-in-use finalizer off the pools it deletes.
+			{APIGroups: []string{"pharos.io"}, Resources: []string{"ipaddresspools"}, Verbs: []string{"get", "patch"}},
+		}
 		if !reflect.DeepEqual(role.Rules, want) {
 			t.Errorf("%v: values-config ClusterRole rules %+v, want %+v", args, role.Rules, want)
 		}
