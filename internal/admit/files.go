@@ -11,6 +11,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	sigsjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 
 	"github.com/pharos-lb/pharos/api/v1beta1"
@@ -250,8 +251,15 @@ func decode(doc []byte) (objs []any, kind, name string, err error) {
 		return nil, kind, name, fmt.Errorf("metadata.name: Required value")
 	}
 	obj := newObj()
-	if err := yaml.UnmarshalStrict(js, obj); err != nil {
+	// As the apiserver decodes with --validate=strict: field names are
+	// case-sensitive, unknown and duplicate fields are errors with their
+	// path.
+	strict, err := sigsjson.UnmarshalStrict(js, obj, sigsjson.DisallowDuplicateFields, sigsjson.DisallowUnknownFields)
+	if err != nil {
 		return nil, kind, name, strictError(err)
+	}
+	if len(strict) > 0 {
+		return nil, kind, name, strictError(errors.Join(strict...))
 	}
 	return []any{obj}, kind, name, nil
 }

@@ -56,7 +56,7 @@ func TestValidateFiles(t *testing.T) {
 	}, {
 		name:  "unknown field, unknown kind, MetalLB's kind, no name, bad YAML: one line each",
 		files: []string{"apiVersion: pharos.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: x}\nspec: {addresses: [198.18.0.0/24], bogus: 1}\n---\napiVersion: pharos.io/v1beta1\nkind: Pool\nmetadata: {name: why}\n---\napiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: z}\n---\napiVersion: pharos.io/v1beta1\nkind: BFDProfile\nspec: {}\n---\nkey: [unclosed\n"},
-		want: []string{`IPAddressPool x: unknown field "bogus"`, `Pool why: unknown kind "Pool"`, "IPAddressPool z: apiVersion metallb.io/v1beta1 is MetalLB's; convert it with kubectl pharos migrate-metallb",
+		want: []string{`IPAddressPool x: unknown field "spec.bogus"`, `Pool why: unknown kind "Pool"`, "IPAddressPool z: apiVersion metallb.io/v1beta1 is MetalLB's; convert it with kubectl pharos migrate-metallb",
 			"BFDProfile : metadata.name: Required value", "f0: document 5: yaml: line 1"},
 	}, {
 		name:    "objects of other API groups are not validate's to check; a wrong pharos.io version is",

@@ -118,6 +118,10 @@ func ParseBGPPeer(obj *v1beta1.BGPPeer) (*BGPPeer, field.ErrorList) {
 			errs = append(errs, field.Invalid(spec.Child("connectTime"), p.ConnectTime.String(), "must be 1s to 65535s, in whole seconds"))
 		}
 	}
+	// RFC 2385 carries at most 80 bytes of key (the CRD's maxLength too).
+	if len(s.Password) > 80 {
+		errs = append(errs, field.TooLong(spec.Child("password"), "", 80))
+	}
 	if s.Password != "" && s.PasswordSecret != nil {
 		errs = append(errs, field.Invalid(spec.Child("passwordSecret"), s.PasswordSecret.Name, "set either password or passwordSecret, not both"))
 	}

@@ -54,14 +54,6 @@ var ValidateAdmits = map[string]string{
 	// peerPort is a uint16 with omitempty: 0 reads as unset, and the
 	// speakers then use 179. The schema refuses the explicit 0.
 	"peer-port-zero.yaml": "an explicit peerPort: 0 decodes as unset (the default, 179)",
-	// The TCP MD5 key of a session is at most 80 bytes (the schema's
-	// maxLength); ParseBGPPeer does not check the length.
-	"peer-password-too-long.yaml": "the password's length is the schema's check only",
-	// validate decodes with encoding/json, whose field names match without
-	// regard to case: holdtime is read as holdTime. The apiserver's strict
-	// decoding refuses the unknown field (and, without --validate=strict,
-	// drops it: the session gets the default hold time).
-	"peer-field-wrong-case.yaml": "validate matches field names case-insensitively",
 }
 
 // Refusal is one expected refusal.
