@@ -67,16 +67,22 @@ type BGPPeerSpec struct {
 	// HoldTime is the BGP hold time: 0 or at least 3s (default 90s, or
 	// three keepalives when only keepaliveTime is set).
 	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^(0|([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+)$`
 	HoldTime *metav1.Duration `json:"holdTime,omitempty"`
 
 	// KeepaliveTime is the keepalive interval, at most the hold time
 	// (default a third of it).
 	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^(0|([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+)$`
 	KeepaliveTime *metav1.Duration `json:"keepaliveTime,omitempty"`
 
 	// ConnectTime is the time between connection attempts, 1s to 65535s in
 	// whole seconds (default 5s).
 	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^(0|([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+)$`
 	ConnectTime *metav1.Duration `json:"connectTime,omitempty"`
 
 	// Password is the TCP MD5 password. Prefer passwordSecret: this field is

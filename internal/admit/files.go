@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	sigsjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
@@ -250,6 +252,9 @@ func decode(doc []byte) (objs []any, kind, name string, err error) {
 	if name == "" {
 		return nil, kind, name, fmt.Errorf("metadata.name: Required value")
 	}
+	if err := durations(kind, js); err != nil {
+		return nil, kind, name, err
+	}
 	obj := newObj()
 	// As the apiserver decodes with --validate=strict: field names are
 	// case-sensitive, unknown and duplicate fields are errors with their
@@ -262,6 +267,37 @@ func decode(doc []byte) (objs []any, kind, name string, err error) {
 		return nil, kind, name, strictError(errors.Join(strict...))
 	}
 	return []any{obj}, kind, name, nil
+}
+
+// durationFields are the duration fields of each kind, under spec.
+var durationFields = map[string][]string{"BGPPeer": {"holdTime", "keepaliveTime", "connectTime"}}
+
+// durations checks the kind's duration fields before decoding: a bad one
+// fails the decoding with Go's bare `time: invalid duration "soon"`, which
+// names neither the field nor the fix.
+func durations(kind string, js []byte) error {
+	fields := durationFields[kind]
+	if len(fields) == 0 {
+		return nil
+	}
+	var obj struct {
+		Spec map[string]any `json:"spec"`
+	}
+	if json.Unmarshal(js, &obj) != nil {
+		return nil // the strict decoding says what is wrong
+	}
+	var errs field.ErrorList
+	for _, f := range fields {
+		v, ok := obj.Spec[f]
+		if !ok || v == nil {
+			continue
+		}
+		s, isString := v.(string)
+		if _, err := time.ParseDuration(s); !isString || err != nil {
+			errs = append(errs, field.Invalid(field.NewPath("spec", f), v, "not a duration: write it like 90s or 1m30s"))
+		}
+	}
+	return errs.ToAggregate()
 }
 
 // strictError words a strict decoding error as the apiserver does
