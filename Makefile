@@ -142,7 +142,7 @@ fuzz: ## Fuzz the config parser for FUZZTIME per fuzzer
 .NOTPARALLEL: bench
 
 .PHONY: bench
-bench: bench-alloc bench-controller bench-lab bench-l2 bench-bgp bench-dataplane bench-plugin bench-outage bench-helm bench-invalid-config ## Run all benchmarks and print _output/bench/summary.json
+bench: bench-alloc bench-controller bench-lab bench-l2 bench-bgp bench-dataplane bench-plugin bench-outage bench-partition bench-helm bench-invalid-config ## Run all benchmarks and print _output/bench/summary.json
 	@echo "== $(BENCH_SUMMARY)"
 	@cat $(BENCH_SUMMARY)
 
@@ -203,6 +203,10 @@ bench-plugin: deps ## kubectl pharos in the lab (root): explain p95 with 1,000 S
 .PHONY: bench-outage
 bench-outage: deps ## Control-plane outage in the lab (root): failed requests over a 10-minute outage (OUTAGE=10m), cold start of every Pharos process to the address answering
 	go run ./test/bench/outage -outage $(or $(OUTAGE),10m) | go run ./hack/benchmerge -out $(BENCH_SUMMARY) -require outage_failed_requests,cold_start_announce_s
+
+.PHONY: bench-partition
+bench-partition: deps ## One node's memberlist port blocked in the lab (root): how long two MACs answer ARP for an address (max over trials), whether healing moves it
+	go run ./test/bench/partition | go run ./hack/benchmerge -out $(BENCH_SUMMARY) -require partition_two_mac_ms
 
 .PHONY: bench-helm
 bench-helm: deps tools ## Time helm install (pool in values) to a Service answering, and helm uninstall, in the lab (root)
