@@ -56,6 +56,8 @@ func main() {
 		err = runProbe(ctx, args)
 	case "load":
 		err = runLoad(ctx, args)
+	case "l2flood":
+		err = runFlood(ctx, args)
 	case "hold":
 		err = runHold(ctx, args)
 	case "supervise":
