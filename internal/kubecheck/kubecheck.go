@@ -100,6 +100,14 @@ func Check(ctx context.Context, cs kubernetes.Interface, o Options) error {
 		return fmt.Errorf("%s: the apiserver is not ready yet: %w", o.Component, err)
 	}
 	var problems []string
+	// /version is public; a cluster that hides it is not refused for that.
+	if info, err := cs.Discovery().ServerVersion(); err != nil {
+		if Transient(err) {
+			return fmt.Errorf("%s: reading the Kubernetes version: %w", o.Component, err)
+		}
+	} else if ok, verr := versionAtLeast(info.GitVersion, MinKubernetes); verr == nil && !ok {
+		problems = append(problems, fmt.Sprintf("Kubernetes %s is too old: Pharos needs %d.%d or newer (for the LoadBalancer status's ipMode)", info.GitVersion, MinKubernetes[0], MinKubernetes[1]))
+	}
 	for _, r := range o.Resources {
 		list, err := cs.Discovery().ServerResourcesForGroupVersion(r.GroupVersion)
 		if err != nil && !apierrors.IsNotFound(err) {

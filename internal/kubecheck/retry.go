@@ -26,6 +26,11 @@ func Transient(err error) bool {
 	}
 	var status apierrors.APIStatus
 	if errors.As(err, &status) {
+		// The status code decides: client-go marks a response it could not
+		// decode (a 403 from a proxy, say) as "unexpected", whatever its code.
+		if code := status.Status().Code; code >= 400 && code < 500 && code != 429 && code != 408 {
+			return false
+		}
 		return apierrors.IsInternalError(err) || apierrors.IsServiceUnavailable(err) || apierrors.IsServerTimeout(err) ||
 			apierrors.IsTimeout(err) || apierrors.IsTooManyRequests(err) || apierrors.IsUnexpectedServerError(err) ||
 			status.Status().Code >= 500

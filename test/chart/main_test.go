@@ -38,8 +38,8 @@ import (
 const (
 	release   = "pharos"
 	releaseNS = "pharos-system"
-	// kubeVersion is what `helm template` assumes (its default, v1.20, is
-	// below the chart's kubeVersion); the pinned one of the repository.
+	// kubeVersion is what `helm template` assumes in these tests: the
+	// pinned one of the repository (Helm's own default is v1.20).
 	kubeVersion = "1.37.2"
 )
 

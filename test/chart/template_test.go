@@ -880,3 +880,16 @@ func TestForwardingAndBGPSecrets(t *testing.T) {
 		t.Errorf("speaker may read Secrets %v, want exactly %v", names, want)
 	}
 }
+
+// TestPlainHelmTemplate: `helm template t charts/pharos` with no flags, as
+// GitOps pipelines and `| kubectl apply -f -` run it, renders (Helm then
+// assumes Kubernetes v1.20; the binaries check the real version).
+func TestPlainHelmTemplate(t *testing.T) {
+	out, err := runHelm(t, nil, "template", "t", chartDir)
+	if err != nil {
+		t.Fatalf("helm template t charts/pharos: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "kind: DaemonSet") || !strings.Contains(out, "kind: Deployment") {
+		t.Errorf("the plain render lacks the speaker DaemonSet or the controller Deployment:\n%.2000s", out)
+	}
+}
