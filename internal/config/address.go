@@ -109,7 +109,7 @@ func ParseRange(s string) (Range, error) {
 		if p.Masked() != p {
 			return Range{}, fmt.Errorf("%q has host bits set; did you mean %s?", s, p.Masked())
 		}
-		return prefixRange(p), nil
+		return noMapped(s, prefixRange(p))
 	}
 	parts := strings.Split(s, "-")
 	if len(parts) != 2 {
@@ -129,7 +129,21 @@ func ParseRange(s string) (Range, error) {
 	if last.Less(first) {
 		return Range{}, fmt.Errorf("range %q is reversed: its start is after its end; write %s-%s", s, last, first)
 	}
-	return Range{First: first, Last: last}, nil
+	return noMapped(s, Range{First: first, Last: last})
+}
+
+// mapped is ::ffff:0:0/96, the IPv4-mapped IPv6 addresses: no client
+// reaches a Service at one (it would use the IPv4 address), and Go's
+// netip compares them unequal to it.
+var mapped = Range{First: netip.AddrFrom16([16]byte{10: 0xff, 11: 0xff}), Last: netip.AddrFrom16([16]byte{10: 0xff, 11: 0xff, 12: 0xff, 13: 0xff, 14: 0xff, 15: 0xff})}
+
+// noMapped refuses an IPv6 range that reaches into the IPv4-mapped block
+// (found by fuzzing: "::/80" holds all of it).
+func noMapped(s string, r Range) (Range, error) {
+	if r.First.Is6() && r.Overlaps(mapped) {
+		return Range{}, fmt.Errorf("%q includes IPv4-mapped IPv6 addresses (::ffff:0:0/96), which no client uses; use a prefix outside them, such as 2001:db8:100::/64", s)
+	}
+	return r, nil
 }
 
 // prefixRange returns the first and last address of a masked prefix.

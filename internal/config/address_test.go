@@ -36,7 +36,7 @@ func TestParseRange(t *testing.T) {
 		{"IPv6 /128 is one address", "2001:db8::1/128", "2001:db8::1", "2001:db8::1"},
 		{"IPv6 /120", "2001:db8::100/120", "2001:db8::100", "2001:db8::1ff"},
 		{"IPv6 /61 ends inside a byte", "2001:db8::/61", "2001:db8::", "2001:db8:0:7:ffff:ffff:ffff:ffff"},
-		{"IPv6 /0 is every IPv6 address", "::/0", "::", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"},
+		{"IPv6 /1: the upper half of IPv6", "8000::/1", "8000::", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"},
 		{"IPv6 CIDR in upper case", "2001:DB8:100::/64", "2001:db8:100::", "2001:db8:100:0:ffff:ffff:ffff:ffff"},
 
 		// Ranges.
@@ -100,6 +100,10 @@ func TestParseRange(t *testing.T) {
 		{"IPv4-mapped range", "::ffff:198.18.100.1-::ffff:198.18.100.2", []string{"IPv4-mapped", "write it as 198.18.100.1"}},
 		{"IPv4-mapped range end", "198.18.100.1-::ffff:198.18.100.2", []string{"end", "IPv4-mapped", "write it as 198.18.100.2"}},
 		{"IPv4-mapped CIDR", "::ffff:198.18.100.0/120", []string{"IPv4-mapped IPv6 prefix", "IPv4 prefix"}},
+		// Found by fuzzing: "::/80" held all of ::ffff:0:0/96.
+		{"IPv6 CIDR holding the IPv4-mapped block", "::/80", []string{"includes IPv4-mapped IPv6 addresses", "2001:db8:100::/64"}},
+		{"IPv6 /0", "::/0", []string{"includes IPv4-mapped IPv6 addresses"}},
+		{"IPv6 range across the IPv4-mapped block", "::1-::1:0:0:1", []string{"includes IPv4-mapped IPv6 addresses"}},
 	}
 	for _, tc := range invalid {
 		t.Run(tc.name, func(t *testing.T) {
@@ -250,7 +254,7 @@ func TestRangeSize(t *testing.T) {
 		{"2001:db8::1/128", big.NewInt(1)},
 		{"2001:db8:100::/64", pow2(64)},
 		{"2001:db8::10-2001:db8::20", big.NewInt(17)},
-		{"::/0", pow2(128)},
+		{"8000::/1", pow2(127)},
 	}
 	for _, tc := range tests {
 		t.Run(tc.in, func(t *testing.T) {

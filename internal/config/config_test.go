@@ -176,9 +176,9 @@ func TestParsePoolValid(t *testing.T) {
 			wantV4: true, wantAuto: true,
 		},
 		{
-			name:       "all of IPv4 and all of IPv6 do not overlap",
-			obj:        newPool("everything", addrs("::/0", "0.0.0.0/0")),
-			wantRanges: []Range{rng("0.0.0.0", "255.255.255.255"), rng("::", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff")},
+			name:       "all of IPv4 and half of IPv6 do not overlap",
+			obj:        newPool("everything", addrs("8000::/1", "0.0.0.0/0")),
+			wantRanges: []Range{rng("0.0.0.0", "255.255.255.255"), rng("8000::", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff")},
 			wantV4:     true, wantV6: true, wantAuto: true,
 		},
 		{
@@ -453,7 +453,7 @@ func TestBuildOverlap(t *testing.T) {
 			name: "IPv6 overlap",
 			pools: []v1beta1.IPAddressPool{
 				newPool("v6", addrs("2001:db8:100::/64"), created(1)),
-				newPool("all-v6", addrs("198.18.100.0/24", "::/0"), created(2)),
+				newPool("all-v6", addrs("198.18.100.0/24", "2000::/3"), created(2)),
 			},
 			accepted: []string{"v6"},
 			rejected: map[string][]wantErr{"all-v6": {{field.ErrorTypeInvalid, "spec.addresses[1]", []string{`IPAddressPool "v6"`}}}},
@@ -496,7 +496,7 @@ func TestBuildOverlap(t *testing.T) {
 				newPool("low", addrs("198.18.100.0-198.18.100.127"), created(1)),
 				newPool("high", addrs("198.18.100.128/25"), created(2)),
 				newPool("all-v4", addrs("0.0.0.0/0"), created(0)),
-				newPool("all-v6", addrs("::/0"), created(3)),
+				newPool("all-v6", addrs("2000::/3"), created(3)),
 			},
 			accepted: []string{"all-v4", "all-v6"},
 			rejected: map[string][]wantErr{
