@@ -67,6 +67,8 @@ type Speaker struct {
 	// restart the next node's speaker.
 	settled atomic.Bool
 	kick    func()
+	// cut says whether this node is cut off from the memberlist cluster.
+	cut cutOff
 	// statusJobs holds the latest state for the status writer (capacity 1).
 	statusJobs chan statusJob
 }
@@ -128,6 +130,14 @@ func (s *Speaker) Reconcile(ctx context.Context, _ reconcile.Request) (reconcile
 		Members: members, Claims: s.members.Claims(),
 		BGPPeers: peers.Items, BGPAdvertisements: bgpAdv.Items, Communities: comms.Items, BFDProfiles: bfds.Items,
 	})
+	was := s.cut.on.Load()
+	st.CutOff = s.cut.update(s.node, nodes.Items, members)
+	switch {
+	case st.CutOff && !was:
+		s.log.Warn("cut off from the speakers' memberlist cluster while the Nodes API says the others are Ready: giving up the addresses another MAC answers for, taking only those nobody answers for", "members", len(members))
+	case !st.CutOff && was:
+		s.log.Info("no longer cut off from the speakers' memberlist cluster", "members", len(members))
+	}
 	for i := range nodes.Items {
 		if nodes.Items[i].Name == s.node {
 			s.nodeLabels.Store(&nodes.Items[i].Labels)
@@ -139,7 +149,11 @@ func (s *Speaker) Reconcile(ctx context.Context, _ reconcile.Request) (reconcile
 	s.settled.Store(true)
 	// Every change triggers a reconcile; the periodic one only repairs
 	// (and notices an interface that changed without a netlink event).
-	s.queueStatus(statusJob{st: st, members: members})
+	if !st.CutOff {
+		// A node cut off sees every other node dead: its conditions would
+		// contradict the majority's, which writes them.
+		s.queueStatus(statusJob{st: st, members: members})
+	}
 	return reconcile.Result{RequeueAfter: 30 * time.Second}, nil
 }
 

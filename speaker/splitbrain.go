@@ -6,9 +6,13 @@ import (
 	"net/netip"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pharos-lb/pharos/api/v1beta1"
+	"github.com/pharos-lb/pharos/internal/speaker"
+	"github.com/pharos-lb/pharos/internal/speakerlist"
 
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
@@ -18,6 +22,40 @@ import (
 
 // probesPerRound bounds the addresses probed per interval.
 const probesPerRound = 16
+
+// cutOffProbeInterval is the split-brain probe's interval while this node
+// is cut off from the memberlist cluster (see speaker.CutOff): it bounds
+// how long two MACs answer for an address the majority moved away.
+const cutOffProbeInterval = 500 * time.Millisecond
+
+// cutOff tracks whether this node is on the minority side of a memberlist
+// split. Its zero value is ready to use.
+type cutOff struct {
+	mu sync.Mutex
+	// known are the nodes met as members that did not drain since.
+	known map[string]bool
+	on    atomic.Bool
+}
+
+// update records the members seen and reports whether this node is cut
+// off now (see speaker.CutOff).
+func (c *cutOff) update(self string, nodes []corev1.Node, members map[string]speakerlist.Meta) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.known == nil {
+		c.known = map[string]bool{}
+	}
+	for name, m := range members {
+		if m.Draining {
+			delete(c.known, name) // leaving gracefully: not expected back
+		} else {
+			c.known[name] = true
+		}
+	}
+	on := speaker.CutOff(self, nodes, members, c.known)
+	c.on.Store(on)
+	return on
+}
 
 var splitBrainTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
 	Name: "pharos_l2_split_brain_total",
@@ -33,16 +71,25 @@ func init() { metrics.Registry.MustRegister(splitBrainTotal) }
 // event on the Services of the address, once per conflict.
 func (s *Speaker) probeOwned(ctx context.Context, rec recorder.EventRecorder, interval time.Duration) {
 	reported := map[netip.Addr]string{}
+	silent := map[netip.Addr]int{}
 	offset := 0
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(interval):
+		case <-time.After(s.probeInterval(interval)):
 		}
 		var jobs []netip.Addr
-		for ip := range s.l2.Owned() {
+		owned := s.l2.Owned()
+		for ip := range owned {
 			jobs = append(jobs, ip)
+		}
+		for ip := range reported {
+			if _, ok := owned[ip]; !ok {
+				// Released (the conflict with it): a conflict after a
+				// new takeover is reported, and acted on, again.
+				delete(reported, ip)
+			}
 		}
 		// A bounded, rotating share per round keeps the cost flat however
 		// many addresses the node announces; each is still probed within
@@ -75,7 +122,76 @@ func (s *Speaker) probeOwned(ctx context.Context, rec recorder.EventRecorder, in
 					"%s is announced by node %s but MAC %s also answers for it: find the other device or load balancer that uses this address", ip, s.node, seen)
 			}
 		}
+		s.probeHeld(ctx, silent)
 	}
+}
+
+// heldSilentRounds is how many probes in a row nobody must answer for an
+// address held back while this node is cut off before it takes it: one
+// lost request must not make it a second announcer.
+const heldSilentRounds = 2
+
+// probeHeld asks the LAN who answers for the addresses this node holds
+// back while it is cut off from the memberlist cluster (at most
+// probesPerRound of them), and frees those nobody answered for
+// heldSilentRounds probes in a row: the other speakers really failed, so
+// this node announces them. silent counts the rounds, per address.
+func (s *Speaker) probeHeld(ctx context.Context, silent map[netip.Addr]int) {
+	held := s.l2.Held()
+	for ip := range silent {
+		if _, ok := held[ip]; !ok {
+			delete(silent, ip)
+		}
+	}
+	var jobs []netip.Addr
+	for ip := range held {
+		jobs = append(jobs, ip)
+	}
+	sort.Slice(jobs, func(i, j int) bool { return jobs[i].Less(jobs[j]) })
+	if len(jobs) > probesPerRound {
+		jobs = jobs[:probesPerRound]
+	}
+	answered := make([]int, len(jobs)) // -1: the probe failed
+	var wg sync.WaitGroup
+	for i, ip := range jobs {
+		wg.Go(func() {
+			macs, err := s.l2.ProbeHeld(ctx, ip, 300*time.Millisecond)
+			answered[i] = len(macs)
+			if err != nil {
+				answered[i] = -1
+			}
+		})
+	}
+	wg.Wait()
+	freed := false
+	for i, ip := range jobs {
+		switch {
+		case answered[i] < 0:
+			continue
+		case answered[i] > 0:
+			silent[ip] = 0
+			continue
+		}
+		silent[ip]++
+		if silent[ip] >= heldSilentRounds {
+			s.log.Warn("cut off from the speakers' cluster and nobody answers for an address this node won: taking it", "ip", ip)
+			s.l2.SetFree(ip)
+			delete(silent, ip)
+			freed = true
+		}
+	}
+	if freed && s.kick != nil {
+		s.kick()
+	}
+}
+
+// probeInterval is the split-brain probe's interval: faster while this
+// node is cut off, when a conflict means it must give an address up.
+func (s *Speaker) probeInterval(interval time.Duration) time.Duration {
+	if s.cut.on.Load() {
+		return min(interval, cutOffProbeInterval)
+	}
+	return interval
 }
 
 func macList(macs []net.HardwareAddr) string {

@@ -100,6 +100,11 @@ type Layer2 struct {
 	owned    map[netip.Addr]ownership
 	failed   map[netip.Addr]string // address -> why this node cannot announce it
 	conflict map[netip.Addr]string // address -> other MACs answering for it
+	// held are the addresses this node won but does not take while it is
+	// cut off from the memberlist cluster, with their interfaces; free are
+	// those of them the LAN showed nobody answers for (see Apply).
+	held     map[netip.Addr]string
+	free     map[netip.Addr]bool
 	draining bool
 	closed   bool
 	// base keeps the counters of closed announcers, so the exported
@@ -126,6 +131,7 @@ func New(opts Options) *Layer2 {
 	return &Layer2{opts: opts, log: opts.Logger, ctx: ctx, stop: stop,
 		ifaces: map[string]*openIface{}, owned: map[netip.Addr]ownership{},
 		failed: map[netip.Addr]string{}, conflict: map[netip.Addr]string{}, base: map[string]layer2.Stats{},
+		free:     map[netip.Addr]bool{},
 		failover: newFailoverHistogram()}
 }
 
@@ -141,9 +147,42 @@ func (l *Layer2) Apply(st *speaker.State) {
 	if l.draining {
 		wanted = map[netip.Addr]string{}
 	}
+	held := map[netip.Addr]string{}
+	if st.CutOff {
+		// On the minority side of a memberlist split, the others see this
+		// node dead and elect other owners: it gives up an address once
+		// another MAC answers for it (the split-brain probe's conflict),
+		// so that two MACs answer only until that probe runs, and takes
+		// a new one only once the LAN showed that nobody answers for it
+		// (SetFree), as when the other speakers really failed.
+		for ip, iface := range wanted {
+			_, had := l.owned[ip]
+			switch {
+			case had && l.conflict[ip] != "":
+				held[ip] = iface
+				delete(wanted, ip)
+			case !had && !l.free[ip]:
+				held[ip] = iface
+				delete(wanted, ip)
+			}
+		}
+	}
+	for ip := range l.free {
+		if _, ok := wanted[ip]; !ok || !st.CutOff {
+			delete(l.free, ip)
+		}
+	}
+	l.held = held
 	byIface := map[string][]netip.Addr{}
 	for ip, iface := range wanted {
 		byIface[iface] = append(byIface[iface], ip)
+	}
+	// The interfaces of held addresses stay open, to probe them.
+	heldIface := map[string]bool{}
+	for _, iface := range held {
+		if _, used := byIface[iface]; !used && l.ensureLocked(iface) == nil {
+			heldIface[iface] = true
+		}
 	}
 	failed := map[netip.Addr]string{}
 	for iface, ips := range byIface {
@@ -156,7 +195,7 @@ func (l *Layer2) Apply(st *speaker.State) {
 		}
 	}
 	for name, oi := range l.ifaces {
-		if _, used := byIface[name]; !used {
+		if _, used := byIface[name]; !used && !heldIface[name] {
 			l.closeLocked(name, oi)
 			continue
 		}
@@ -311,6 +350,42 @@ func (l *Layer2) Probe(ctx context.Context, ip netip.Addr, timeout time.Duration
 		return nil, fmt.Errorf("%s is not announced by this node", ip)
 	}
 	return ann.Probe(ctx, ip, timeout)
+}
+
+// Held returns the addresses this node won but holds back while it is cut
+// off from the memberlist cluster, with their interfaces: the split-brain
+// probe asks the LAN who answers for them (ProbeHeld) and frees those
+// nobody does (SetFree).
+func (l *Layer2) Held() map[netip.Addr]string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return maps.Clone(l.held)
+}
+
+// ProbeHeld asks the LAN, through the interface a held address would be
+// announced on, which MACs answer for it.
+func (l *Layer2) ProbeHeld(ctx context.Context, ip netip.Addr, timeout time.Duration) ([]net.HardwareAddr, error) {
+	l.mu.Lock()
+	iface, ok := l.held[ip]
+	var ann Interface
+	if oi := l.ifaces[iface]; ok && oi != nil {
+		ann = oi.ann
+	}
+	l.mu.Unlock()
+	if ann == nil {
+		return nil, fmt.Errorf("%s is not held by this node", ip)
+	}
+	return ann.Probe(ctx, ip, timeout)
+}
+
+// SetFree lets a node cut off from the memberlist cluster take a held
+// address, which nobody on the LAN answers for, at the next Apply.
+func (l *Layer2) SetFree(ip netip.Addr) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, ok := l.held[ip]; ok {
+		l.free[ip] = true
+	}
 }
 
 // SetConflict records (or, with "", clears) the other MACs seen answering

@@ -306,3 +306,44 @@ func TestFailoverMeasured(t *testing.T) {
 		}
 	}
 }
+
+// TestCutOffTakesNothingNewAndYieldsOnConflict: on the minority side of a
+// memberlist split, the node keeps what it announces, holds back an
+// address it did not announce until the LAN shows nobody answers for it
+// (SetFree), and gives one up once another MAC answers for it.
+func TestCutOffTakesNothingNewAndYieldsOnConflict(t *testing.T) {
+	l := New(Options{Node: "n1",
+		LookupLink: func(string) (Link, error) { return Link{Index: 1}, nil },
+		Open:       func(context.Context, layer2.Options) (Interface, error) { return &recorded{}, nil }})
+	defer l.Close()
+	a, b := netip.MustParseAddr("198.18.9.10"), netip.MustParseAddr("198.18.9.11")
+	l.Apply(stateFor(t, "n1", "eth0", "198.18.9.0/24", nil, "198.18.9.10"))
+	st := stateFor(t, "n1", "eth0", "198.18.9.0/24", nil, "198.18.9.10", "198.18.9.11")
+	st.CutOff = true
+	l.Apply(st)
+	if got := l.Owned(); len(got) != 1 || got[a] == "" {
+		t.Fatalf("cut off: owned %v, want only %s (kept, %s not taken)", got, a, b)
+	}
+	if got := l.Held(); len(got) != 1 || got[b] != "eth0" {
+		t.Fatalf("cut off: held %v, want %s on eth0", got, b)
+	}
+	l.SetConflict(a, "02:00:00:00:00:02")
+	l.Apply(st)
+	if got := l.Owned(); len(got) != 0 {
+		t.Fatalf("cut off with another MAC answering: owned %v, want nothing", got)
+	}
+	if got := l.Held(); len(got) != 2 {
+		t.Fatalf("cut off after yielding: held %v, want both", got)
+	}
+	// Nobody answers for b (the other speakers really failed): taken.
+	l.SetFree(b)
+	l.Apply(st)
+	if got := l.Owned(); len(got) != 1 || got[b] == "" {
+		t.Fatalf("cut off, %s free: owned %v, want only it", b, got)
+	}
+	st.CutOff = false
+	l.Apply(st)
+	if got := l.Owned(); len(got) != 2 {
+		t.Fatalf("no longer cut off: owned %v, want both", got)
+	}
+}

@@ -74,7 +74,12 @@ type State struct {
 	// Members are the alive speakers, by node name, as the snapshot had
 	// them.
 	Members map[string]speakerlist.Meta
-	byIP    map[netip.Addr]*Address
+	// CutOff says that this node is on the minority side of a split of
+	// the memberlist cluster (see CutOff): the speaker sets it, and the
+	// layer-2 announcer then gives up the addresses another MAC answers
+	// for, and takes a new one only when nobody on the LAN answers for it.
+	CutOff bool
+	byIP   map[netip.Addr]*Address
 	// slices are the EndpointSlices of each Service, by namespace/name.
 	slices map[string][]*discoveryv1.EndpointSlice
 }
