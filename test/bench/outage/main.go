@@ -118,6 +118,20 @@ func run() error {
 	attempts, _ := probe.Parse(strings.NewReader(p.Stop()))
 	failed := probe.Failures(attempts)
 	fmt.Fprintf(os.Stderr, "outage: %d of %d requests failed\n", failed, len(attempts))
+	// When, relative to the outage's start: each run of failures.
+	down := attempts[0].Start
+	for i := 0; i < len(attempts); i++ {
+		if attempts[i].OK {
+			continue
+		}
+		j := i
+		for j+1 < len(attempts) && !attempts[j+1].OK {
+			j++
+		}
+		fmt.Fprintf(os.Stderr, "  failed from %+.1fs to %+.1fs (%d requests)\n", attempts[i].Start.Sub(down).Seconds(), attempts[j].Start.Sub(down).Seconds(), j-i+1)
+		i = j
+	}
+	keepLogs(l, filepath.Join(out, "logs-outage"))
 	t0 := time.Now()
 	if err := l.StartControlPlane(ctx); err != nil {
 		return err
@@ -174,6 +188,18 @@ func run() error {
 	figures.Report("ColdStartAPIServerStart", "cold_start_apiserver_start_s", ready.Sub(back).Seconds())
 	figures.Report("OutageAPIServerStart", "outage_apiserver_start_s", apiStart.Seconds())
 	return nil
+}
+
+// keepLogs copies the lab's logs (the lab's directory goes at teardown).
+func keepLogs(l *cluster.Lab, dir string) {
+	_ = os.RemoveAll(dir)
+	_ = os.MkdirAll(dir, 0o755)
+	entries, _ := os.ReadDir(l.LogDir())
+	for _, e := range entries {
+		if data, err := os.ReadFile(filepath.Join(l.LogDir(), e.Name())); err == nil {
+			_ = os.WriteFile(filepath.Join(dir, e.Name()), data, 0o644)
+		}
+	}
 }
 
 // milestones lists the speaker's log lines after t, with their offsets.
