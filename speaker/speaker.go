@@ -131,7 +131,11 @@ func (s *Speaker) Reconcile(ctx context.Context, _ reconcile.Request) (reconcile
 		BGPPeers: peers.Items, BGPAdvertisements: bgpAdv.Items, Communities: comms.Items, BFDProfiles: bfds.Items,
 	})
 	was := s.cut.on.Load()
-	st.CutOff = s.cut.update(s.node, nodes.Items, members)
+	var settle time.Duration
+	st.CutOff, settle = s.cut.update(s.node, nodes.Items, members)
+	if settle > 0 && s.kick != nil {
+		time.AfterFunc(settle+10*time.Millisecond, s.kick)
+	}
 	switch {
 	case st.CutOff && !was:
 		s.log.Warn("cut off from the speakers' memberlist cluster while the Nodes API says the others are Ready: giving up the addresses another MAC answers for, taking only those nobody answers for", "members", len(members))

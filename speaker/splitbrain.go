@@ -28,18 +28,29 @@ const probesPerRound = 16
 // how long two MACs answer for an address the majority moved away.
 const cutOffProbeInterval = 500 * time.Millisecond
 
+// cutOffSettle is how long a node that was cut off still behaves as cut
+// off once it sees the others again: memberlist tells it they are alive
+// (and the speaker reconciles) before their claims arrive, and without
+// those it would take back addresses the majority moved (the claims reach
+// it within one push-pull, every 5 s at most).
+const cutOffSettle = 5 * time.Second
+
 // cutOff tracks whether this node is on the minority side of a memberlist
 // split. Its zero value is ready to use.
 type cutOff struct {
 	mu sync.Mutex
 	// known are the nodes met as members that did not drain since.
 	known map[string]bool
+	// until is when the last cut-off view ends its settling.
+	until time.Time
 	on    atomic.Bool
 }
 
-// update records the members seen and reports whether this node is cut
-// off now (see speaker.CutOff).
-func (c *cutOff) update(self string, nodes []corev1.Node, members map[string]speakerlist.Meta) bool {
+// update records the members seen and reports whether this node is to
+// behave as cut off now (see speaker.CutOff): while it is, and for
+// cutOffSettle after. settled, when not zero, is when a reconcile must
+// run again to end the settling.
+func (c *cutOff) update(self string, nodes []corev1.Node, members map[string]speakerlist.Meta) (on bool, settled time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.known == nil {
@@ -52,9 +63,17 @@ func (c *cutOff) update(self string, nodes []corev1.Node, members map[string]spe
 			c.known[name] = true
 		}
 	}
-	on := speaker.CutOff(self, nodes, members, c.known)
+	now := time.Now()
+	cut := speaker.CutOff(self, nodes, members, c.known)
+	if cut {
+		c.until = now.Add(cutOffSettle)
+	}
+	on = cut || now.Before(c.until)
+	if on && !cut {
+		settled = c.until.Sub(now)
+	}
 	c.on.Store(on)
-	return on
+	return on, settled
 }
 
 var splitBrainTotal = prometheus.NewCounterVec(prometheus.CounterOpts{

@@ -364,6 +364,15 @@ func (l *List) recordDeparture(node string, now time.Time) {
 			l.departed[ip] = now
 		}
 	}
+	// The departed member's claims are void: the others elect new owners
+	// for its addresses. Kept, they would pull each address back to it
+	// when it returns (its claim is the earlier one) before its current
+	// claims arrive, as after a memberlist-only partition. Its version is
+	// kept, so that a stale copy gossiped by a third node cannot bring
+	// them back.
+	if cs, ok := l.remote[node]; ok {
+		l.remote[node] = claimSet{Version: cs.Version}
+	}
 }
 
 // OwnerLeft reports when this node learned, from memberlist's leave or
