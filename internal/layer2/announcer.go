@@ -32,6 +32,7 @@ import (
 	"github.com/mdlayher/ethernet"
 	"github.com/mdlayher/ndp"
 	"github.com/mdlayher/packet"
+	"golang.org/x/net/bpf"
 	"golang.org/x/net/ipv6"
 	"golang.org/x/time/rate"
 )
@@ -72,7 +73,10 @@ type Options struct {
 // sent, for metrics. Ignored frames are well formed but not for us (a
 // request for another address, a reply, our own frame); malformed ones
 // could not be parsed or broke a validity rule (a wrong hop limit or
-// checksum, say).
+// checksum, say). The sockets' kernel filters drop most frames that are
+// not for us before we receive them (requests for addresses we do not
+// own, while we own at most maxFilterAddrs of the family), and those are
+// not counted at all.
 type Stats struct {
 	ARPAnswered  uint64 // ARP requests answered
 	ARPIgnored   uint64 // ARP frames not answered
@@ -128,6 +132,10 @@ type Announcer struct {
 	arp   net.PacketConn // ARP frames
 	ndp   net.PacketConn // NS and NA frames; nil if NDP is off
 	mcast groupConn      // nil if NDP is off
+
+	// fmu serializes the updates of the sockets' filters, so that the
+	// last one installed was built from the latest owned and probed sets.
+	fmu sync.Mutex
 
 	// dropLog and errLog rate-limit the logs of the receive path, which a
 	// busy or hostile LAN could otherwise flood.
@@ -196,7 +204,9 @@ func New(opts Options) (*Announcer, error) {
 	}
 
 	a := newAnnouncer(opts, ifi.Name, ifi.HardwareAddr, ipv4, linkLocal, ifi.MTU)
-	arpBPF, err := arpFilter()
+	// Nothing is owned or probed yet: the filters pass no request until
+	// SetOwned or Probe installs theirs.
+	arpBPF, err := arpOwnedFilter(nil, nil)
 	if err != nil {
 		return nil, fmt.Errorf("layer2: %w", err)
 	}
@@ -217,7 +227,7 @@ func New(opts Options) (*Announcer, error) {
 // openNDP opens the NDP packet socket and the ICMPv6 socket that holds the
 // multicast memberships.
 func (a *Announcer) openNDP(ifi *net.Interface) error {
-	ndpBPF, err := ndpFilter()
+	ndpBPF, err := ndpOwnedFilter(nil, nil)
 	if err != nil {
 		return err
 	}
@@ -499,6 +509,65 @@ func (a *Announcer) SetOwned(ips []netip.Addr) {
 			go a.burst(ctx, ip)
 		}
 	}
+	// Before returning: the new addresses are answered, the removed ones
+	// no longer reach us.
+	a.refilterLocked()
+}
+
+// bpfConn is a socket whose kernel filter can be replaced, as a
+// packet.Conn's can.
+type bpfConn interface {
+	SetBPF(filter []bpf.RawInstruction) error
+}
+
+// refilterLocked installs the sockets' filters for the owned and probed
+// addresses; a.mu must be held. If a filter cannot be built or installed,
+// it falls back to the permissive one, so that no owned address goes
+// unanswered.
+func (a *Announcer) refilterLocked() {
+	a.fmu.Lock()
+	defer a.fmu.Unlock()
+	if a.closed {
+		return
+	}
+	owned := make([]netip.Addr, 0, len(a.owned))
+	for ip := range a.owned {
+		owned = append(owned, ip)
+	}
+	a.pmu.Lock()
+	probing := make([]netip.Addr, 0, len(a.probes))
+	for ip := range a.probes {
+		probing = append(probing, ip)
+	}
+	a.pmu.Unlock()
+	type filter struct {
+		conn              net.PacketConn
+		build, permissive func() ([]bpf.RawInstruction, error)
+	}
+	filters := []filter{{a.arp, func() ([]bpf.RawInstruction, error) { return arpOwnedFilter(owned, probing) }, arpFilter}}
+	if a.ndp != nil {
+		filters = append(filters, filter{a.ndp, func() ([]bpf.RawInstruction, error) { return ndpOwnedFilter(owned, probing) }, ndpFilter})
+	}
+	for _, f := range filters {
+		c, ok := f.conn.(bpfConn)
+		if !ok {
+			continue
+		}
+		prog, err := f.build()
+		if err == nil {
+			err = c.SetBPF(prog)
+		}
+		if err == nil {
+			continue
+		}
+		a.log.Warn("installing the socket filter failed; passing every frame", "error", err)
+		if prog, err = f.permissive(); err == nil {
+			err = c.SetBPF(prog)
+		}
+		if err != nil {
+			a.log.Error("installing the permissive socket filter failed", "error", err)
+		}
+	}
 }
 
 // acquireGroupLocked takes a reference on ip's solicited-node group.
@@ -641,15 +710,18 @@ func (a *Announcer) Probe(ctx context.Context, ip netip.Addr, timeout time.Durat
 	a.pmu.Lock()
 	a.probes[ip] = append(a.probes[ip], p)
 	a.pmu.Unlock()
+	// The other owners' frames must pass the kernel filter from now on.
+	a.refilter()
 	defer func() {
 		a.pmu.Lock()
-		defer a.pmu.Unlock()
 		rest := slices.DeleteFunc(a.probes[ip], func(q *probe) bool { return q == p })
 		if len(rest) == 0 {
 			delete(a.probes, ip)
 		} else {
 			a.probes[ip] = rest
 		}
+		a.pmu.Unlock()
+		a.refilter()
 	}()
 	result := func() []net.HardwareAddr {
 		a.pmu.Lock()
@@ -675,6 +747,13 @@ func (a *Announcer) Probe(ctx context.Context, ip netip.Addr, timeout time.Durat
 			return result(), nil
 		}
 	}
+}
+
+// refilter is refilterLocked for callers without a.mu.
+func (a *Announcer) refilter() {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	a.refilterLocked()
 }
 
 // notifyProbes records that mac claims ip, for the running probes of ip.

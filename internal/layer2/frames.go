@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"net"
 	"net/netip"
+	"slices"
 
 	"github.com/mdlayher/arp"
 	"github.com/mdlayher/ethernet"
@@ -450,6 +451,164 @@ func icmpv6Sum(src, dst netip.Addr, body []byte) uint16 {
 		sum = sum>>16 + sum&0xffff
 	}
 	return uint16(sum)
+}
+
+// maxFilterAddrs is the most addresses of one family (owned and probed
+// together) that the socket filters list, one instruction each, well
+// within the kernel's 4,096 instructions. With more, the permissive
+// filters (arpFilter, ndpFilter) pass every ARP or NDP frame and the
+// decision functions sort them out.
+const maxFilterAddrs = 3000
+
+// acceptFrame is what a filter returns to pass a whole frame.
+const acceptFrame = 0xffff
+
+// arpOwnedFilter is the BPF program of the ARP socket while we own owned
+// and probe probing (their IPv4 addresses; the others are skipped): only
+// ARP requests for an owned address, and ARP packets of any operation
+// sent by a probed address, reach us. Everything else is dropped in the
+// kernel, before it is queued to our socket, so that a flood of requests
+// for other addresses costs us nothing and cannot push a request for an
+// owned address out of the socket's queue. The filter passes every frame
+// that decideARP would answer or take as a claim for a probed address;
+// the decision functions still check everything themselves.
+func arpOwnedFilter(owned, probing []netip.Addr) ([]bpf.RawInstruction, error) {
+	m, ok := arpMatch(owned, probing)
+	if !ok {
+		return arpFilter()
+	}
+	return bpf.Assemble(append(dropOutgoing(), m...))
+}
+
+// arpMatch is arpOwnedFilter's program after the outgoing check, which
+// golang.org/x/net/bpf's VM can run (it lacks the packet type), or false
+// with more than maxFilterAddrs addresses.
+func arpMatch(owned, probing []netip.Addr) ([]bpf.Instruction, bool) {
+	targets, senders := ipv4Words(owned), ipv4Words(probing)
+	if len(targets)+len(senders) > maxFilterAddrs {
+		return nil, false
+	}
+	const (
+		offOp     = ethHeaderLen + 6
+		offSender = ethHeaderLen + 14
+		offTarget = ethHeaderLen + 24
+	)
+	requests := append([]bpf.Instruction{bpf.LoadAbsolute{Off: offTarget, Size: 4}}, matchAny(targets)...)
+	prog := []bpf.Instruction{
+		bpf.LoadAbsolute{Off: offOp, Size: 2},
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(arp.OperationRequest), SkipTrue: 1},
+		bpf.Jump{Skip: uint32(len(requests))},
+	}
+	prog = append(prog, requests...)
+	// Requests for other addresses, and replies, fall through to here.
+	prog = append(prog, bpf.LoadAbsolute{Off: offSender, Size: 4})
+	prog = append(prog, matchAny(senders)...)
+	return append(prog, bpf.RetConstant{Val: 0}), true
+}
+
+// ndpOwnedFilter is the BPF program of the IPv6 socket while we own owned
+// and probe probing (their IPv6 addresses; the others are skipped): only
+// Neighbor Solicitations for an owned address and Neighbor Advertisements
+// for a probed one reach us, as far as the target's last 32 bits tell
+// (one comparison per address; decideNDP checks the whole target).
+func ndpOwnedFilter(owned, probing []netip.Addr) ([]bpf.RawInstruction, error) {
+	m, ok := ndpMatch(owned, probing)
+	if !ok {
+		return ndpFilter()
+	}
+	return bpf.Assemble(append(dropOutgoing(), m...))
+}
+
+// ndpMatch is ndpOwnedFilter's program after the outgoing check, or false
+// with more than maxFilterAddrs addresses.
+func ndpMatch(owned, probing []netip.Addr) ([]bpf.Instruction, bool) {
+	solicited, advertised := ipv6LowWords(owned), ipv6LowWords(probing)
+	if len(solicited)+len(advertised) > maxFilterAddrs {
+		return nil, false
+	}
+	const (
+		offNextHeader = ethHeaderLen + 6
+		offICMPType   = ethHeaderLen + ipv6HeaderLen
+		// The target's last 32 bits, after type, code, checksum and 4
+		// bytes of flags or reserved, in both messages.
+		offTargetLow = offICMPType + 8 + 12
+	)
+	ns := append([]bpf.Instruction{bpf.LoadAbsolute{Off: offTargetLow, Size: 4}}, matchAny(solicited)...)
+	ns = append(ns, bpf.RetConstant{Val: 0})
+	prog := []bpf.Instruction{
+		bpf.LoadAbsolute{Off: offNextHeader, Size: 1},
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: protoICMPv6, SkipTrue: 1},
+		bpf.RetConstant{Val: 0},
+		bpf.LoadAbsolute{Off: offICMPType, Size: 1},
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: icmpTypeNS, SkipTrue: 1},
+		bpf.Jump{Skip: uint32(len(ns))},
+	}
+	prog = append(prog, ns...)
+	// Not a solicitation: an advertisement for a probed address, or
+	// nothing.
+	prog = append(prog,
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: icmpTypeNA, SkipTrue: 1},
+		bpf.RetConstant{Val: 0},
+		bpf.LoadAbsolute{Off: offTargetLow, Size: 4})
+	prog = append(prog, matchAny(advertised)...)
+	return append(prog, bpf.RetConstant{Val: 0}), true
+}
+
+// dropOutgoing starts every filter: frames we send ourselves are dropped.
+// A socket bound to one protocol does not see outgoing frames today, but
+// the filter keeps that true whatever the kernel does.
+func dropOutgoing() []bpf.Instruction {
+	return []bpf.Instruction{
+		bpf.LoadExtension{Num: bpf.ExtType},
+		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: packetOutgoing, SkipTrue: 1},
+		bpf.RetConstant{Val: 0},
+	}
+}
+
+// matchAny passes the frame if register A equals one of vals and falls
+// through otherwise. Conditional jumps reach at most 255 instructions, so
+// the comparisons come in blocks, each followed by its own accept.
+func matchAny(vals []uint32) []bpf.Instruction {
+	const block = 200
+	var out []bpf.Instruction
+	for len(vals) > 0 {
+		n := min(len(vals), block)
+		for i, v := range vals[:n] {
+			// Skip the rest of the block and its jump, to the accept.
+			out = append(out, bpf.JumpIf{Cond: bpf.JumpEqual, Val: v, SkipTrue: uint8(n - i)})
+		}
+		out = append(out, bpf.Jump{Skip: 1}, bpf.RetConstant{Val: acceptFrame})
+		vals = vals[n:]
+	}
+	return out
+}
+
+// ipv4Words returns the IPv4 addresses among ips as big-endian words,
+// sorted and without duplicates.
+func ipv4Words(ips []netip.Addr) []uint32 {
+	var out []uint32
+	for _, ip := range ips {
+		if ip = ip.Unmap(); ip.Is4() {
+			b := ip.As4()
+			out = append(out, binary.BigEndian.Uint32(b[:]))
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// ipv6LowWords returns the last 32 bits of the IPv6 addresses among ips,
+// sorted and without duplicates.
+func ipv6LowWords(ips []netip.Addr) []uint32 {
+	var out []uint32
+	for _, ip := range ips {
+		if ip.Is6() && !ip.Is4In6() {
+			b := ip.As16()
+			out = append(out, binary.BigEndian.Uint32(b[12:]))
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // arpFilter is the BPF program of the ARP socket: everything but frames we

@@ -10,6 +10,7 @@ import (
 	"github.com/mdlayher/arp"
 	"github.com/mdlayher/ethernet"
 	"github.com/mdlayher/ndp"
+	"golang.org/x/net/bpf"
 )
 
 // The fuzzers feed arbitrary frames to the pure decision functions and
@@ -48,6 +49,7 @@ func FuzzDecideARP(f *testing.F) {
 			t.Fatal("decideARP changed its input")
 		}
 		checkClaim(t, d)
+		checkFilter(t, arpMatch, frame, d)
 		if d.verdict != verdictAnswer {
 			if d.reply != nil {
 				t.Fatalf("reply built for verdict %d", d.verdict)
@@ -108,6 +110,7 @@ func FuzzDecideNDP(f *testing.F) {
 			t.Fatal("decideNDP changed its input")
 		}
 		checkClaim(t, d)
+		checkFilter(t, ndpMatch, frame, d)
 		if d.verdict != verdictAnswer {
 			if d.reply != nil {
 				t.Fatalf("reply built for verdict %d", d.verdict)
@@ -171,5 +174,25 @@ func checkClaim(t *testing.T, d decision) {
 	}
 	if d.claimIP.IsValid() && (!isUnicastMAC(d.claimMAC) || bytes.Equal(d.claimMAC, ourMAC)) {
 		t.Fatalf("claim by %v, not another station's unicast address", d.claimMAC)
+	}
+}
+
+// checkFilter checks that the socket's kernel filter passes every frame
+// the decision acts on: one it answers passes the filter for its target,
+// one that claims an address passes the filter of a probe of that
+// address.
+func checkFilter(t *testing.T, match func(owned, probing []netip.Addr) ([]bpf.Instruction, bool), frame []byte, d decision) {
+	t.Helper()
+	if d.verdict == verdictAnswer {
+		prog, _ := match([]netip.Addr{d.target}, nil)
+		if !passes(t, prog, frame) {
+			t.Fatalf("the filter for %s drops a frame we answer", d.target)
+		}
+	}
+	if d.claimIP.IsValid() {
+		prog, _ := match(nil, []netip.Addr{d.claimIP})
+		if !passes(t, prog, frame) {
+			t.Fatalf("the filter of a probe of %s drops a frame claiming it", d.claimIP)
+		}
 	}
 }
