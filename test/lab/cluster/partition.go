@@ -56,7 +56,7 @@ func (l *Lab) PartitionMemberlist(name string) error {
 	cmd := exec.Command("ip", "netns", "exec", n.Name, "nft", "-f", "-")
 	cmd.Stdin = strings.NewReader(rules)
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("nft in %s: %v: %s", n.Name, err, out)
+		return fmt.Errorf("nft in %s: %w: %s", n.Name, err, out)
 	}
 	return nil
 }
@@ -70,7 +70,7 @@ func (l *Lab) HealMemberlist(name string) error {
 	}
 	out, err := exec.Command("ip", "netns", "exec", n.Name, "nft", "delete", "table", "inet", partitionTable).CombinedOutput()
 	if err != nil && !strings.Contains(string(out), "No such file") {
-		return fmt.Errorf("nft in %s: %v: %s", n.Name, err, out)
+		return fmt.Errorf("nft in %s: %w: %s", n.Name, err, out)
 	}
 	return nil
 }
