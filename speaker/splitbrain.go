@@ -44,6 +44,18 @@ type cutOff struct {
 	// until is when the last cut-off view ends its settling.
 	until time.Time
 	on    atomic.Bool
+	// wake wakes the split-brain probe when the node becomes cut off.
+	wake chan struct{}
+}
+
+// wakeC returns the channel on which the probe is woken.
+func (c *cutOff) wakeC() chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.wake == nil {
+		c.wake = make(chan struct{}, 1)
+	}
+	return c.wake
 }
 
 // update records the members seen and reports whether this node is to
@@ -72,7 +84,12 @@ func (c *cutOff) update(self string, nodes []corev1.Node, members map[string]spe
 	if on && !cut {
 		settled = c.until.Sub(now)
 	}
-	c.on.Store(on)
+	if was := c.on.Swap(on); on && !was && c.wake != nil {
+		select {
+		case c.wake <- struct{}{}:
+		default:
+		}
+	}
 	return on, settled
 }
 
@@ -92,11 +109,15 @@ func (s *Speaker) probeOwned(ctx context.Context, rec recorder.EventRecorder, in
 	reported := map[netip.Addr]string{}
 	silent := map[netip.Addr]int{}
 	offset := 0
+	wake := s.cut.wakeC()
 	for {
+		// Becoming cut off wakes the probe at once: the interval may be
+		// the long one.
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(s.probeInterval(interval)):
+		case <-wake:
 		}
 		var jobs []netip.Addr
 		owned := s.l2.Owned()

@@ -367,12 +367,10 @@ func (l *List) recordDeparture(node string, now time.Time) {
 	// The departed member's claims are void: the others elect new owners
 	// for its addresses. Kept, they would pull each address back to it
 	// when it returns (its claim is the earlier one) before its current
-	// claims arrive, as after a memberlist-only partition. Its version is
-	// kept, so that a stale copy gossiped by a third node cannot bring
-	// them back.
-	if cs, ok := l.remote[node]; ok {
-		l.remote[node] = claimSet{Version: cs.Version}
-	}
+	// claims arrive, as after a memberlist-only partition. They are
+	// forgotten, version included: the member's current claims, even
+	// unchanged, count again when it returns.
+	delete(l.remote, node)
 }
 
 // OwnerLeft reports when this node learned, from memberlist's leave or
