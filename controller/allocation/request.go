@@ -16,18 +16,14 @@ import (
 )
 
 // annotation returns the value of a pharos.io annotation, or of one of its
-// MetalLB aliases; alias names the alias key used, if any.
+// MetalLB aliases (v1beta1.Annotation); alias names the alias key used, if
+// any.
 func annotation(svc *corev1.Service, key string) (value, alias string, ok bool) {
-	if v, ok := svc.Annotations[key]; ok {
-		return v, "", true
+	value, used, ok := v1beta1.Annotation(svc.Annotations, key)
+	if used != key {
+		alias = used
 	}
-	name := strings.TrimPrefix(key, v1beta1.AnnotationPrefix)
-	for _, p := range v1beta1.AnnotationAliasPrefixes {
-		if v, ok := svc.Annotations[p+name]; ok {
-			return v, p + name, true
-		}
-	}
-	return "", "", false
+	return value, alias, ok
 }
 
 // requestError is a Service whose request cannot be understood.
