@@ -95,13 +95,13 @@ func TestL2RollingRestartAndDrainFailNoRequest(t *testing.T) {
 		}
 	}, time.Second)
 	if n := probe.Failures(attempts); n > 0 {
-		t.Errorf("rolling restart: %d of %d requests failed", n, len(attempts))
+		t.Errorf("rolling restart: %d of %d requests failed: %s", n, len(attempts), probe.Describe(attempts))
 	}
 	cluster.Eventually(t, 10*time.Second, func() (err error) { owner, err = announcer(t, "pinned", ip); return err })
 	attempts = measure(t, url, func() { lab.MustKubectl(t, "cordon", owner) }, 3*time.Second)
 	defer lab.MustKubectl(t, "uncordon", owner)
 	if n := probe.Failures(attempts); n > 0 {
-		t.Errorf("cordon of %s: %d of %d requests failed", owner, n, len(attempts))
+		t.Errorf("cordon of %s: %d of %d requests failed: %s", owner, n, len(attempts), probe.Describe(attempts))
 	}
 	cluster.Eventually(t, 10*time.Second, func() error {
 		now, err := announcer(t, "pinned", ip)
@@ -131,7 +131,7 @@ func TestL2BusyNodeKeepsItsAddresses(t *testing.T) {
 		_ = b.Wait()
 	}
 	if n := probe.Failures(attempts); n > 0 {
-		t.Errorf("under CPU load: %d of %d requests failed", n, len(attempts))
+		t.Errorf("under CPU load: %d of %d requests failed: %s", n, len(attempts), probe.Describe(attempts))
 	}
 	if now, err := announcer(t, "pinned", ip); err != nil || now != owner {
 		t.Errorf("under CPU load the address moved from %s to %q (%v)", owner, now, err)

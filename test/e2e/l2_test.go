@@ -157,7 +157,7 @@ func TestL2FailoverOnCrashAndNoSecondOutage(t *testing.T) {
 	time.Sleep(5 * time.Second)
 	attempts, _ = probe.Parse(strings.NewReader(p.Stop()))
 	if n := probe.Failures(attempts); n > 0 || len(attempts) < 100 {
-		t.Errorf("%d of %d requests failed while %s returned", n, len(attempts), owner)
+		t.Errorf("%d of %d requests failed while %s returned: %s", n, len(attempts), owner, probe.Describe(attempts))
 	}
 	if now, err := announcer(t, "pinned", ip); err != nil || now != next {
 		t.Errorf("after %s returned, %s is announced by %q (%v), want it to stay on %s", owner, ip, now, err, next)

@@ -5,6 +5,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"strings"
 	"syscall"
@@ -165,4 +166,55 @@ func TestControlPlaneOutage(t *testing.T) {
 			t.Errorf("%s is not running after the cold start", name)
 		}
 	}
+
+	// The whole control plane works again, not only what was announced
+	// before: a new Deployment is scheduled (kube-scheduler), gets
+	// endpoints (kube-controller-manager), an address (Pharos's controller,
+	// once it holds the lease again) and an announcement. Tests after this
+	// one start from a lab that has settled.
+	t.Log("after the cold start, a new Service is served end to end")
+	start := time.Now()
+	if err := lab.Apply(ctx, afterOutage); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_, _ = lab.Kubectl(context.Background(), "delete", "--wait=false", "service/after-outage", "deployment/after-outage")
+	})
+	var fresh []string
+	cluster.Eventually(t, 120*time.Second, func() error {
+		out, err := lab.Kubectl(ctx, "get", "svc", "after-outage", "-o", `jsonpath={.status.loadBalancer.ingress[*].ip}`)
+		if fresh = strings.Fields(out); err != nil || len(fresh) == 0 {
+			return fmt.Errorf("no address yet: %v", err)
+		}
+		body, err := lab.HTTPGet(ctx, lab.Client.Name, "http://"+net.JoinHostPort(fresh[0], "80")+"/")
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(body, "pod=after-outage-") {
+			return fmt.Errorf("answered %q", body)
+		}
+		return nil
+	})
+	t.Logf("a Service created after the cold start answered on %s after %s", fresh[0], time.Since(start).Round(time.Millisecond))
 }
+
+const afterOutage = `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: after-outage, namespace: default}
+spec:
+  replicas: 1
+  selector: {matchLabels: {run: after-outage}}
+  template:
+    metadata: {labels: {run: after-outage}}
+    spec:
+      containers:
+      - {name: after-outage, image: echo, ports: [{containerPort: 80}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: after-outage, namespace: default, annotations: {pharos.io/address-pool: edge}}
+spec:
+  type: LoadBalancer
+  selector: {run: after-outage}
+  ports: [{port: 80, protocol: TCP}]
+`

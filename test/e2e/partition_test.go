@@ -159,7 +159,7 @@ func testPartitionMemberlist(t *testing.T, ofOwner bool) {
 		t.Errorf("after healing, MACs %v answer for %s, want only %s (%s) as before", h.MACs, ip, after, nodeOf[after])
 	}
 	if n := probe.Failures(attempts); n > 0 || len(attempts) < 200 {
-		t.Errorf("%d of %d requests failed after healing", n, len(attempts))
+		t.Errorf("%d of %d requests failed after healing: %s", n, len(attempts), probe.Describe(attempts))
 	}
 	cluster.Eventually(t, 30*time.Second, func() error {
 		now, err := announcer(t, "split", ipStr)

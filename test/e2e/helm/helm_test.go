@@ -163,7 +163,7 @@ func TestChartLifecycle(t *testing.T) {
 
 	t.Log("helm upgrade restarts every Pharos pod; no address moves and no request fails")
 	demoUID := lab.MustKubectl(t, "get", "ipaddresspool", "demo", "-o", "jsonpath={.metadata.uid}")
-	p, err := lab.StartProbe(lab.Client.Name, url(ips[0]), 20*time.Millisecond)
+	p, err := lab.StartProbeTimeout(lab.Client.Name, url(ips[0]), 20*time.Millisecond, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,7 +176,7 @@ func TestChartLifecycle(t *testing.T) {
 	time.Sleep(3 * time.Second)
 	attempts, _ := probe.Parse(strings.NewReader(p.Stop()))
 	if n := probe.Failures(attempts); n > 0 || len(attempts) < 50 {
-		t.Errorf("during the upgrade %d of %d requests failed; want 0 of at least 50", n, len(attempts))
+		t.Errorf("during the upgrade %d of %d requests failed (%s); want 0 of at least 50", n, len(attempts), probe.Describe(attempts))
 	} else {
 		t.Logf("during the upgrade 0 of %d requests failed", len(attempts))
 	}

@@ -22,10 +22,20 @@ type ProbeRun struct {
 }
 
 // StartProbe starts the lab's client loop (a new TCP connection to url
-// every interval) in namespace ns.
+// every interval) in namespace ns. An attempt fails when no answer came
+// within 200 ms: failover tests measure outages to that precision.
 func (l *Lab) StartProbe(ns, url string, interval time.Duration) (*ProbeRun, error) {
+	return l.StartProbeTimeout(ns, url, interval, 200*time.Millisecond)
+}
+
+// StartProbeTimeout is StartProbe with another per-request timeout: tests
+// that assert no request fails while the machine is busy (an upgrade
+// starting every pod at once on two cores) count a late answer as
+// answered, and only a missing one, a refused or a reset connection as
+// failed.
+func (l *Lab) StartProbeTimeout(ns, url string, interval, timeout time.Duration) (*ProbeRun, error) {
 	out := &strings.Builder{}
-	cmd := exec.Command("ip", "netns", "exec", ns, l.LabBinary, "probe", "--url", url, "--interval", interval.String())
+	cmd := exec.Command("ip", "netns", "exec", ns, l.LabBinary, "probe", "--url", url, "--interval", interval.String(), "--timeout", timeout.String())
 	cmd.Stdout = out
 	if err := cmd.Start(); err != nil {
 		return nil, err

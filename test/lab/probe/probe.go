@@ -6,12 +6,15 @@ package probe
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -21,6 +24,9 @@ type Attempt struct {
 	OK    bool
 	// Body is the first line the server answered, when OK.
 	Body string
+	// Why says how the attempt failed, when it did: "timeout", "refused",
+	// "reset", "unreachable", "status N" or the error's text.
+	Why string
 }
 
 // Run starts a request to url every interval, each on a new connection
@@ -42,12 +48,17 @@ func Run(ctx context.Context, url string, interval, timeout time.Duration, w io.
 		go func() {
 			defer wg.Done()
 			status, body := "fail", ""
-			if resp, err := client.Get(url); err == nil {
+			resp, err := client.Get(url)
+			switch {
+			case err != nil:
+				body = failure(err)
+			case resp.StatusCode != http.StatusOK:
+				resp.Body.Close()
+				body = fmt.Sprintf("status %d", resp.StatusCode)
+			default:
 				b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 				resp.Body.Close()
-				if resp.StatusCode == http.StatusOK {
-					status, body = "ok", strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0])
-				}
+				status, body = "ok", strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0])
 			}
 			line <- fmt.Sprintf("%d %s %s\n", start.UnixNano(), status, body)
 		}()
@@ -77,7 +88,11 @@ func Parse(r io.Reader) ([]Attempt, error) {
 		}
 		a := Attempt{Start: time.Unix(0, ns), OK: f[1] == "ok"}
 		if len(f) == 3 {
-			a.Body = f[2]
+			if a.OK {
+				a.Body = f[2]
+			} else {
+				a.Why = f[2]
+			}
 		}
 		out = append(out, a)
 	}
@@ -104,6 +119,42 @@ func Outage(attempts []Attempt, t time.Time) (time.Duration, int, bool) {
 		}
 	}
 	return 0, failed, failed == 0
+}
+
+// failure names how a request failed, in one word where it can: a test
+// that sees a failure must tell a slow answer from a refused or reset
+// connection.
+func failure(err error) string {
+	var ne net.Error
+	switch {
+	case errors.As(err, &ne) && ne.Timeout():
+		return "timeout"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "refused"
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "reset"
+	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
+		return "unreachable"
+	}
+	return strings.ReplaceAll(err.Error(), "\n", " ")
+}
+
+// Describe lists the failed attempts, each with its time after the first
+// attempt and how it failed, for a test's message.
+func Describe(attempts []Attempt) string {
+	if len(attempts) == 0 {
+		return "no attempts"
+	}
+	var parts []string
+	for _, a := range attempts {
+		if !a.OK {
+			parts = append(parts, fmt.Sprintf("+%s %s", a.Start.Sub(attempts[0].Start).Round(time.Millisecond), a.Why))
+		}
+	}
+	if len(parts) == 0 {
+		return "none failed"
+	}
+	return strings.Join(parts, ", ")
 }
 
 // Failures counts the failed attempts.
