@@ -21,6 +21,8 @@ GOLANGCI_LINT ?= $(TOOLS_BIN)/golangci-lint
 CHART := charts/pharos
 
 IMG ?= ghcr.io/pharos-lb/pharos:dev
+# make image-archive's OCI archive (buildah, no Docker), whose image is IMG.
+IMAGE_ARCHIVE ?= _output/image/pharos.tar
 FUZZTIME ?= 60s
 # The smoke fuzzing of `make test`: a count, not a duration, because Go's
 # fuzzer can fail a time-bounded run with "context deadline exceeded" when
@@ -90,14 +92,17 @@ generate: tools ## Regenerate deep-copy code, the CRDs (config/crd/bases, copied
 # The programs the tests and the lab run (etcd, iproute2, nftables, ...),
 # checked before anything long is built: as root on Debian or Ubuntu,
 # hack/host-deps.sh installs the missing ones (hack/ci-deps.sh), elsewhere
-# it stops and names them. deps-kube and deps-test need less than deps.
-.PHONY: deps deps-kube deps-test
+# it stops and names them. deps-kube, deps-test and deps-image need less
+# than deps.
+.PHONY: deps deps-kube deps-test deps-image
 deps: ## Check (as root on Debian/Ubuntu, install) the system packages the lab, demo and e2e need
 	@hack/host-deps.sh lab
 deps-kube:
 	@hack/host-deps.sh kube
 deps-test:
 	@hack/host-deps.sh test
+deps-image:
+	@hack/host-deps.sh image
 
 .PHONY: build
 build: ## Build bin/controller, bin/speaker and bin/kubectl-pharos (the kubectl plugin)
@@ -225,9 +230,14 @@ bench-lab-cold: deps ## Time a newcomer's first lab (Kubernetes built from nothi
 	go run ./test/bench/lab -cold | go run ./hack/benchmerge -out $(BENCH_SUMMARY) -require lab_up_cold_s
 
 .PHONY: image
-image: ## Build the controller image IMG with docker
-	@docker info >/dev/null 2>&1 || { echo "make image: 'docker info' failed: start the Docker daemon or get access to its socket, then retry" >&2; exit 1; }
-	docker build -t $(IMG) .
+image: ## Build the image IMG (controller, speaker, kubectl-pharos) with docker from the Dockerfile
+	@docker info >/dev/null 2>&1 || { echo "make image: 'docker info' failed: start the Docker daemon or get access to its socket, or build without Docker: make image-archive" >&2; exit 1; }
+	docker build --build-arg VERSION="$$(git describe --tags --always --dirty 2>/dev/null || echo dev)" \
+	  --build-arg REVISION="$$(git rev-parse HEAD 2>/dev/null || echo unknown)" -t $(IMG) .
+
+.PHONY: image-archive
+image-archive: deps-image ## Build the same image without Docker (buildah, as root) into the OCI archive IMAGE_ARCHIVE, named IMG
+	go run ./hack/image -out $(IMAGE_ARCHIVE) -ref $(IMG)
 
 .PHONY: clean
 clean: ## Remove bin/ and _output/

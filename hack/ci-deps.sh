@@ -3,12 +3,14 @@
 # Debian or Ubuntu machine may lack: etcd-server (the integration tests run a
 # real etcd), the networking tools that the lab and the layer-2 tests need,
 # and prometheus (promtool tests the alerting rules; the e2e lab runs its own
-# server, so the package's system service is kept stopped and disabled). It does nothing when they are all installed, so it is safe to run
+# server, so the package's system service is kept stopped and disabled),
+# and buildah (make image-archive builds Pharos's image with it, without a
+# Docker engine). It does nothing when they are all installed, so it is safe to run
 # every time. The Makefile's check (hack/host-deps.sh) runs it as root on
 # Debian when a program is missing.
 set -euo pipefail
 
-pkgs=(etcd-server iproute2 iputils-ping iputils-arping ndisc6 frr bird2 nftables iptables conntrack curl util-linux procps prometheus)
+pkgs=(etcd-server iproute2 iputils-ping iputils-arping ndisc6 frr bird2 nftables iptables conntrack curl util-linux procps prometheus buildah)
 
 if ! command -v dpkg >/dev/null 2>&1; then
   echo "ci-deps: dpkg not found; this script supports Debian and Ubuntu only." >&2

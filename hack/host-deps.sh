@@ -8,12 +8,14 @@
 # Debian packages and the command that installs them. HOST_DEPS_INSTALL=no
 # makes it stop even as root.
 #
-# Usage: hack/host-deps.sh kube|test|lab
+# Usage: hack/host-deps.sh kube|test|lab|image
 #   kube  go and etcd: hack/kube-bins/ensure.sh and kube-apiserver need them
 #   test  kube; as root also ip and arping, for the layer-2 tests that then
 #         run in network namespaces (they skip without root)
 #   lab   kube and everything the lab, the demo and the e2e tests run;
 #         also checks that it runs as root, which the lab needs
+#   image buildah, with which make image-archive (and the Helm e2e suite)
+#         builds Pharos's image
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 
@@ -23,6 +25,7 @@ declare -A pkg_of=(
   [iptables]=iptables [conntrack]=conntrack [sysctl]=procps [curl]=curl
   [ping]=iputils-ping [arping]=iputils-arping [ndisc6]=ndisc6
   [vtysh]=frr [bird]=bird2 [promtool]=prometheus [prometheus]=prometheus
+  [buildah]=buildah
 )
 
 case "${1:-}" in
@@ -39,7 +42,8 @@ case "${1:-}" in
       exit 1
     fi
     ;;
-  *) echo "usage: $0 kube|test|lab" >&2; exit 2 ;;
+  image) progs=(buildah) ;;
+  *) echo "usage: $0 kube|test|lab|image" >&2; exit 2 ;;
 esac
 
 # Go is not a Debian package here (Debian's is older than go.mod wants).
