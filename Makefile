@@ -178,7 +178,7 @@ demo: deps build ## The lab plus the my-nginx tutorial: a LoadBalancer Service w
 	go run ./test/lab demo $(LAB_FLAGS)
 
 .PHONY: e2e
-e2e: deps tools ## End-to-end tests in fresh labs, then the Helm chart in its own lab (root; tears the labs down)
+e2e: deps deps-image tools ## End-to-end tests in fresh labs, then the Helm chart in its own lab, run from the image that hack/image builds (root; tears the labs down)
 	go test -tags e2e -count=1 -timeout 30m -v ./test/e2e/
 	go test -tags e2e -count=1 -timeout 15m -v ./test/e2e/ipv6first/
 	go test -tags e2e -count=1 -timeout 15m -v ./test/e2e/bgp/

@@ -77,7 +77,7 @@ func main() {
 
 func usage() {
 	fmt.Fprintln(os.Stderr, `usage: lab up|down|status|demo|kubectl ARGS|crash NODE|recover NODE|partition NODE|heal NODE|link-down NODE|link-up NODE|restart-apiserver|stop NAME|start NAME [flags]
-flags: --prefix plab --nodes 3 --dir _output/lab --kube-bin-dir DIR --controller bin/controller --speaker bin/speaker --pharos processes|none`)
+flags: --prefix plab --nodes 3 --dir _output/lab --kube-bin-dir DIR --controller bin/controller --speaker bin/speaker --pharos processes|none --image-archive _output/image/pharos.tar`)
 	os.Exit(2)
 }
 
@@ -89,6 +89,7 @@ func runLab(ctx context.Context, cmd string, args []string) error {
 	kubeBins := fs.String("kube-bin-dir", "", "directory with the Kubernetes binaries and etcd (default: hack/kube-bins/ensure.sh)")
 	controller := fs.String("controller", "bin/controller", "Pharos controller binary (built if missing)")
 	speaker := fs.String("speaker", "bin/speaker", "Pharos speaker binary (built if missing)")
+	imageArchive := fs.String("image-archive", "", "OCI archive of Pharos's image (make image-archive): the node agents run Pharos's pods from its files, as its user, and only the pods that name it")
 	pharos := fs.String("pharos", cluster.PharosProcesses, "how Pharos runs: "+cluster.PharosProcesses+" (its CRDs, RBAC, controller and speakers installed by the lab) or "+cluster.PharosNone+" (nothing installed, to install the Helm chart; pods of "+cluster.PharosImage+" then run the binaries)")
 	// Flags may follow the positional arguments; kubectl's are its own.
 	var positional []string
@@ -105,7 +106,7 @@ func runLab(ctx context.Context, cmd string, args []string) error {
 			args = args[1:]
 		}
 	}
-	opts := cluster.Options{Prefix: *prefix, NodeCount: *nodes, Dir: *dir, KubeBinDir: *kubeBins, Pharos: *pharos, Out: os.Stdout}
+	opts := cluster.Options{Prefix: *prefix, NodeCount: *nodes, Dir: *dir, KubeBinDir: *kubeBins, Pharos: *pharos, PharosImageArchive: *imageArchive, Out: os.Stdout}
 	root, err := os.Getwd()
 	if err != nil {
 		return err
@@ -253,6 +254,8 @@ func runAgent(ctx context.Context, args []string) error {
 	fs.StringVar(&o.LogDir, "log-dir", "", "directory for pod logs")
 	fs.StringVar(&o.PharosImage, "pharos-image", "", "repository of Pharos's image, whose pods run the real binaries (empty: none)")
 	fs.StringVar(&binaries, "pharos-binaries", "", "image path=binary here, comma-separated, e.g. /controller=bin/controller,/speaker=bin/speaker")
+	fs.StringVar(&o.PharosRootfs, "pharos-rootfs", "", "the unpacked root filesystem of Pharos's image, whose files its pods run (instead of --pharos-binaries)")
+	fs.StringVar(&o.PharosImageRef, "pharos-image-ref", "", "with --pharos-rootfs: the image's name (repository:tag); pods that name another fail")
 	fs.StringVar(&user, "pharos-user", "65532:65532", "uid:gid of Pharos's image (its USER)")
 	fs.StringVar(&o.APIServer, "apiserver", "", "the apiserver's URL, for Pharos pods")
 	fs.StringVar(&o.APIServerCA, "apiserver-ca", "", "PEM file of the CA of the apiserver's certificate, for Pharos pods")

@@ -7,6 +7,14 @@
 // address, and an uninstall leaves nothing behind. It brings up its own lab
 // (prefix pe2h) with nothing of Pharos installed; `make e2e` runs it after
 // the main suite, never beside it.
+//
+// Pharos's pods run from its image, as a user would pull it: the suite
+// builds the OCI archive with hack/image (make image-archive; or takes
+// $PHAROS_IMAGE_ARCHIVE), the lab unpacks it, and the node agents run each
+// pod's command from the image's files as the image's user. The chart is
+// installed with the image values an air-gapped user gives for an
+// imported archive (image.repository, image.tag, image.pullPolicy=Never).
+// The processes still see this machine's filesystem (no chroot).
 package helm
 
 import (
@@ -52,7 +60,19 @@ func setupAndRun(m *testing.M) int {
 	}
 	root := repoRoot()
 	chart = filepath.Join(root, "charts", "pharos")
-	return cluster.RunSuite(m, root, cluster.SuiteOptions{Name: "e2e helm", Prefix: "pe2h", Out: filepath.Join(root, "_output", "e2e-helm"), Pharos: cluster.PharosNone}, &lab)
+	return cluster.RunSuite(m, root, cluster.SuiteOptions{Name: "e2e helm", Prefix: "pe2h", Out: filepath.Join(root, "_output", "e2e-helm"), Pharos: cluster.PharosNone, Image: true}, &lab)
+}
+
+// imageValues point the chart at the lab's image, as README's air-gapped
+// install does for an imported archive.
+func imageValues(t *testing.T) []string {
+	t.Helper()
+	ref := lab.PharosImageRef()
+	i := strings.LastIndexByte(ref, ':')
+	if i < 0 {
+		t.Fatalf("the lab's image is %q, not repository:tag", ref)
+	}
+	return []string{"--set", "image.repository=" + ref[:i], "--set", "image.tag=" + ref[i+1:], "--set", "image.pullPolicy=Never"}
 }
 
 func runHelm(t *testing.T, args ...string) (string, error) {
@@ -82,9 +102,9 @@ func TestChartLifecycle(t *testing.T) {
 	ctx := context.Background()
 
 	t.Log("a values file with overlapping pools fails helm install with the webhook's message")
-	out, err := runHelm(t, "install", release, chart, "-n", ns, "--create-namespace", "--timeout", "3m",
-		"--set", "pools[0].name=first", "--set", "pools[0].addresses[0]="+cluster.DemoPoolV4,
-		"--set", "pools[1].name=second", "--set", "pools[1].addresses[0]=198.18.100.128/25")
+	out, err := runHelm(t, append([]string{"install", release, chart, "-n", ns, "--create-namespace", "--timeout", "3m",
+		"--set", "pools[0].name=first", "--set", "pools[0].addresses[0]=" + cluster.DemoPoolV4,
+		"--set", "pools[1].name=second", "--set", "pools[1].addresses[0]=198.18.100.128/25"}, imageValues(t)...)...)
 	if err == nil {
 		t.Fatalf("helm install with overlapping pools succeeded:\n%s", out)
 	}
@@ -105,7 +125,7 @@ func TestChartLifecycle(t *testing.T) {
 
 	t.Log("helm install with a pool from values; the tutorial's Service answers on its address")
 	start := time.Now()
-	args := append([]string{"install", release, chart, "-n", ns, "--create-namespace", "--wait", "--timeout", "3m"}, cluster.ChartValuesDemoPool()...)
+	args := append(append([]string{"install", release, chart, "-n", ns, "--create-namespace", "--wait", "--timeout", "3m"}, cluster.ChartValuesDemoPool()...), imageValues(t)...)
 	if out, err := runHelm(t, args...); err != nil {
 		t.Fatalf("helm install: %v\n%s", err, out)
 	}
@@ -139,14 +159,22 @@ func TestChartLifecycle(t *testing.T) {
 	// The processes have exactly the capabilities the chart's
 	// securityContexts give: the speakers NET_RAW alone, which is enough
 	// to announce (the Service answered above), the controllers none.
-	for argv0, want := range map[string]string{"/speaker": "0000000000002000", "/controller": "0000000000000000"} {
-		got := processCaps(t, argv0)
+	// They run the image's files, as the image's user unless the chart
+	// says otherwise (the speaker, as root).
+	for argv0, want := range map[string]struct{ caps, uid string }{"/speaker": {"0000000000002000", "0"}, "/controller": {"0000000000000000", "65532"}} {
+		got := pharosProcesses(t, argv0)
 		if len(got) == 0 {
 			t.Errorf("no %s process of this lab found", argv0)
 		}
-		for _, c := range got {
-			if c != want {
-				t.Errorf("a %s process runs with CapEff %s, want %s", argv0, c, want)
+		for _, p := range got {
+			if p.caps != want.caps {
+				t.Errorf("a %s process runs with CapEff %s, want %s", argv0, p.caps, want.caps)
+			}
+			if exe := filepath.Join(lab.ImageRootfs(), argv0); p.exe != exe {
+				t.Errorf("a %s process runs %s, not the image's %s", argv0, p.exe, exe)
+			}
+			if p.uid != want.uid {
+				t.Errorf("a %s process runs as uid %s, want %s", argv0, p.uid, want.uid)
 			}
 		}
 	}
@@ -167,7 +195,7 @@ func TestChartLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	upArgs := append([]string{"upgrade", release, chart, "-n", ns, "--wait", "--timeout", "3m", "--set", "logLevel=debug"}, cluster.ChartValuesDemoPool()...)
+	upArgs := append(append([]string{"upgrade", release, chart, "-n", ns, "--wait", "--timeout", "3m", "--set", "logLevel=debug"}, cluster.ChartValuesDemoPool()...), imageValues(t)...)
 	if out, err := runHelm(t, upArgs...); err != nil {
 		p.Stop()
 		t.Fatalf("helm upgrade: %v\n%s", err, out)
@@ -292,16 +320,23 @@ func TestChartLifecycle(t *testing.T) {
 	}
 }
 
-// processCaps returns the effective capabilities (CapEff of
-// /proc/PID/status) of the Pharos processes of this lab whose argv[0] is
-// argv0; the lab's agents give each a KUBECONFIG under its PodStateDir.
-func processCaps(t *testing.T, argv0 string) []string {
+// pharosProcess is what /proc says of one Pharos process.
+type pharosProcess struct {
+	caps string // CapEff
+	uid  string // effective
+	exe  string // the file it runs
+}
+
+// pharosProcesses returns the Pharos processes of this lab whose argv[0]
+// is argv0; the lab's agents give each a KUBECONFIG under its
+// PodStateDir.
+func pharosProcesses(t *testing.T, argv0 string) []pharosProcess {
 	t.Helper()
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var caps []string
+	var procs []pharosProcess
 	for _, e := range entries {
 		pid := e.Name()
 		if pid[0] < '0' || pid[0] > '9' {
@@ -319,11 +354,19 @@ func processCaps(t *testing.T, argv0 string) []string {
 		if err != nil {
 			continue
 		}
+		var p pharosProcess
+		p.exe, _ = os.Readlink(filepath.Join("/proc", pid, "exe"))
 		for _, line := range strings.Split(string(status), "\n") {
 			if v, ok := strings.CutPrefix(line, "CapEff:"); ok {
-				caps = append(caps, strings.TrimSpace(v))
+				p.caps = strings.TrimSpace(v)
+			}
+			if v, ok := strings.CutPrefix(line, "Uid:"); ok {
+				if f := strings.Fields(v); len(f) > 1 {
+					p.uid = f[1]
+				}
 			}
 		}
+		procs = append(procs, p)
 	}
-	return caps
+	return procs
 }

@@ -7,7 +7,8 @@
 // the lab as a genuine cluster. Pods of Pharos's own image are the
 // exception: they run the real Pharos binary as a process, under their
 // ServiceAccount's identity and their securityContext's user, so that a
-// Helm install in the lab tests the chart itself (procpods.go).
+// Helm install in the lab tests the chart itself (procpods.go); with
+// PharosRootfs, the binary is the image's own file.
 package agent
 
 import (
@@ -60,8 +61,22 @@ type Options struct {
 	// procpods.go. Empty: every pod gets an echo server.
 	PharosImage string
 	// PharosBinaries maps an image path (command[0], e.g. "/controller")
-	// to the binary on this machine that stands in for it.
+	// to the binary on this machine that stands in for it. Not used with
+	// PharosRootfs.
 	PharosBinaries map[string]string
+	// PharosRootfs is the root filesystem of Pharos's image, unpacked
+	// from its OCI archive (make image-archive): a pod's command[0] is
+	// resolved inside it, so the pod runs the image's own file, and a
+	// path the image lacks fails the pod. The process still sees this
+	// machine's filesystem (the agent does not chroot): the image proves
+	// its files, user and paths, not that they need nothing else.
+	PharosRootfs string
+	// PharosImageRef, with PharosRootfs, is the one image of
+	// PharosImage's repository this node has, e.g.
+	// "ghcr.io/pharos-lb/pharos:dev": a pod that names another tag fails,
+	// as it would on an air-gapped node where only that archive was
+	// imported. Empty: any tag.
+	PharosImageRef string
 	// PharosUID and PharosGID are the user and group a Pharos container
 	// runs as when its securityContext sets none: the image's USER
 	// (65532:65532).
@@ -180,8 +195,8 @@ func (o *Options) normalize() error {
 		errs = append(errs, errors.New("EchoCommand is required"))
 	}
 	if o.PharosImage != "" {
-		if len(o.PharosBinaries) == 0 {
-			errs = append(errs, errors.New("PharosImage needs PharosBinaries"))
+		if len(o.PharosBinaries) == 0 && o.PharosRootfs == "" {
+			errs = append(errs, errors.New("PharosImage needs PharosBinaries or PharosRootfs"))
 		}
 		if len(o.LaunchCommand) == 0 {
 			errs = append(errs, errors.New("PharosImage needs LaunchCommand"))

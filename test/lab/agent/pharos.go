@@ -1,13 +1,19 @@
 package agent
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
+	"os"
+	"path"
 	"slices"
 	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/pharos-lb/pharos/hack/image/ociimage"
 )
 
 // maxGrace caps a Pharos pod's termination grace period, so that a chart
@@ -63,12 +69,16 @@ func (o *Options) pharosPodOf(pod *corev1.Pod) (pp *pharosPod, ok bool, err erro
 		return nil, true, fmt.Errorf("the lab node agent runs a pod of %s only with exactly one container and no init containers", o.PharosImage)
 	}
 	c := &pod.Spec.Containers[0]
-	if len(c.Command) == 0 || o.PharosBinaries[c.Command[0]] == "" {
-		return nil, true, fmt.Errorf("the lab node agent runs %s only with command[0] one of %s; got command %q", o.PharosImage, o.knownBinaries(), c.Command)
+	if o.PharosImageRef != "" && c.Image != o.PharosImageRef {
+		return nil, true, fmt.Errorf("image %s is not on this node, which has only %s (the lab's image archive), and no registry is reachable: set the chart's image.repository and image.tag to it", c.Image, o.PharosImageRef)
+	}
+	binary, err := o.pharosBinary(c.Command)
+	if err != nil {
+		return nil, true, err
 	}
 	pp = &pharosPod{
 		container:     c,
-		binary:        o.PharosBinaries[c.Command[0]],
+		binary:        binary,
 		hostNetwork:   pod.Spec.HostNetwork,
 		restartPolicy: pod.Spec.RestartPolicy,
 		grace:         maxGrace,
@@ -92,8 +102,39 @@ func (o *Options) pharosPodOf(pod *corev1.Pod) (pp *pharosPod, ok bool, err erro
 	return pp, true, nil
 }
 
-func (o *Options) knownBinaries() string {
-	return strings.Join(slices.Sorted(maps.Keys(o.PharosBinaries)), ", ")
+// pharosBinary is the file on this machine that a Pharos container's
+// command runs: command[0] resolved inside PharosRootfs (it must be an
+// executable file of the image), or the binary PharosBinaries names for
+// it.
+func (o *Options) pharosBinary(command []string) (string, error) {
+	if len(command) == 0 {
+		return "", fmt.Errorf("the lab node agent runs %s only with a command (the image's entrypoint is not looked up)", o.PharosImage)
+	}
+	if o.PharosRootfs == "" {
+		if b := o.PharosBinaries[command[0]]; b != "" {
+			return b, nil
+		}
+		return "", fmt.Errorf("the lab node agent runs %s only with command[0] one of %s; got command %q",
+			o.PharosImage, strings.Join(slices.Sorted(maps.Keys(o.PharosBinaries)), ", "), command)
+	}
+	if !path.IsAbs(command[0]) {
+		// The image sets no PATH to look it up in.
+		return "", fmt.Errorf("command[0] %q is not an absolute path of the image", command[0])
+	}
+	p, err := ociimage.Resolve(o.PharosRootfs, command[0])
+	if err != nil {
+		return "", err
+	}
+	fi, err := os.Stat(p)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return "", fmt.Errorf("command[0] %s is not in the image (unpacked in %s)", command[0], o.PharosRootfs)
+	case err != nil:
+		return "", err
+	case !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0:
+		return "", fmt.Errorf("command[0] %s of the image is not an executable file (mode %s)", command[0], fi.Mode())
+	}
+	return p, nil
 }
 
 // runAs returns the user, group and supplementary groups a container runs

@@ -2,6 +2,8 @@ package agent
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -90,6 +92,51 @@ func TestPharosPodOf(t *testing.T) {
 			t.Errorf("%s: ok %v err %v", name, ok, err)
 		} else {
 			t.Logf("%s: %v", name, err)
+		}
+	}
+}
+
+// TestPharosPodFromRootfs: with an unpacked image, a pod runs the image's
+// own file for its command, and only if it names the image the node has.
+func TestPharosPodFromRootfs(t *testing.T) {
+	root := t.TempDir()
+	for name, mode := range map[string]os.FileMode{"controller": 0o755, "speaker": 0o644} {
+		if err := os.WriteFile(filepath.Join(root, name), []byte("x"), mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// An absolute link resolves inside the image, not on this machine.
+	if err := os.Symlink("/controller", filepath.Join(root, "alias")); err != nil {
+		t.Fatal(err)
+	}
+	o := pharosOptions()
+	o.PharosBinaries = nil
+	o.PharosRootfs = root
+	o.PharosImageRef = "ghcr.io/pharos-lb/pharos:dev"
+	if err := o.normalize(); err != nil {
+		t.Fatal(err)
+	}
+	for command, want := range map[string]string{"/controller": "controller", "/alias": "controller"} {
+		pod := pharosTestPod()
+		pod.Spec.Containers[0].Command = []string{command}
+		pp, ok, err := o.pharosPodOf(pod)
+		if !ok || err != nil || pp.binary != filepath.Join(root, want) {
+			t.Errorf("command %s: ok %v err %v binary %q, want %s", command, ok, err, pp.binary, filepath.Join(root, want))
+		}
+	}
+	for name, tc := range map[string]struct{ image, command, want string }{
+		"another tag":    {"ghcr.io/pharos-lb/pharos:0.1.0", "/controller", "is not on this node"},
+		"not in image":   {"", "/bin/sh", "is not in the image"},
+		"not executable": {"", "/speaker", "not an executable file"},
+		"relative":       {"", "controller", "not an absolute path"},
+	} {
+		pod := pharosTestPod()
+		if tc.image != "" {
+			pod.Spec.Containers[0].Image = tc.image
+		}
+		pod.Spec.Containers[0].Command = []string{tc.command}
+		if _, ok, err := o.pharosPodOf(pod); !ok || err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: ok %v err %v, want %q", name, ok, err, tc.want)
 		}
 	}
 }

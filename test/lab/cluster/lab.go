@@ -41,8 +41,18 @@ type Options struct {
 	// and speakers as lab components; PharosNone installs nothing, for a
 	// test that installs the Helm chart. Either way the node agents run
 	// pods of PharosImage as the real ControllerBinary and SpeakerBinary
-	// (command /controller and /speaker), under the pod's ServiceAccount.
+	// (command /controller and /speaker), under the pod's ServiceAccount,
+	// or, with PharosImageArchive, from the image's own files.
 	Pharos string
+	// PharosImageArchive is an OCI archive of Pharos's image (make
+	// image-archive). With it, Up unpacks the image (ImageRootfs) and the
+	// node agents run the pods that name it (its repository and tag, as
+	// the archive names it) from the image's own files, as the image's
+	// user, instead of ControllerBinary and SpeakerBinary; a pod that
+	// names another tag of the repository fails, as on an air-gapped node
+	// with only this archive imported. The lab's own processes
+	// (PharosProcesses) still run the binaries.
+	PharosImageArchive string
 	// IPv6First lists each node's IPv6 InternalIP before its IPv4 one, as
 	// an IPv6-first dual-stack cluster does; the speakers then join over
 	// IPv6 (memberlist binds the first InternalIP).
@@ -77,6 +87,8 @@ type Lab struct {
 	Options
 	Topology
 	adminToken string
+	// image is PharosImageArchive's image, once Up has unpacked it.
+	image *labImage
 }
 
 // New returns a lab handle; it changes nothing.
@@ -168,11 +180,15 @@ func (l *Lab) Up(ctx context.Context) (err error) {
 		{"network", l.buildNetwork},
 		{"credentials", l.writeCredentials},
 		{"control plane", l.startControlPlane},
+		{"image", l.unpackImage},
 		{"nodes", l.startNodes},
 		{"pharos", l.installPharos},
 		{"ready", l.waitReady},
 	}
 	for _, s := range steps {
+		if s.name == "image" && l.PharosImageArchive == "" {
+			continue
+		}
 		t := time.Now()
 		if err := s.fn(ctx); err != nil {
 			return fmt.Errorf("lab %s: %w", s.name, err)

@@ -24,15 +24,22 @@ func (l *Lab) startNodes(context.Context) error {
 		if l.IPv6First {
 			argv = append(argv, "--ipv6-first")
 		}
-		if bins := l.pharosBinaries(); bins != "" {
-			argv = append(argv,
-				"--pharos-image", PharosImage,
-				"--pharos-binaries", bins,
-				"--pharos-user", fmt.Sprintf("%d:%d", PharosImageUser, PharosImageUser),
+		withPharos := func(args ...string) {
+			argv = append(append(argv, args...),
 				"--apiserver", l.APIServer(),
 				"--apiserver-ca", l.CAFile(),
 				"--state-dir", filepath.Join(l.PodStateDir(), n.Name),
 			)
+		}
+		if im := l.image; im != nil {
+			withPharos("--pharos-image", im.repository,
+				"--pharos-rootfs", l.ImageRootfs(),
+				"--pharos-image-ref", im.ref,
+				"--pharos-user", fmt.Sprintf("%d:%d", im.uid, im.gid))
+		} else if bins := l.pharosBinaries(); bins != "" {
+			withPharos("--pharos-image", PharosImage,
+				"--pharos-binaries", bins,
+				"--pharos-user", fmt.Sprintf("%d:%d", PharosImageUser, PharosImageUser))
 		}
 		if err := l.Start(Process{Name: n.Name + "-agent", Netns: n.Name, MountRoot: true, Argv: argv}); err != nil {
 			return err

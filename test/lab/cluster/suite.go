@@ -27,6 +27,10 @@ type SuiteOptions struct {
 	// of the same names.
 	NoKubeProxy                 bool
 	SpeakerArgs, ControllerArgs []string
+	// Image runs Pharos's pods from its image (Options.PharosImageArchive):
+	// the archive in $PHAROS_IMAGE_ARCHIVE, else one that hack/image
+	// builds into Out/image/pharos.tar (buildah, as make image-archive).
+	Image bool
 }
 
 // RunSuite is a TestMain body: it builds what the lab needs, brings the
@@ -44,6 +48,14 @@ func RunSuite(m interface{ Run() int }, repoRoot string, o SuiteOptions, lab **L
 	opts, err := Prepare(repoRoot, o.Out, nil)
 	if err != nil {
 		return fail(err)
+	}
+	if o.Image {
+		opts.PharosImageArchive = os.Getenv("PHAROS_IMAGE_ARCHIVE")
+		if opts.PharosImageArchive == "" {
+			if opts.PharosImageArchive, err = BuildImage(repoRoot, filepath.Join(o.Out, "image", "pharos.tar")); err != nil {
+				return fail(err)
+			}
+		}
 	}
 	opts.Prefix, opts.Dir, opts.Pharos, opts.IPv6First = o.Prefix, filepath.Join(o.Out, "lab"), o.Pharos, o.IPv6First
 	opts.NoKubeProxy, opts.SpeakerArgs, opts.ControllerArgs = o.NoKubeProxy, o.SpeakerArgs, o.ControllerArgs
