@@ -18,6 +18,10 @@ HELM ?= $(TOOLS_BIN)/helm
 HELM_STAMP := $(TOOLS_BIN)/.helm-$(HELM_VERSION)
 GOLANGCI_LINT_VERSION := v2.15.0
 GOLANGCI_LINT ?= $(TOOLS_BIN)/golangci-lint
+# actionlint checks .github/workflows (the release workflow, which cannot
+# run here).
+ACTIONLINT_VERSION := v1.7.12
+ACTIONLINT ?= $(TOOLS_BIN)/actionlint
 CHART := charts/pharos
 
 IMG ?= ghcr.io/pharos-lb/pharos:dev
@@ -49,7 +53,14 @@ help: ## List the targets
 	@echo "Variables: IMG=$(IMG) FUZZTIME=$(FUZZTIME) TOOLS_BIN=$(TOOLS_BIN) CONTROLLER_TOOLS_VERSION=$(CONTROLLER_TOOLS_VERSION) HELM_VERSION=$(HELM_VERSION)"
 
 .PHONY: tools
-tools: ## Install controller-gen (CONTROLLER_TOOLS_VERSION), helm (HELM_VERSION) and golangci-lint (GOLANGCI_LINT_VERSION) into TOOLS_BIN unless there
+tools: ## Install controller-gen (CONTROLLER_TOOLS_VERSION), helm (HELM_VERSION), golangci-lint (GOLANGCI_LINT_VERSION) and actionlint (ACTIONLINT_VERSION) into TOOLS_BIN unless there
+	@if "$(ACTIONLINT)" -version 2>/dev/null | head -n 1 | grep -qxF '$(ACTIONLINT_VERSION)'; then \
+	  echo "actionlint $(ACTIONLINT_VERSION): $(ACTIONLINT)"; \
+	else \
+	  echo "installing actionlint $(ACTIONLINT_VERSION) into $(TOOLS_BIN)"; \
+	  mkdir -p "$(TOOLS_BIN)"; rm -f "$(TOOLS_BIN)/actionlint"; \
+	  GOFLAGS=-mod=mod GOBIN="$(TOOLS_BIN)" go install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION); \
+	fi
 	@if "$(GOLANGCI_LINT)" version 2>/dev/null | grep -qF 'version $(GOLANGCI_LINT_VERSION:v%=%) '; then \
 	  echo "golangci-lint $(GOLANGCI_LINT_VERSION): $(GOLANGCI_LINT)"; \
 	else \
@@ -123,7 +134,7 @@ test-unit: ## Run the tests that need no kube-apiserver
 	go test -count=1 ./internal/... ./hack/benchmerge/...
 
 .PHONY: lint
-lint: helm-lint ## Check formatting (gofmt), go.mod tidiness, go vet, golangci-lint (.golangci.yml) and helm lint
+lint: helm-lint ## Check formatting (gofmt), go.mod tidiness, go vet, golangci-lint (.golangci.yml), helm lint and the GitHub workflows (actionlint)
 	@unformatted="$$(gofmt -l .)"; \
 	if [ -n "$$unformatted" ]; then \
 	  echo "these files need gofmt -w:" >&2; echo "$$unformatted" >&2; exit 1; \
@@ -133,6 +144,7 @@ lint: helm-lint ## Check formatting (gofmt), go.mod tidiness, go vet, golangci-l
 	go vet -tags e2e ./test/...
 	$(GOLANGCI_LINT) run ./...
 	$(GOLANGCI_LINT) run --build-tags e2e ./test/...
+	$(ACTIONLINT) .github/workflows/*.yml
 
 .PHONY: helm-lint
 helm-lint: tools ## Lint the Helm chart charts/pharos (defaults, and --strict with pools and monitoring)

@@ -17,6 +17,7 @@ import (
 	"debug/elf"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -563,4 +564,102 @@ func checkBinary(t *testing.T, name, pkg, arch string, r *bytes.Reader) {
 		}
 	}
 	t.Logf("%s: %s, %.1f MiB, %s", name, info.Path, float64(r.Size())/(1<<20), info.GoVersion)
+}
+
+// TestReleaseWorkflow: the release workflow (which cannot run here; make
+// lint checks it with actionlint) pushes the image where the chart pulls
+// it, for both architectures, and builds a kubectl-pharos archive for
+// every platform of the krew manifest, under the name the manifest gives.
+func TestReleaseWorkflow(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join(repoRoot(), ".github", "workflows", "release.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wf struct {
+		// YAML 1.1 reads the key on as true.
+		On struct {
+			Push struct {
+				Tags []string `json:"tags"`
+			} `json:"push"`
+		} `json:"true"`
+		Env  map[string]string `json:"env"`
+		Jobs map[string]struct {
+			Strategy struct {
+				Matrix struct {
+					OS   []string `json:"os"`
+					Arch []string `json:"arch"`
+				} `json:"matrix"`
+			} `json:"strategy"`
+			Steps []struct {
+				Uses string            `json:"uses"`
+				With map[string]string `json:"with"`
+				Run  string            `json:"run"`
+			} `json:"steps"`
+		} `json:"jobs"`
+	}
+	if err := yaml.Unmarshal(raw, &wf); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(wf.On.Push.Tags, []string{"v*"}) {
+		t.Errorf("the release runs on tags %q; want v*", wf.On.Push.Tags)
+	}
+	if wf.Env["IMAGE"] != ociimage.Repository {
+		t.Errorf("the release pushes %q; the chart pulls %s", wf.Env["IMAGE"], ociimage.Repository)
+	}
+	pushed := false
+	for _, s := range wf.Jobs["image"].Steps {
+		if strings.HasPrefix(s.Uses, "docker/build-push-action@") {
+			pushed = true
+			if p := s.With["platforms"]; p != "linux/amd64,linux/arm64" {
+				t.Errorf("the image is built for %q; want linux/amd64,linux/arm64", p)
+			}
+		}
+	}
+	if !pushed {
+		t.Error("the image job has no docker/build-push-action step")
+	}
+	built := map[string]bool{}
+	m := wf.Jobs["plugin"].Strategy.Matrix
+	for _, o := range m.OS {
+		for _, a := range m.Arch {
+			built[o+"_"+a] = true
+		}
+	}
+
+	krew, err := os.ReadFile(filepath.Join(repoRoot(), ".krew.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The manifest is a template (not YAML until the bot renders it):
+	// each platform is a selector line, the archive's URL, the binary.
+	lines := strings.Split(string(krew), "\n")
+	platforms := 0
+	for i, line := range lines {
+		line = strings.TrimSpace(line)
+		if !strings.HasPrefix(line, "matchLabels: {os: ") || i+2 >= len(lines) {
+			continue
+		}
+		platforms++
+		var goos, arch string
+		if _, err := fmt.Sscanf(strings.NewReplacer(",", " ", "}", " ").Replace(line), "matchLabels: {os: %s arch: %s", &goos, &arch); err != nil {
+			t.Errorf(".krew.yaml: %q: %v", line, err)
+			continue
+		}
+		if !built[goos+"_"+arch] {
+			t.Errorf(".krew.yaml installs on %s/%s, for which the release builds no archive", goos, arch)
+		}
+		if want := "/kubectl-pharos_{{ .TagName }}_" + goos + "_" + arch + ".tar.gz"; !strings.Contains(lines[i+1], want) {
+			t.Errorf(".krew.yaml: %s/%s's URL %q does not end in %s", goos, arch, strings.TrimSpace(lines[i+1]), want)
+		}
+		bin := "kubectl-pharos"
+		if goos == "windows" {
+			bin += ".exe"
+		}
+		if got := strings.TrimSpace(lines[i+2]); got != "bin: "+bin {
+			t.Errorf(".krew.yaml: %s/%s: %q; want bin: %s", goos, arch, got, bin)
+		}
+	}
+	if platforms != len(built) {
+		t.Errorf(".krew.yaml has %d platforms; the release builds %d archives", platforms, len(built))
+	}
 }
