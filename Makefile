@@ -159,7 +159,7 @@ fuzz: ## Fuzz the config parser for FUZZTIME per fuzzer
 .NOTPARALLEL: bench
 
 .PHONY: bench
-bench: bench-alloc bench-controller bench-lab bench-l2 bench-bgp bench-dataplane bench-plugin bench-outage bench-partition bench-helm bench-invalid-config bench-arp-flood ## Run all benchmarks and print _output/bench/summary.json
+bench: bench-alloc bench-controller bench-lab bench-l2 bench-bgp bench-dataplane bench-plugin bench-outage bench-partition bench-helm bench-invalid-config bench-arp-flood bench-image ## Run all benchmarks and print _output/bench/summary.json
 	@echo "== $(BENCH_SUMMARY)"
 	@cat $(BENCH_SUMMARY)
 
@@ -236,6 +236,10 @@ bench-invalid-config: ## Count the invalid-configuration suite (test/testdata/in
 .PHONY: bench-arp-flood
 bench-arp-flood: deps ## ARP/NDP flood of the lab's LAN (root): 100,000 requests/s for addresses nobody owns, the speaker's RSS growth and missed answers for its own addresses
 	go run ./test/bench/arpflood | go run ./hack/benchmerge -out $(BENCH_SUMMARY) -require arp_flood_rss_growth_mib,arp_flood_own_answers_missed,arp_flood_rate_achieved,arp_noflood_own_answers_missed
+
+.PHONY: bench-image
+bench-image: deps-image ## Build the image archive as make image-archive does (buildah, root): image_archive_mib (goal < 60 MiB), image_build_s (median of 3, Go cache warm)
+	go run ./test/bench/image | go run ./hack/benchmerge -out $(BENCH_SUMMARY) -require image_archive_mib,image_build_s
 
 .PHONY: bench-lab-cold
 bench-lab-cold: deps ## Time a newcomer's first lab (Kubernetes built from nothing, ~12 min); merges lab_up_cold_s
