@@ -25,8 +25,10 @@ ACTIONLINT ?= $(TOOLS_BIN)/actionlint
 CHART := charts/pharos
 
 IMG ?= ghcr.io/pharos-lb/pharos:dev
-# make image-archive's OCI archive (buildah, no Docker), whose image is IMG.
+# make image-archive's OCI archive (buildah, no Docker), whose image is IMG,
+# for IMAGE_ARCH (GOARCH; empty: this machine's).
 IMAGE_ARCHIVE ?= _output/image/pharos.tar
+IMAGE_ARCH ?=
 FUZZTIME ?= 60s
 # The smoke fuzzing of `make test`: a count, not a duration, because Go's
 # fuzzer can fail a time-bounded run with "context deadline exceeded" when
@@ -252,8 +254,8 @@ image: ## Build the image IMG (controller, speaker, kubectl-pharos) with docker 
 	  --build-arg REVISION="$$(git rev-parse HEAD 2>/dev/null || echo unknown)" -t $(IMG) .
 
 .PHONY: image-archive
-image-archive: deps-image ## Build the same image without Docker (buildah, as root) into the OCI archive IMAGE_ARCHIVE, named IMG
-	go run ./hack/image -out $(IMAGE_ARCHIVE) -ref $(IMG)
+image-archive: deps-image ## Build the same image without Docker (buildah, as root) into the OCI archive IMAGE_ARCHIVE, named IMG (IMAGE_ARCH=arm64 for arm64 nodes)
+	go run ./hack/image -out $(IMAGE_ARCHIVE) -ref $(IMG) $(if $(IMAGE_ARCH),-arch $(IMAGE_ARCH))
 
 .PHONY: clean
 clean: ## Remove bin/ and _output/
