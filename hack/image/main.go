@@ -242,6 +242,9 @@ func buildImage(ctx context.Context, o options, bins []string) (err error) {
 	entrypoint := `["` + strings.Join(spec.Entrypoint, `","`) + `"]`
 	cfg := []string{"config", "--user", spec.User, "--entrypoint", entrypoint, "--cmd", "", "--os", "linux", "--arch", o.arch,
 		"--created-by", "hack/image: COPY " + strings.Join(spec.Paths(), " ")}
+	for _, e := range spec.Env {
+		cfg = append(cfg, "--env", e)
+	}
 	labels := spec.ExpandLabels(map[string]string{"VERSION": o.version, "REVISION": o.revision})
 	for _, k := range slices.Sorted(maps.Keys(labels)) {
 		cfg = append(cfg, "--label", k+"="+labels[k])

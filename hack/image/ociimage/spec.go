@@ -41,6 +41,10 @@ type Spec struct {
 	User string
 	// Entrypoint is the image's ENTRYPOINT; there is no CMD.
 	Entrypoint []string
+	// Env is the image config's environment. The Dockerfile sets none,
+	// but docker (and buildah bud) give an image FROM scratch the default
+	// PATH, which hack/image sets too, so both configs are the same.
+	Env []string
 	// Labels are the image config's labels. A value may name a build
 	// argument as ${NAME} (as the Dockerfile's LABEL does).
 	Labels map[string]string
@@ -66,6 +70,7 @@ var Pharos = Spec{
 	GoFlags:    []string{"-trimpath", "-ldflags=-s -w"},
 	User:       "65532:65532",
 	Entrypoint: []string{"/controller"},
+	Env:        []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
 	Labels: map[string]string{
 		"org.opencontainers.image.title":       "pharos",
 		"org.opencontainers.image.description": "Pharos, a load balancer for bare-metal Kubernetes: controller, speaker and kubectl-pharos",
