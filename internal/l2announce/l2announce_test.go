@@ -205,7 +205,7 @@ pharos_l2_gratuitous_sent_total{interface="eth0"} 6
 	}
 	// ARP answered: 3 before the reopen, 1 after.
 	requests := `
-# HELP pharos_l2_requests_total ARP requests and Neighbor Solicitations received, by interface, protocol (arp, ndp), family (IPv4 for arp, IPv6 for ndp) and outcome (answered, ignored, malformed).
+# HELP pharos_l2_requests_total ARP and NDP frames that reached the speaker, by interface, protocol (arp, ndp), family (IPv4 for arp, IPv6 for ndp) and outcome: answered; ignored (passed by the socket's kernel filter but needing no answer, such as another station's reply for an address being probed, or a request for an address of the filter's last 32 bits that is not ours); malformed. Requests for addresses this node does not announce are dropped in the kernel and not counted.
 # TYPE pharos_l2_requests_total counter
 pharos_l2_requests_total{family="IPv4",interface="eth0",protocol="arp",result="answered"} 4
 pharos_l2_requests_total{family="IPv4",interface="eth0",protocol="arp",result="ignored"} 0

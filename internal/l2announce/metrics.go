@@ -6,7 +6,7 @@ import (
 
 var (
 	descRequests = prometheus.NewDesc("pharos_l2_requests_total",
-		"ARP requests and Neighbor Solicitations received, by interface, protocol (arp, ndp), family (IPv4 for arp, IPv6 for ndp) and outcome (answered, ignored, malformed).",
+		"ARP and NDP frames that reached the speaker, by interface, protocol (arp, ndp), family (IPv4 for arp, IPv6 for ndp) and outcome: answered; ignored (passed by the socket's kernel filter but needing no answer, such as another station's reply for an address being probed, or a request for an address of the filter's last 32 bits that is not ours); malformed. Requests for addresses this node does not announce are dropped in the kernel and not counted.",
 		[]string{"interface", "protocol", "family", "result"}, nil)
 	descResponses = prometheus.NewDesc("pharos_l2_responses_sent_total",
 		"ARP replies (IPv4) and Neighbor Advertisements (IPv6) sent in answer to requests for addresses this node announces, by family; gratuitous ones are in pharos_l2_gratuitous_sent_total.",

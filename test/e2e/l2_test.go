@@ -166,7 +166,14 @@ func TestL2FailoverOnCrashAndNoSecondOutage(t *testing.T) {
 
 func expectBody(t *testing.T, ns, url, want string) {
 	t.Helper()
-	cluster.Eventually(t, 30*time.Second, func() error {
+	expectBodyWithin(t, ns, url, want, 30*time.Second)
+}
+
+// expectBodyWithin is expectBody with another deadline, for set-ups that
+// wait on Kubernetes too (new Pods scheduled and started).
+func expectBodyWithin(t *testing.T, ns, url, want string, d time.Duration) {
+	t.Helper()
+	cluster.Eventually(t, d, func() error {
 		body, err := lab.HTTPGet(context.Background(), ns, url)
 		if err != nil {
 			return err

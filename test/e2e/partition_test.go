@@ -75,7 +75,9 @@ func testPartitionMemberlist(t *testing.T, ofOwner bool) {
 	ipStr := loadBalancerIPs(t, "split")[0]
 	ip := netip.MustParseAddr(ipStr)
 	url := "http://" + ipStr + "/"
-	expectBody(t, lab.Client.Name, url, "pod=split-")
+	// New Pods: the scheduler and controller manager may still be slow
+	// after TestControlPlaneOutage, which runs before.
+	expectBodyWithin(t, lab.Client.Name, url, "pod=split-", 2*time.Minute)
 	var owner string
 	cluster.Eventually(t, 30*time.Second, func() (err error) { owner, err = announcer(t, "split", ipStr); return err })
 	nodeOf := map[string]string{}

@@ -179,6 +179,11 @@ type ARPSummary struct {
 	TwoMAC time.Duration
 	// TwoMACFrom is the first such slot.
 	TwoMACFrom time.Time
+	// LongestTwoMAC is the longest single episode of two MACs: slots with
+	// two MACs no more than a second apart count as one episode. Over a
+	// long watch with several faults it is the figure to bound, where
+	// TwoMAC spans them all.
+	LongestTwoMAC time.Duration
 	// LongestSilence is the longest time without any answer.
 	LongestSilence time.Duration
 	// Last is the MAC of the last answer.
@@ -225,6 +230,15 @@ func SummarizeARP(answers []ARPAnswer, slot time.Duration, from, to time.Time) A
 		sort.Slice(two, func(i, j int) bool { return two[i] < two[j] })
 		s.TwoMAC = time.Duration(two[len(two)-1]-two[0]+1) * slot
 		s.TwoMACFrom = from.Add(time.Duration(two[0]) * slot)
+		first := two[0]
+		for i, k := range two {
+			if i > 0 && time.Duration(k-two[i-1])*slot > time.Second {
+				first = k
+			}
+			if d := time.Duration(k-first+1) * slot; d > s.LongestTwoMAC {
+				s.LongestTwoMAC = d
+			}
+		}
 	}
 	return s
 }
