@@ -223,6 +223,13 @@ bench-plugin: deps ## kubectl pharos in the lab (root): explain p95 with 1,000 S
 bench-outage: deps ## Control-plane outage in the lab (root): failed requests over a 10-minute outage (OUTAGE=10m), cold start of every Pharos process to the address answering
 	go run ./test/bench/outage -outage $(or $(OUTAGE),10m) | go run ./hack/benchmerge -out $(BENCH_SUMMARY) -require outage_failed_requests,cold_start_announce_s
 
+.PHONY: chaos
+chaos: deps ## Seeded, bounded chaos in the lab (root): Service churn, pool resizes, controller/speaker kills, link flaps, node crashes, apiserver restarts against invariants; CHAOS_FLAGS="-seed=N -duration=4m -ops=200"
+	@mkdir -p _output/chaos
+	go run ./test/chaos $(CHAOS_FLAGS) > _output/chaos/figures.txt; rc=$$?; \
+	  go run ./hack/benchmerge -out $(BENCH_SUMMARY) -require chaos_ops,chaos_faults,chaos_violations < _output/chaos/figures.txt; \
+	  exit $$rc
+
 .PHONY: bench-partition
 bench-partition: deps ## One node's memberlist port blocked in the lab (root): how long two MACs answer ARP for an address (max over trials), whether healing moves it
 	go run ./test/bench/partition | go run ./hack/benchmerge -out $(BENCH_SUMMARY) -require partition_two_mac_ms

@@ -61,9 +61,13 @@ type RetryOptions struct {
 	// after an outage every speaker should announce again within seconds.
 	Initial, Max time.Duration
 	// Settle is how long definitive-looking answers (a 403, a missing
-	// CRD) are still retried after the apiserver was unreachable: one that
-	// has just started answers before its authorizer has loaded the RBAC
-	// roles, refusing everyone for a few seconds. Default 30 s.
+	// CRD) are retried before Retry returns them: an apiserver that has
+	// just started answers, and even reports ready, before its authorizer
+	// has loaded the RBAC roles, refusing everyone for seconds (over 11 s
+	// seen in the lab). A process that starts then, not only one that saw
+	// the apiserver unreachable, must not exit into a kubelet's back-off
+	// for it. Waiting reports the first refusal at once, so a real one is
+	// seen without delay. Default 30 s.
 	Settle time.Duration
 	// Waiting is called once, at the first transient failure, and
 	// Recovered once when fn then succeeds: one log line each, however
@@ -85,7 +89,7 @@ func Retry(ctx context.Context, o RetryOptions, fn func(ctx context.Context) err
 		o.Settle = 30 * time.Second
 	}
 	wait, start, failed := o.Initial, time.Now(), false
-	var answered time.Time // the first definitive answer after an outage
+	var answered time.Time // the first definitive-looking answer
 	for {
 		err := fn(ctx)
 		if err == nil {
@@ -95,9 +99,6 @@ func Retry(ctx context.Context, o RetryOptions, fn func(ctx context.Context) err
 			return nil
 		}
 		if !Transient(err) {
-			if !failed {
-				return err
-			}
 			if answered.IsZero() {
 				answered = time.Now()
 			}

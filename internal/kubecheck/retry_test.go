@@ -88,19 +88,37 @@ func containsForbidden(err error) bool {
 	return errors.As(err, &status) && status.Status().Code == 403
 }
 
-// TestRetrySettlesAfterAnOutage: a 403 right after the apiserver was
-// unreachable is retried for Settle (an apiserver whose authorizer has
-// not loaded RBAC yet refuses everyone); a 403 without an outage, or one
-// that lasts past Settle, is returned.
+// TestRetrySettlesAfterAnOutage: a 403 is retried for Settle (an
+// apiserver whose authorizer has not loaded RBAC yet refuses everyone,
+// whether or not this process saw it unreachable first), reported at
+// once through Waiting; one that lasts past Settle is returned.
 func TestRetrySettlesAfterAnOutage(t *testing.T) {
 	forbidden := apierrors.NewForbidden(schema.GroupResource{Resource: "services"}, "", errors.New("RBAC not loaded"))
 	refused := &net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}
-	opts := RetryOptions{Initial: time.Millisecond, Max: time.Millisecond, Settle: 200 * time.Millisecond}
+	var reported []error
+	opts := RetryOptions{Initial: time.Millisecond, Max: time.Millisecond, Settle: 200 * time.Millisecond,
+		Waiting: func(err error) { reported = append(reported, err) }}
 
 	calls := 0
+	start := time.Now()
 	err := Retry(context.Background(), opts, func(context.Context) error { calls++; return forbidden })
-	if !apierrors.IsForbidden(err) || calls != 1 {
-		t.Errorf("403 with no outage: %v after %d calls, want it at once", err, calls)
+	if !apierrors.IsForbidden(err) || time.Since(start) < 200*time.Millisecond || calls < 3 {
+		t.Errorf("a lasting 403 with no outage: %v after %d calls and %s, want it after Settle", err, calls, time.Since(start))
+	}
+	if len(reported) != 1 || !apierrors.IsForbidden(reported[0]) {
+		t.Errorf("Waiting got %v, want the 403 once, at the start", reported)
+	}
+
+	calls = 0
+	err = Retry(context.Background(), opts, func(context.Context) error {
+		calls++
+		if calls < 4 {
+			return forbidden // a process started just as the apiserver did
+		}
+		return nil
+	})
+	if err != nil || calls != 4 {
+		t.Errorf("403 for a moment at start, then fine: %v after %d calls", err, calls)
 	}
 
 	calls = 0
@@ -118,7 +136,7 @@ func TestRetrySettlesAfterAnOutage(t *testing.T) {
 		t.Errorf("refused, then 403 for a moment, then fine: %v after %d calls", err, calls)
 	}
 
-	start := time.Now()
+	start = time.Now()
 	calls = 0
 	err = Retry(context.Background(), opts, func(context.Context) error {
 		calls++

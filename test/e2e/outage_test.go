@@ -206,7 +206,7 @@ func TestControlPlaneOutage(t *testing.T) {
 		why = func() error {
 			out, err := lab.Kubectl(ctx, "get", "svc", "after-cold-start", "-o", `jsonpath={.status.loadBalancer.ingress[*].ip}`)
 			if fresh = strings.Fields(out); err != nil || len(fresh) == 0 {
-				return fmt.Errorf("no address yet: %v", err)
+				return fmt.Errorf("no address yet: %w", err)
 			}
 			body, err := lab.HTTPGet(ctx, lab.Client.Name, "http://"+net.JoinHostPort(fresh[0], "80")+"/")
 			if err != nil {

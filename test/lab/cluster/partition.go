@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"os/exec"
-	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -184,8 +182,10 @@ type ARPSummary struct {
 	// long watch with several faults it is the figure to bound, where
 	// TwoMAC spans them all.
 	LongestTwoMAC time.Duration
-	// LongestSilence is the longest time without any answer.
+	// LongestSilence is the longest time without any answer, from
+	// SilenceFrom.
 	LongestSilence time.Duration
+	SilenceFrom    time.Time
 	// Last is the MAC of the last answer.
 	Last string
 }
@@ -212,13 +212,13 @@ func SummarizeARP(answers []ARPAnswer, slot time.Duration, from, to time.Time) A
 			s.MACs = append(s.MACs, a.MAC)
 		}
 		if gap := a.At.Sub(prev); gap > s.LongestSilence {
-			s.LongestSilence = gap
+			s.LongestSilence, s.SilenceFrom = gap, prev
 		}
 		prev = a.At
 		s.Last = a.MAC
 	}
 	if gap := to.Sub(prev); gap > s.LongestSilence {
-		s.LongestSilence = gap
+		s.LongestSilence, s.SilenceFrom = gap, prev
 	}
 	var two []int64
 	for k, macs := range slots {
@@ -254,44 +254,15 @@ func openARPSocket(ns string) (int, *net.Interface, [4]byte, error) {
 		fd  = -1
 		ifi *net.Interface
 		src [4]byte
-		err error
 	)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		runtime.LockOSThread()
-		// The thread is left locked, and so discarded when this goroutine
-		// ends, if it cannot return to the original namespace.
-		orig, e := os.Open("/proc/thread-self/ns/net")
-		if e != nil {
-			err = e
-			return
+	err := InNetns(ns, func() error {
+		var err error
+		if ifi, err = net.InterfaceByName("eth0"); err != nil {
+			return err
 		}
-		defer orig.Close()
-		target, e := os.Open("/run/netns/" + ns)
-		if e != nil {
-			err = e
-			return
-		}
-		defer target.Close()
-		if e := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); e != nil {
-			err = fmt.Errorf("setns %s: %w", ns, e)
-			return
-		}
-		restore := func() {
-			if unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET) == nil {
-				runtime.UnlockOSThread()
-			}
-		}
-		defer restore()
-		ifi, err = net.InterfaceByName("eth0")
+		addrs, err := ifi.Addrs()
 		if err != nil {
-			return
-		}
-		addrs, e := ifi.Addrs()
-		if e != nil {
-			err = e
-			return
+			return err
 		}
 		for _, a := range addrs {
 			if p, e := netip.ParsePrefix(a.String()); e == nil && p.Addr().Is4() {
@@ -299,19 +270,18 @@ func openARPSocket(ns string) (int, *net.Interface, [4]byte, error) {
 				break
 			}
 		}
-		fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, int(htons(unix.ETH_P_ARP)))
-		if err != nil {
-			return
+		if fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, int(htons(unix.ETH_P_ARP))); err != nil {
+			return err
 		}
-		if e := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ARP), Ifindex: ifi.Index}); e != nil {
+		if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ARP), Ifindex: ifi.Index}); err != nil {
 			_ = unix.Close(fd)
-			fd, err = -1, e
-			return
+			fd = -1
+			return err
 		}
 		tv := unix.NsecToTimeval((50 * time.Millisecond).Nanoseconds())
 		_ = unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
-	}()
-	<-done
+		return nil
+	})
 	if err != nil {
 		return -1, nil, src, fmt.Errorf("ARP socket in %s: %w", ns, err)
 	}
