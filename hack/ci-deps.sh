@@ -18,8 +18,11 @@ if ! command -v dpkg >/dev/null 2>&1; then
   exit 1
 fi
 
+# A package is there when dpkg has it unpacked and configured, whatever
+# its selection: "hold ok installed" (apt-mark hold) counts, and apt-get
+# install would not change it ("already the newest version").
 installed() {
-  dpkg -s "$1" 2>/dev/null | grep -qx 'Status: install ok installed'
+  dpkg -s "$1" 2>/dev/null | grep -qE '^Status: [a-z]+ ok installed$'
 }
 
 missing=()
@@ -87,6 +90,6 @@ if [ ${#quiet[@]} -gt 0 ]; then
 fi
 
 for p in "${missing[@]}"; do
-  installed "$p" || { echo "ci-deps: $p is still not installed" >&2; exit 1; }
+  installed "$p" || { echo "ci-deps: $p is still not installed; dpkg says: $(dpkg -s "$p" 2>&1 | grep -m1 '^Status' || echo nothing)" >&2; exit 1; }
 done
 echo "ci-deps: installed ${missing[*]}"
