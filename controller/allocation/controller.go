@@ -310,8 +310,22 @@ func (c *Controller) refreshPoolsLocked(ctx context.Context) error {
 	// A pool being deleted stays in the model while the finalizer holds
 	// it (protect.go): its Services keep their addresses, and no one gets
 	// a new one from it.
+	var startsDraining []string
+	for name, d := range draining {
+		if d && !c.alloc.Draining(name) {
+			startsDraining = append(startsDraining, name)
+		}
+	}
 	c.alloc.SetDraining(draining)
 	evicted := c.alloc.SetConfig(c.result.Config)
+	// The Services of a pool that starts draining say so in their
+	// condition (see reconcile): re-queue them.
+	for _, name := range startsDraining {
+		for _, k := range c.alloc.Users(name) {
+			ns, n, _ := strings.Cut(k, "/")
+			c.services.add(types.NamespacedName{Namespace: ns, Name: n})
+		}
+	}
 	for _, k := range evicted {
 		ns, name, _ := strings.Cut(k, "/")
 		c.setPendingLocked(types.NamespacedName{Namespace: ns, Name: name}, true)
@@ -437,6 +451,11 @@ func (c *Controller) reconcileService(ctx context.Context, req reconcile.Request
 		} else {
 			cond.Status, cond.Reason = metav1.ConditionTrue, string(allocator.Allocated)
 			cond.Message = fmt.Sprintf("assigned %s from IPAddressPool %q", joinIPs(asg.IPs), asg.Pool)
+			if c.alloc.Draining(asg.Pool) {
+				// The Service is what holds the pool in Terminating: say
+				// so where its owner looks, with the way out.
+				cond.Message += fmt.Sprintf("; the pool is being deleted and kept only for the Services that hold its addresses: move this one with the annotation %s, or delete it, to let the pool go", v1beta1.AnnotationAddressPool)
+			}
 		}
 	}
 	c.setPendingLocked(req.NamespacedName, cond.Status != metav1.ConditionTrue)

@@ -131,6 +131,20 @@ func TestDeletingAPoolInUseKeepsItTerminatingUntilReleased(t *testing.T) {
 		return ""
 	})
 
+	// Its condition says the pool is going and how to let it go.
+	eventually(t, waitTime, func() string {
+		var svc corev1.Service
+		if err := k8s.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: "web"}, &svc); err != nil {
+			return err.Error()
+		}
+		c := meta.FindStatusCondition(svc.Status.Conditions, v1beta1.ConditionIPAllocated)
+		if c == nil || c.Status != metav1.ConditionTrue || !strings.Contains(c.Message, `assigned 198.18.40.0 from IPAddressPool "doomed"; the pool is being deleted`) ||
+			!strings.Contains(c.Message, v1beta1.AnnotationAddressPool) {
+			return fmt.Sprintf("IPAllocated %+v", c)
+		}
+		return ""
+	})
+
 	// The Service keeps its address, annotation and condition across
 	// reconciles (touching it re-queues it).
 	updateService(t, ns, "web", func(s *corev1.Service) { s.Labels = map[string]string{"touched": "1"} })

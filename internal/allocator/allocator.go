@@ -230,6 +230,9 @@ func (a *Allocator) markFree(addr netip.Addr, pool string) {
 	}
 }
 
+// Draining reports whether the pool is being deleted (see SetDraining).
+func (a *Allocator) Draining(pool string) bool { return a.draining[pool] }
+
 // SetDraining names the pools that are being deleted (replacing the last
 // set): they keep the addresses they have assigned, also across SetConfig,
 // Assign and Restore, but give no new address to anyone, not even one
