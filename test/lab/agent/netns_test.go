@@ -55,6 +55,14 @@ func TestMain(m *testing.M) {
 		fakePharos()
 		return
 	}
+	if os.Getenv(envSeccompHelper) == "1" {
+		seccompHelper()
+		return
+	}
+	if os.Getenv(envMountsHelper) == "1" {
+		mountsHelper()
+		return
+	}
 	if os.Getenv(envEchoHelper) == "1" {
 		fs := flag.NewFlagSet("echo", flag.ExitOnError)
 		pod := fs.String("pod", "", "")

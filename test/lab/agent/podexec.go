@@ -9,6 +9,9 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"golang.org/x/net/bpf"
+	"golang.org/x/sys/unix"
 )
 
 // ExecPod is the launcher of Pharos pods' processes: the lab command's
@@ -18,11 +21,23 @@ import (
 // user and groups and replaces itself with the binary, so the process the
 // agent watches and signals is Pharos itself:
 //
-//	pod-exec --uid 65532 --gid 65532 [--groups 1,2] [--hostname NAME] [--caps NET_RAW,...] --binary PATH -- ARGV0 ARGS...
+//	pod-exec --uid 65532 --gid 65532 [--groups 1,2] [--hostname NAME] [--caps NET_RAW,...]
+//	  [--bind rw:SRC:DST ...] [--read-only-root] [--no-new-privs] [--seccomp runtime-default]
+//	  --binary PATH -- ARGV0 ARGS...
 //
 // With --caps it confines the process to those capabilities (an empty
 // list: none), as a container runtime does with a container's
 // securityContext; a process that is not root has none anyway.
+//
+// With --bind or --read-only-root it gives the process a mount namespace
+// of its own (setupMounts): the pod's volumes at their mountPaths and,
+// with --read-only-root (readOnlyRootFilesystem), every other mount
+// read-only. With --no-new-privs (allowPrivilegeEscalation: false) it sets
+// no_new_privs, and with --seccomp runtime-default it installs the
+// seccomp filter of RuntimeDefault for the container's capabilities
+// (seccomp.go), as late as it can: just before the exec with
+// no_new_privs, before giving up root without (installing a filter
+// without no_new_privs needs CAP_SYS_ADMIN).
 //
 // With --hostname it sets the hostname a container has (the pod's name),
 // which is what leader election and logs take as the replica's identity.
@@ -49,8 +64,20 @@ func ExecPod(args []string) error {
 	binary := fs.String("binary", "", "the binary to run")
 	hostname := fs.String("hostname", "", "hostname to set, in a UTS namespace of its own")
 	caps := fs.String("caps", "-", "capabilities to keep, comma-separated (\"\" for none; \"-\" leaves them alone)")
+	var binds []bindMount
+	fs.Func("bind", "a volume to mount, rw:SRC:DST or ro:SRC:DST (repeatable)", func(v string) error {
+		b, err := parseBindMount(v)
+		binds = append(binds, b)
+		return err
+	})
+	readOnlyRoot := fs.Bool("read-only-root", false, "make every mount but the volumes (and /proc, /dev/shm ...) read-only")
+	noNewPrivs := fs.Bool("no-new-privs", false, "set no_new_privs (allowPrivilegeEscalation: false)")
+	seccompProfile := fs.String("seccomp", "unconfined", "seccomp profile: unconfined or runtime-default")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *seccompProfile != "unconfined" && *seccompProfile != "runtime-default" {
+		return fmt.Errorf("pod-exec: --seccomp %q: want unconfined or runtime-default", *seccompProfile)
 	}
 	argv := fs.Args()
 	if *binary == "" || len(argv) == 0 {
@@ -77,15 +104,40 @@ func ExecPod(args []string) error {
 			return fmt.Errorf("pod-exec: %w", err)
 		}
 	}
+	if len(binds) > 0 || *readOnlyRoot {
+		if err := setupMounts(binds, *readOnlyRoot); err != nil {
+			return fmt.Errorf("pod-exec: %w", err)
+		}
+	}
+	// The capabilities the container keeps, which decide part of the
+	// seccomp profile: all of them when they are left alone.
+	var capNames []string
 	if *caps != "-" {
-		var names []string
 		for _, n := range strings.Split(*caps, ",") {
 			if n != "" {
-				names = append(names, n)
+				capNames = append(capNames, n)
 			}
 		}
-		if err := limitCaps(names); err != nil {
+		if err := limitCaps(capNames); err != nil {
 			return fmt.Errorf("pod-exec: %w", err)
+		}
+	} else {
+		for n := range capNumbers {
+			capNames = append(capNames, n)
+		}
+	}
+	var filter []bpf.Instruction
+	if *seccompProfile == "runtime-default" {
+		if filter, err = runtimeDefaultFilter(nativeSeccompTarget(), capNames); err != nil {
+			return fmt.Errorf("pod-exec: %w", err)
+		}
+		if !*noNewPrivs {
+			// Still root with CAP_SYS_ADMIN, which a filter without
+			// no_new_privs needs. What follows (setgroups, setgid,
+			// setuid, prctl, chdir, execve) is all allowed.
+			if err := installSeccomp(filter); err != nil {
+				return fmt.Errorf("pod-exec: %w", err)
+			}
 		}
 	}
 	// Groups first: once the user is not root, they can no longer change.
@@ -107,6 +159,18 @@ func ExecPod(args []string) error {
 	}
 	if os.Getppid() != ppid {
 		return errors.New("pod-exec: the node agent exited")
+	}
+	// Both belong to this thread, the one that executes the binary, which
+	// inherits them.
+	if *noNewPrivs {
+		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+			return fmt.Errorf("pod-exec: set no_new_privs: %w", err)
+		}
+		if filter != nil {
+			if err := installSeccomp(filter); err != nil {
+				return fmt.Errorf("pod-exec: %w", err)
+			}
+		}
 	}
 	// A container starts in its image's working directory; "/" is the
 	// image's and is searchable by every user.
