@@ -35,6 +35,20 @@ type pharosPod struct {
 	restartPolicy corev1.RestartPolicy
 	grace         time.Duration
 	credentials   bool // whether the pod gets its ServiceAccount's token
+
+	// What the container's securityContext asks of the runtime.
+	readOnlyRoot bool   // readOnlyRootFilesystem
+	noNewPrivs   bool   // allowPrivilegeEscalation: false
+	seccomp      string // "runtime-default" or "unconfined"
+	// The container's emptyDir volumes, which the agent keeps for the
+	// pod's life and the launcher mounts.
+	volumes []podVolume
+}
+
+// podVolume is an emptyDir volume at one of the container's mountPaths.
+type podVolume struct {
+	name, mountPath string
+	readOnly        bool
 }
 
 // imageRepository returns image without its tag and digest:
@@ -99,7 +113,84 @@ func (o *Options) pharosPodOf(pod *corev1.Pod) (pp *pharosPod, ok bool, err erro
 	if pp.uid, pp.gid, pp.groups, err = runAs(pod, c, o.PharosUID, o.PharosGID); err != nil {
 		return nil, true, err
 	}
+	if sc := c.SecurityContext; sc != nil {
+		pp.readOnlyRoot = sc.ReadOnlyRootFilesystem != nil && *sc.ReadOnlyRootFilesystem
+		pp.noNewPrivs = sc.AllowPrivilegeEscalation != nil && !*sc.AllowPrivilegeEscalation
+	}
+	if pp.seccomp, err = seccompOf(pod, c); err != nil {
+		return nil, true, err
+	}
+	if pp.volumes, err = containerVolumes(pod, c); err != nil {
+		return nil, true, err
+	}
+	for _, v := range pp.volumes {
+		// The pod reads its kubeconfig and token there, by path.
+		if pp.credentials && o.StateDir != "" && (v.mountPath == "/" || o.StateDir == v.mountPath || strings.HasPrefix(o.StateDir, v.mountPath+"/")) {
+			return nil, true, fmt.Errorf("container %s mounts volume %q at %s, which would hide the lab's %s where its token is", c.Name, v.name, v.mountPath, o.StateDir)
+		}
+	}
 	return pp, true, nil
+}
+
+// seccompOf returns the seccomp profile a container runs under, as the
+// kubelet and containerd decide it: the container's seccompProfile, else
+// the pod's, else none (Unconfined: the kubelet's default without
+// --seccomp-default); a privileged container runs without one. Localhost
+// profiles are not supported.
+func seccompOf(pod *corev1.Pod, c *corev1.Container) (string, error) {
+	var p *corev1.SeccompProfile
+	if sc := pod.Spec.SecurityContext; sc != nil && sc.SeccompProfile != nil {
+		p = sc.SeccompProfile
+	}
+	if sc := c.SecurityContext; sc != nil {
+		if sc.SeccompProfile != nil {
+			p = sc.SeccompProfile
+		}
+		if sc.Privileged != nil && *sc.Privileged {
+			return "unconfined", nil
+		}
+	}
+	switch {
+	case p == nil || p.Type == corev1.SeccompProfileTypeUnconfined:
+		return "unconfined", nil
+	case p.Type == corev1.SeccompProfileTypeRuntimeDefault:
+		if nativeSeccompTarget() == nil {
+			_, err := runtimeDefaultFilter(nil, nil)
+			return "", err
+		}
+		return "runtime-default", nil
+	}
+	return "", fmt.Errorf("container %s: the lab node agent runs seccompProfile RuntimeDefault or Unconfined, not %s", c.Name, p.Type)
+}
+
+// containerVolumes returns the container's emptyDir volumes. The projected
+// volume of the ServiceAccount's token that admission adds is left out:
+// the agent gives the token through KUBECONFIG (credentials). Any other
+// kind of volume, and subPath, are refused rather than silently missing.
+func containerVolumes(pod *corev1.Pod, c *corev1.Container) ([]podVolume, error) {
+	var out []podVolume
+	for _, vm := range c.VolumeMounts {
+		var vol *corev1.Volume
+		for i := range pod.Spec.Volumes {
+			if pod.Spec.Volumes[i].Name == vm.Name {
+				vol = &pod.Spec.Volumes[i]
+			}
+		}
+		switch {
+		case vol == nil:
+			return nil, fmt.Errorf("container %s mounts volume %q, which the pod does not have", c.Name, vm.Name)
+		case vol.Projected != nil && slices.ContainsFunc(vol.Projected.Sources, func(s corev1.VolumeProjection) bool { return s.ServiceAccountToken != nil }):
+			continue
+		case vol.EmptyDir == nil:
+			return nil, fmt.Errorf("container %s mounts volume %q: the lab node agent mounts only emptyDir volumes", c.Name, vm.Name)
+		case vm.SubPath != "" || vm.SubPathExpr != "":
+			return nil, fmt.Errorf("container %s mounts volume %q with a subPath, which the lab node agent does not support", c.Name, vm.Name)
+		case !path.IsAbs(vm.MountPath) || strings.Contains(vm.MountPath, ":"):
+			return nil, fmt.Errorf("container %s mounts volume %q at %q: the lab node agent needs an absolute path without ':'", c.Name, vm.Name, vm.MountPath)
+		}
+		out = append(out, podVolume{name: vm.Name, mountPath: path.Clean(vm.MountPath), readOnly: vm.ReadOnly})
+	}
+	return out, nil
 }
 
 // pharosBinary is the file on this machine that a Pharos container's

@@ -96,6 +96,90 @@ func TestPharosPodOf(t *testing.T) {
 	}
 }
 
+// TestPharosPodSecurity: the securityContext's readOnlyRootFilesystem,
+// allowPrivilegeEscalation and seccompProfile, and the emptyDir volumes,
+// become the launcher's; what the lab cannot do fails the pod.
+func TestPharosPodSecurity(t *testing.T) {
+	o := pharosOptions()
+	// As the chart has the controller: the pod's seccompProfile, the
+	// container's read-only root, an emptyDir at /tmp and the token volume
+	// admission adds.
+	chartPod := func() *corev1.Pod {
+		pod := pharosTestPod()
+		pod.Spec.SecurityContext = &corev1.PodSecurityContext{SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}}
+		pod.Spec.Containers[0].SecurityContext = &corev1.SecurityContext{ReadOnlyRootFilesystem: ptr.To(true), AllowPrivilegeEscalation: ptr.To(false)}
+		pod.Spec.Volumes = []corev1.Volume{
+			{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+			{Name: "kube-api-access-x", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{Sources: []corev1.VolumeProjection{
+				{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{Path: "token"}},
+				{ConfigMap: &corev1.ConfigMapProjection{LocalObjectReference: corev1.LocalObjectReference{Name: "kube-root-ca.crt"}}},
+			}}}},
+		}
+		pod.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{
+			{Name: "tmp", MountPath: "/tmp/"},
+			{Name: "kube-api-access-x", MountPath: "/var/run/secrets/kubernetes.io/serviceaccount", ReadOnly: true},
+		}
+		return pod
+	}
+	pp, _, err := o.pharosPodOf(chartPod())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !pp.readOnlyRoot || !pp.noNewPrivs || pp.seccomp != "runtime-default" ||
+		!slices.Equal(pp.volumes, []podVolume{{name: "tmp", mountPath: "/tmp"}}) {
+		t.Errorf("chart pod: %+v", pp)
+	}
+
+	// Nothing asked: a writable root, privileges may be gained, no
+	// seccomp (the kubelet's default), no volume.
+	pp, _, err = o.pharosPodOf(pharosTestPod())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pp.readOnlyRoot || pp.noNewPrivs || pp.seccomp != "unconfined" || len(pp.volumes) != 0 {
+		t.Errorf("plain pod: %+v", pp)
+	}
+
+	for name, tc := range map[string]struct {
+		mutate func(*corev1.Pod)
+		want   string // pp.seccomp, or "error"
+	}{
+		"container Unconfined over the pod's RuntimeDefault": {func(p *corev1.Pod) {
+			p.Spec.Containers[0].SecurityContext.SeccompProfile = &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeUnconfined}
+		}, "unconfined"},
+		"container RuntimeDefault alone": {func(p *corev1.Pod) {
+			p.Spec.SecurityContext = nil
+			p.Spec.Containers[0].SecurityContext.SeccompProfile = &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}
+		}, "runtime-default"},
+		"privileged": {func(p *corev1.Pod) {
+			p.Spec.Containers[0].SecurityContext = &corev1.SecurityContext{Privileged: ptr.To(true)}
+		}, "unconfined"},
+		"Localhost": {func(p *corev1.Pod) {
+			p.Spec.SecurityContext.SeccompProfile = &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeLocalhost, LocalhostProfile: ptr.To("x.json")}
+		}, "error"},
+		"hostPath volume": {func(p *corev1.Pod) {
+			p.Spec.Volumes[0].VolumeSource = corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/var"}}
+		}, "error"},
+		"subPath":              {func(p *corev1.Pod) { p.Spec.Containers[0].VolumeMounts[0].SubPath = "x" }, "error"},
+		"relative mountPath":   {func(p *corev1.Pod) { p.Spec.Containers[0].VolumeMounts[0].MountPath = "tmp" }, "error"},
+		"a mount of no volume": {func(p *corev1.Pod) { p.Spec.Volumes = p.Spec.Volumes[1:] }, "error"},
+	} {
+		pod := chartPod()
+		tc.mutate(pod)
+		pp, ok, err := o.pharosPodOf(pod)
+		switch {
+		case !ok:
+			t.Errorf("%s: not a Pharos pod", name)
+		case tc.want == "error" && err == nil:
+			t.Errorf("%s: accepted", name)
+		case tc.want != "error" && (err != nil || pp.seccomp != tc.want):
+			t.Errorf("%s: %+v, %v; want seccomp %s", name, pp, err, tc.want)
+		case err != nil:
+			t.Logf("%s: %v", name, err)
+		}
+	}
+}
+
 // TestPharosPodFromRootfs: with an unpacked image, a pod runs the image's
 // own file for its command, and only if it names the image the node has.
 func TestPharosPodFromRootfs(t *testing.T) {

@@ -396,6 +396,11 @@ func (m *podManager) teardown(ctx context.Context, s *slot, grace time.Duration)
 		return fmt.Errorf("remove the pod's credentials: %w", err)
 	}
 	s.creds = nil
+	if m.opts.StateDir != "" {
+		if err := os.RemoveAll(m.volumesDir(s.uid)); err != nil {
+			return fmt.Errorf("remove the pod's volumes: %w", err)
+		}
+	}
 	if s.netns != "" {
 		if err := teardownPodNetwork(ctx, m.podNet(s)); err != nil {
 			return err

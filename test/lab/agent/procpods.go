@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -11,6 +13,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 const (
@@ -136,7 +139,21 @@ func (m *podManager) startPharos(ctx context.Context, pod *corev1.Pod, s *slot, 
 	}
 	launch := slices.Clone(m.opts.LaunchCommand)
 	launch = append(launch, "--uid", strconv.FormatInt(pp.uid, 10), "--gid", strconv.FormatInt(pp.gid, 10),
-		"--groups", strings.Join(groups, ","), "--hostname", hostname, "--caps", strings.Join(pp.caps, ","), "--binary", pp.binary, "--")
+		"--groups", strings.Join(groups, ","), "--hostname", hostname, "--caps", strings.Join(pp.caps, ","))
+	for _, v := range pp.volumes {
+		dir, err := m.ensureVolume(pod, v.name)
+		if err != nil {
+			return err
+		}
+		launch = append(launch, "--bind", bindMount{src: dir, dst: v.mountPath, readOnly: v.readOnly}.String())
+	}
+	if pp.readOnlyRoot {
+		launch = append(launch, "--read-only-root")
+	}
+	if pp.noNewPrivs {
+		launch = append(launch, "--no-new-privs")
+	}
+	launch = append(launch, "--seccomp", pp.seccomp, "--binary", pp.binary, "--")
 	launch = append(launch, argv...)
 	// The node's netns is entered again for hostNetwork pods, not for
 	// the network (the agent is in it already) but for what ip netns exec
@@ -168,6 +185,30 @@ func (m *podManager) startPharos(ctx context.Context, pod *corev1.Pod, s *slot, 
 		p.ready.Store(true)
 	}
 	return nil
+}
+
+// ensureVolume returns the directory of the pod's emptyDir volume name,
+// creating it (empty, writable by every user, as the kubelet makes it) on
+// the pod's first start; it lasts as long as the pod, across restarts of
+// its container, and teardown removes it.
+func (m *podManager) ensureVolume(pod *corev1.Pod, name string) (string, error) {
+	dir := filepath.Join(m.volumesDir(pod.UID), name)
+	if _, err := os.Stat(dir); err == nil {
+		return dir, nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("create volume %s: %w", name, err)
+	}
+	// Not subject to the umask.
+	if err := os.Chmod(dir, 0o777); err != nil {
+		return "", fmt.Errorf("create volume %s: %w", name, err)
+	}
+	return dir, nil
+}
+
+// volumesDir holds the emptyDir volumes of the pod with uid.
+func (m *podManager) volumesDir(uid types.UID) string {
+	return filepath.Join(m.opts.StateDir, "volumes", string(uid))
 }
 
 // podIPs are a Pharos pod's addresses: its own, or the node's if it uses

@@ -2,12 +2,14 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -29,8 +31,10 @@ import (
 
 // fakePharos stands in for a Pharos binary: it prints who it runs as, its
 // argv, the network interfaces /sys shows and the token its kubeconfig
-// points at, then, by its flags, exits
-// with a code (--exit=N) or serves /readyz until SIGTERM (--serve=PORT).
+// points at, its seccomp mode and no_new_privs (and with --check-rootfs
+// whether / and /tmp take a write), then, by its flags, exits
+// with a code (--exit=N) or serves until SIGTERM (--serve=PORT), failing
+// /healthz with --sick.
 func fakePharos() {
 	groups, _ := syscall.Getgroups()
 	host, _ := os.Hostname()
@@ -51,6 +55,24 @@ func fakePharos() {
 			fmt.Printf("server=%s user=%s namespace=%s token=%s err=%v\n", cfg.Clusters[ctx.Cluster].Server, ctx.AuthInfo, ctx.Namespace, tok, err)
 		}
 	}
+	if slices.Contains(os.Args, "--check-rootfs") {
+		// Only for pods with a read-only root: a write to / that worked
+		// would land on this machine.
+		for _, p := range []string{"/plabtest-rootfs-check", "/tmp/plabtest-volume-check"} {
+			err := os.WriteFile(p, []byte("x"), 0o644)
+			if errors.Is(err, syscall.EROFS) {
+				err = syscall.EROFS
+			}
+			fmt.Printf("write %s: %v\n", p, err)
+		}
+	}
+	status, _ := os.ReadFile("/proc/self/status")
+	for _, l := range strings.Split(string(status), "\n") {
+		if strings.HasPrefix(l, "Seccomp:") || strings.HasPrefix(l, "NoNewPrivs:") {
+			fmt.Println(strings.Join(strings.Fields(l), " "))
+		}
+	}
+	sick := slices.Contains(os.Args, "--sick")
 	for _, a := range os.Args[1:] {
 		if v, ok := strings.CutPrefix(a, "--exit="); ok {
 			code, _ := strconv.Atoi(v)
@@ -60,7 +82,13 @@ func fakePharos() {
 		if v, ok := strings.CutPrefix(a, "--serve="); ok {
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 			defer stop()
-			srv := &http.Server{Addr: ":" + v, Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })}
+			srv := &http.Server{Addr: ":" + v, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if sick && r.URL.Path == "/healthz" {
+					w.WriteHeader(http.StatusInternalServerError)
+					return
+				}
+				_, _ = w.Write([]byte("ok"))
+			})}
 			go func() { _ = srv.ListenAndServe() }()
 			<-ctx.Done()
 			fmt.Println("got SIGTERM")
@@ -98,8 +126,9 @@ func newPharosTestPod(name string, policy corev1.RestartPolicy, args ...string) 
 
 func pharosPodsInNetns(t *testing.T) {
 	base := os.Getenv(envInner)
-	// Searchable by the pods' user, as the lab's /run/<prefix>-lab is.
-	state, err := os.MkdirTemp("", "plabtest-state-")
+	// Searchable by the pods' user, as the lab's /run/<prefix>-lab is,
+	// and, as there, not under a pod's volume (the server's /tmp).
+	state, err := os.MkdirTemp("/run", "plabtest-state-")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,9 +172,18 @@ func pharosPodsInNetns(t *testing.T) {
 		ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/readyz", Port: intstr.FromInt32(7473)}},
 		PeriodSeconds: 1, FailureThreshold: 3, TimeoutSeconds: 1, SuccessThreshold: 1,
 	}
+	// As the chart's controller is confined.
+	server.Spec.SecurityContext = &corev1.PodSecurityContext{SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}}
+	server.Spec.Containers[0].SecurityContext = &corev1.SecurityContext{ReadOnlyRootFilesystem: ptr.To(true), AllowPrivilegeEscalation: ptr.To(false)}
+	server.Spec.Volumes = []corev1.Volume{{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
+	server.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "tmp", MountPath: "/tmp"}}
+	server.Spec.Containers[0].Args = append(server.Spec.Containers[0].Args, "--check-rootfs")
 	host := newPharosTestPod("host", corev1.RestartPolicyOnFailure, "--exit=0")
 	host.Spec.HostNetwork = true
-	host.Spec.SecurityContext = &corev1.PodSecurityContext{RunAsUser: ptr.To[int64](0)}
+	// RuntimeDefault without no_new_privs: the launcher installs the
+	// filter while still root.
+	host.Spec.SecurityContext = &corev1.PodSecurityContext{RunAsUser: ptr.To[int64](0),
+		SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}}
 	crash := newPharosTestPod("crash", corev1.RestartPolicyAlways, "--exit=1")
 	cs := fake.NewClientset(server, host, crash,
 		newPharosTestPod("job-ok", corev1.RestartPolicyNever, "--exit=0"),
@@ -204,6 +242,10 @@ func pharosPodsInNetns(t *testing.T) {
 	l := logOf("server")
 	for _, want := range []string{
 		"uid=65532 gid=65532 groups=[] hostname=server", `"/controller" "--serve=7473" "--ns=default"`,
+		// A read-only root but for its emptyDir, RuntimeDefault and
+		// no_new_privs.
+		"write /plabtest-rootfs-check: read-only file system", "write /tmp/plabtest-volume-check: <nil>",
+		"Seccomp: 2", "NoNewPrivs: 1",
 		"server=https://198.18.96.2:6443 user=system:serviceaccount:default:pharos namespace=default token=token-for-server err=<nil>",
 	} {
 		if !strings.Contains(l, want) {
@@ -228,7 +270,8 @@ func pharosPodsInNetns(t *testing.T) {
 		t.Errorf("host pod IPs %v", p.Status.PodIPs)
 	}
 	// The node's /sys too, not the machine's.
-	if l := logOf("host"); !strings.Contains(l, "uid=0 gid=0 groups=[] hostname=plabtest-n1") || !strings.Contains(l, "links=[br0 lo ") {
+	if l := logOf("host"); !strings.Contains(l, "uid=0 gid=0 groups=[] hostname=plabtest-n1") || !strings.Contains(l, "links=[br0 lo") ||
+		!strings.Contains(l, "NoNewPrivs: 0\nSeccomp: 2\n") {
 		t.Errorf("host log:\n%s", l)
 	}
 
@@ -240,6 +283,14 @@ func pharosPodsInNetns(t *testing.T) {
 	if p.Status.Phase != corev1.PodRunning || p.Status.ContainerStatuses[0].LastTerminationState.Terminated == nil ||
 		p.Status.ContainerStatuses[0].LastTerminationState.Terminated.ExitCode != 1 {
 		t.Errorf("crash status %+v", p.Status)
+	}
+
+	// The emptyDir is the agent's directory, not the machine's /tmp.
+	if _, err := os.Stat("/tmp/plabtest-volume-check"); err == nil {
+		t.Error("the server's write to its /tmp volume reached this machine's /tmp")
+	}
+	if _, err := os.Stat(filepath.Join(opts.StateDir, "volumes", "uid-server", "tmp", "plabtest-volume-check")); err != nil {
+		t.Errorf("the server's volume: %v", err)
 	}
 
 	// Deletion: SIGTERM, then the pod goes and so do its credentials.
@@ -255,5 +306,8 @@ func pharosPodsInNetns(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(opts.StateDir, "default_server")); !os.IsNotExist(err) {
 		t.Errorf("credentials of a deleted pod: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(opts.StateDir, "volumes", "uid-server")); !os.IsNotExist(err) {
+		t.Errorf("volumes of a deleted pod: %v", err)
 	}
 }
