@@ -38,6 +38,9 @@ type podProc struct {
 	// (stopped through ctx once the process has been reaped) keeps.
 	ready atomic.Bool
 	ctx   context.Context
+	// unhealthy: the agent killed the process for failing its liveness
+	// probe.
+	unhealthy atomic.Bool
 
 	done     chan struct{} // closed once the process has been reaped
 	err      error         // Wait's result; read only after done is closed

@@ -73,9 +73,12 @@ func (m *podManager) ensureProcess(ctx context.Context, pod *corev1.Pod, s *slot
 // back-off.
 func (m *podManager) recordExit(s *slot, pp *pharosPod) {
 	t := terminatedState(s.proc)
+	// A container killed for failing its liveness probe is restarted
+	// whatever its exit code, unless the pod never restarts any.
+	unhealthy := s.proc.unhealthy.Load()
 	s.proc = nil
 	s.prevExit, s.lastExit = s.lastExit, t
-	if !restarts(pp.restartPolicy, t.ExitCode) {
+	if !restarts(pp.restartPolicy, t.ExitCode) && (!unhealthy || pp.restartPolicy == corev1.RestartPolicyNever) {
 		s.final = true
 		m.log.Info("pod process ended the pod", "pod", s.key, "exitCode", t.ExitCode, "restartPolicy", pp.restartPolicy)
 		return
@@ -183,6 +186,19 @@ func (m *podManager) startPharos(ctx context.Context, pod *corev1.Pod, s *slot, 
 		})
 	} else {
 		p.ready.Store(true)
+	}
+	if probe := pp.container.LivenessProbe; probeSupported(probe) {
+		host := addrs.podIPs[0]
+		grace := pp.grace
+		if g := probe.TerminationGracePeriodSeconds; g != nil {
+			grace = min(time.Duration(*g)*time.Second, maxGrace)
+		}
+		go probeLiveness(p.ctx, probe, host, pp.container.Ports, func(err error) {
+			m.log.Warn("liveness probe failed; killing the container to restart it", "pod", key,
+				"failures", failureThreshold(probe), "err", err, "grace", grace)
+			p.unhealthy.Store(true)
+			p.stopWithin(grace)
+		})
 	}
 	return nil
 }

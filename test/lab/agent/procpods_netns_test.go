@@ -178,6 +178,13 @@ func pharosPodsInNetns(t *testing.T) {
 	server.Spec.Volumes = []corev1.Volume{{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
 	server.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "tmp", MountPath: "/tmp"}}
 	server.Spec.Containers[0].Args = append(server.Spec.Containers[0].Args, "--check-rootfs")
+	// Fails its liveness probe once started: killed (SIGTERM) and
+	// restarted, again and again.
+	sick := newPharosTestPod("sick", corev1.RestartPolicyAlways, "--serve=7473", "--sick")
+	sick.Spec.Containers[0].LivenessProbe = &corev1.Probe{
+		ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromInt32(7473)}},
+		PeriodSeconds: 1, FailureThreshold: 2, TimeoutSeconds: 1, SuccessThreshold: 1,
+	}
 	host := newPharosTestPod("host", corev1.RestartPolicyOnFailure, "--exit=0")
 	host.Spec.HostNetwork = true
 	// RuntimeDefault without no_new_privs: the launcher installs the
@@ -185,7 +192,7 @@ func pharosPodsInNetns(t *testing.T) {
 	host.Spec.SecurityContext = &corev1.PodSecurityContext{RunAsUser: ptr.To[int64](0),
 		SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}}
 	crash := newPharosTestPod("crash", corev1.RestartPolicyAlways, "--exit=1")
-	cs := fake.NewClientset(server, host, crash,
+	cs := fake.NewClientset(server, host, crash, sick,
 		newPharosTestPod("job-ok", corev1.RestartPolicyNever, "--exit=0"),
 		newPharosTestPod("job-fail", corev1.RestartPolicyNever, "--exit=3"))
 	cs.PrependReactor("create", "serviceaccounts", func(a k8stesting.Action) (bool, runtime.Object, error) {
@@ -291,6 +298,15 @@ func pharosPodsInNetns(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(opts.StateDir, "volumes", "uid-server", "tmp", "plabtest-volume-check")); err != nil {
 		t.Errorf("the server's volume: %v", err)
+	}
+
+	// A failing liveness probe: killed with SIGTERM, then restarted as
+	// any exited container is.
+	p = waitPod("sick", func(p *corev1.Pod) bool {
+		return p != nil && len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].RestartCount >= 1
+	})
+	if last := p.Status.ContainerStatuses[0].LastTerminationState.Terminated; last == nil || !strings.Contains(last.Message, "got SIGTERM") {
+		t.Errorf("sick status %+v", p.Status.ContainerStatuses[0])
 	}
 
 	// Deletion: SIGTERM, then the pod goes and so do its credentials.

@@ -19,51 +19,117 @@ import (
 // ends, and calls set with each change of result (starting from not
 // ready). Only httpGet and tcpSocket probes are run; a container with
 // another kind (exec, grpc) is taken as ready once started, which
-// supported() tells the caller beforehand. Liveness and startup probes are
-// not run at all: the lab restarts a process when it exits, not when a
-// probe says it hangs.
+// supported() tells the caller beforehand.
 //
 // The kubelet waits a full period between attempts from the start; the lab
 // tries a starting container every second (at most every period) until it
 // first succeeds, so that a rollout in a test does not wait ten seconds per
 // pod. After that, periodSeconds, timeoutSeconds and both thresholds hold.
 func probeReadiness(ctx context.Context, p *corev1.Probe, host netip.Addr, ports []corev1.ContainerPort, set func(bool)) {
-	period := seconds(p.PeriodSeconds, 10)
-	timeout := seconds(p.TimeoutSeconds, 1)
-	successes, failures := threshold(p.SuccessThreshold), threshold(p.FailureThreshold)
-	ready, everReady := false, false
-	okRun, failRun := 0, 0
-	wait := time.Duration(p.InitialDelaySeconds) * time.Second
+	runProbe(ctx, newProber(p, false), p, host, ports, func(ok bool, _ error) { set(ok) })
+}
+
+// probeLiveness runs a container's liveness probe against host until ctx
+// ends or the probe fails failureThreshold times in a row, and then calls
+// failed once with the last attempt's error and returns: the caller kills
+// the container, as the kubelet does, and a restarted container gets a
+// probe of its own. The first attempt comes initialDelaySeconds after the
+// start, then one every periodSeconds, each given timeoutSeconds.
+func probeLiveness(ctx context.Context, p *corev1.Probe, host netip.Addr, ports []corev1.ContainerPort, failed func(error)) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	runProbe(ctx, newProber(p, true), p, host, ports, func(ok bool, err error) {
+		if !ok {
+			failed(err)
+			cancel()
+		}
+	})
+}
+
+// runProbe runs attempts as pr schedules them until ctx ends, and calls
+// changed with each change of pr's result and the attempt that made it.
+func runProbe(ctx context.Context, pr *prober, p *corev1.Probe, host netip.Addr, ports []corev1.ContainerPort, changed func(bool, error)) {
+	wait := pr.initialDelay
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(wait):
 		}
-		pctx, cancel := context.WithTimeout(ctx, timeout)
+		pctx, cancel := context.WithTimeout(ctx, pr.timeout)
 		err := probeOnce(pctx, p, host, ports)
 		cancel()
 		if ctx.Err() != nil {
 			return
 		}
-		if err == nil {
-			okRun, failRun = okRun+1, 0
-			if !ready && okRun >= successes {
-				ready, everReady = true, true
-				set(true)
-			}
-		} else {
-			okRun, failRun = 0, failRun+1
-			if ready && failRun >= failures {
-				ready = false
-				set(false)
-			}
+		if pr.observe(err == nil) {
+			changed(pr.result, err)
 		}
-		wait = period
-		if !everReady {
-			wait = min(period, time.Second)
-		}
+		wait = pr.next()
 	}
+}
+
+// prober is the state of one probe of one container between attempts, as
+// the kubelet's probe worker keeps it: the result (readiness: ready;
+// liveness: alive), which flips after successThreshold successes or
+// failureThreshold failures in a row.
+type prober struct {
+	liveness                           bool
+	initialDelay, period, timeout      time.Duration
+	successThreshold, failureThreshold int
+
+	result  bool
+	passed  bool // the result has been true since the start
+	okRun   int  // consecutive successes
+	failRun int  // consecutive failures
+}
+
+// newProber starts a probe of p as the kubelet does: a liveness probe
+// passes until it fails (and needs one success to pass again, the only
+// successThreshold the API allows it), a readiness probe fails until it
+// passes. Unset fields take the API's defaults.
+func newProber(p *corev1.Probe, liveness bool) *prober {
+	pr := &prober{
+		liveness:         liveness,
+		initialDelay:     time.Duration(max(p.InitialDelaySeconds, 0)) * time.Second,
+		period:           seconds(p.PeriodSeconds, 10),
+		timeout:          seconds(p.TimeoutSeconds, 1),
+		successThreshold: threshold(p.SuccessThreshold),
+		failureThreshold: failureThreshold(p),
+		result:           liveness,
+	}
+	if liveness {
+		pr.successThreshold = 1
+	}
+	return pr
+}
+
+// observe records one attempt and reports whether the result changed.
+func (pr *prober) observe(ok bool) bool {
+	if ok {
+		pr.okRun, pr.failRun = pr.okRun+1, 0
+		if !pr.result && pr.okRun >= pr.successThreshold {
+			pr.result, pr.passed = true, true
+			return true
+		}
+		return false
+	}
+	pr.okRun, pr.failRun = 0, pr.failRun+1
+	if pr.result && pr.failRun >= pr.failureThreshold {
+		pr.result = false
+		return true
+	}
+	return false
+}
+
+// next is the wait before the next attempt: the period, except that a
+// readiness probe that has never passed is tried every second (at most
+// every period).
+func (pr *prober) next() time.Duration {
+	if !pr.liveness && !pr.passed {
+		return min(pr.period, time.Second)
+	}
+	return pr.period
 }
 
 func seconds(v, def int32) time.Duration {
@@ -75,6 +141,15 @@ func seconds(v, def int32) time.Duration {
 
 func threshold(v int32) int {
 	return max(int(v), 1)
+}
+
+// failureThreshold is the probe's failureThreshold, 3 when unset as the
+// API defaults it.
+func failureThreshold(p *corev1.Probe) int {
+	if p.FailureThreshold <= 0 {
+		return 3
+	}
+	return int(p.FailureThreshold)
 }
 
 // probeSupported reports whether probeReadiness can run p.
