@@ -14,7 +14,10 @@
 // pod's command from the image's files as the image's user. The chart is
 // installed with the image values an air-gapped user gives for an
 // imported archive (image.repository, image.tag, image.pullPolicy=Never).
-// The processes still see this machine's filesystem (no chroot).
+// The processes still see this machine's filesystem (no chroot), read-only
+// as their readOnlyRootFilesystem says, under the seccomp filter of
+// RuntimeDefault, and the agents restart a controller whose liveness
+// probe fails, as a kubelet does.
 package helm
 
 import (
@@ -22,9 +25,13 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -183,6 +190,12 @@ func TestChartLifecycle(t *testing.T) {
 		t.Errorf("speakers ready/desired %s", speakers)
 	}
 
+	t.Log("every controller and speaker runs as the chart's securityContexts say: seccomp RuntimeDefault, no_new_privs, a read-only root filesystem but for the controller's /tmp")
+	checkConfinement(t)
+
+	t.Log("a controller that stops answering its liveness probe is killed and restarted")
+	checkLivenessRestart(t)
+
 	t.Log("the webhook in the lab refuses an overlapping pool through kubectl")
 	overlap := fmt.Sprintf("apiVersion: pharos.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: overlap}\nspec: {addresses: [%q]}\n", "198.18.100.10-198.18.100.20")
 	if err := lab.Apply(ctx, overlap); err == nil || !strings.Contains(err.Error(), `IPAddressPool "demo"`) {
@@ -322,9 +335,15 @@ func TestChartLifecycle(t *testing.T) {
 
 // pharosProcess is what /proc says of one Pharos process.
 type pharosProcess struct {
-	caps string // CapEff
-	uid  string // effective
-	exe  string // the file it runs
+	pid        int
+	pod        string // its pod's name, from its KUBECONFIG's directory
+	caps       string // CapEff
+	uid, gid   string // effective
+	exe        string // the file it runs
+	seccomp    string // 2: a filter
+	noNewPrivs string
+	shdPnd     uint64          // signals pending for the process
+	mounts     map[string]bool // mount point -> read-only, in its mount namespace
 }
 
 // pharosProcesses returns the Pharos processes of this lab whose argv[0]
@@ -354,19 +373,169 @@ func pharosProcesses(t *testing.T, argv0 string) []pharosProcess {
 		if err != nil {
 			continue
 		}
-		var p pharosProcess
+		p := pharosProcess{mounts: map[string]bool{}}
+		p.pid, _ = strconv.Atoi(pid)
+		for _, kv := range strings.Split(string(environ), "\x00") {
+			if v, ok := strings.CutPrefix(kv, "KUBECONFIG="); ok {
+				// <state dir>/<node>/<namespace>_<pod>/kubeconfig
+				_, p.pod, _ = strings.Cut(filepath.Base(filepath.Dir(v)), "_")
+			}
+		}
 		p.exe, _ = os.Readlink(filepath.Join("/proc", pid, "exe"))
 		for _, line := range strings.Split(string(status), "\n") {
-			if v, ok := strings.CutPrefix(line, "CapEff:"); ok {
-				p.caps = strings.TrimSpace(v)
-			}
-			if v, ok := strings.CutPrefix(line, "Uid:"); ok {
+			k, v, _ := strings.Cut(line, ":")
+			v = strings.TrimSpace(v)
+			switch k {
+			case "CapEff":
+				p.caps = v
+			case "Uid":
 				if f := strings.Fields(v); len(f) > 1 {
 					p.uid = f[1]
 				}
+			case "Gid":
+				if f := strings.Fields(v); len(f) > 1 {
+					p.gid = f[1]
+				}
+			case "Seccomp":
+				p.seccomp = v
+			case "NoNewPrivs":
+				p.noNewPrivs = v
+			case "ShdPnd":
+				p.shdPnd, _ = strconv.ParseUint(v, 16, 64)
+			}
+		}
+		// ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS ...: the last mount at a
+		// point is the one the process sees.
+		mountinfo, _ := os.ReadFile(filepath.Join("/proc", pid, "mountinfo"))
+		for _, line := range strings.Split(string(mountinfo), "\n") {
+			if f := strings.Fields(line); len(f) > 5 {
+				p.mounts[f[4]] = slices.Contains(strings.Split(f[5], ","), "ro")
 			}
 		}
 		procs = append(procs, p)
 	}
 	return procs
+}
+
+// checkConfinement checks, from outside Pharos, that each controller and
+// speaker process runs as the chart's securityContexts ask: seccomp
+// RuntimeDefault (a filter: Seccomp 2) with no_new_privs
+// (allowPrivilegeEscalation: false), and a read-only root filesystem
+// (readOnlyRootFilesystem): / is mounted read-only in its mount namespace
+// and a write there fails, while the controller's /tmp is its own
+// writable emptyDir, not this machine's /tmp.
+func checkConfinement(t *testing.T) {
+	t.Helper()
+	for _, argv0 := range []string{"/controller", "/speaker"} {
+		for _, p := range pharosProcesses(t, argv0) {
+			what := fmt.Sprintf("%s of pod %s (pid %d)", argv0, p.pod, p.pid)
+			if p.seccomp != "2" || p.noNewPrivs != "1" {
+				t.Errorf("%s: Seccomp %q NoNewPrivs %q, want 2 and 1", what, p.seccomp, p.noNewPrivs)
+			}
+			if ro, ok := p.mounts["/"]; !ok || !ro {
+				t.Errorf("%s: / is not mounted read-only in its mount namespace (mounts %v)", what, p.mounts)
+			}
+			// As root with every capability, in the process's mount
+			// namespace: only the mount's read-only flag stops the write.
+			probe := fmt.Sprintf("/pharos-e2e-rootfs-%d", p.pid)
+			out, err := exec.Command("nsenter", "-t", strconv.Itoa(p.pid), "-m", "--", "touch", probe).CombinedOutput()
+			if err == nil || !strings.Contains(string(out), "Read-only file system") {
+				_ = os.Remove(probe)
+				t.Errorf("%s: touch %s in its mount namespace: %v %s, want Read-only file system", what, probe, err, out)
+			}
+			if argv0 != "/controller" {
+				continue
+			}
+			if ro, ok := p.mounts["/tmp"]; !ok || ro {
+				t.Errorf("%s: /tmp is not a writable mount of its own (mounts %v)", what, p.mounts)
+			}
+			volume := fmt.Sprintf("/tmp/pharos-e2e-volume-%d", p.pid)
+			if out, err := exec.Command("nsenter", "-t", strconv.Itoa(p.pid), "-m", "-S", p.uid, "-G", p.gid, "--", "touch", volume).CombinedOutput(); err != nil {
+				t.Errorf("%s: touch %s as uid %s in its mount namespace: %v %s", what, volume, p.uid, err, out)
+			}
+			if _, err := os.Stat(volume); err == nil {
+				_ = os.Remove(volume)
+				t.Errorf("%s: a write to its /tmp reached this machine's /tmp", what)
+			}
+		}
+	}
+}
+
+// checkLivenessRestart stops (SIGSTOP) the controller that does not lead,
+// so that its liveness probe times out, and waits for the node agent to
+// kill it as a kubelet does: the SIGTERM is pending within periodSeconds
+// times failureThreshold (plus the probes' timeouts and a margin). The
+// test then resumes the process, which lets it act on that SIGTERM rather
+// than wait out its 30 s grace period for the SIGKILL, and sees the pod
+// restarted: a new process, restartCount 1, Ready again.
+func checkLivenessRestart(t *testing.T) {
+	t.Helper()
+	holder := lab.MustKubectl(t, "-n", ns, "get", "lease", "pharos-controller", "-o", "jsonpath={.spec.holderIdentity}")
+	var victim pharosProcess
+	for _, p := range pharosProcesses(t, "/controller") {
+		if p.pod != "" && !strings.HasPrefix(holder, p.pod+"_") {
+			victim = p
+		}
+	}
+	if victim.pid == 0 {
+		t.Fatalf("no controller process outside the leader %q", holder)
+	}
+	podQuery := func(jsonpath string) string {
+		return lab.MustKubectl(t, "-n", ns, "get", "pod", victim.pod, "-o", "jsonpath="+jsonpath)
+	}
+	var period, failures, timeout int
+	if _, err := fmt.Sscan(podQuery(`{.spec.containers[0].livenessProbe.periodSeconds} {.spec.containers[0].livenessProbe.failureThreshold} {.spec.containers[0].livenessProbe.timeoutSeconds}`), &period, &failures, &timeout); err != nil {
+		t.Fatalf("the controller's livenessProbe: %v", err)
+	}
+	node := podQuery("{.spec.nodeName}")
+	budget := time.Duration(period*failures+timeout*failures)*time.Second + 10*time.Second
+	t.Logf("stopping controller pod %s (pid %d) on %s; liveness: every %d s, %d failures", victim.pod, victim.pid, node, period, failures)
+	if err := syscall.Kill(victim.pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	resumed := false
+	resume := func() {
+		if !resumed {
+			resumed = true
+			_ = syscall.Kill(victim.pid, syscall.SIGCONT)
+		}
+	}
+	defer resume()
+	start := time.Now()
+	cluster.Eventually(t, budget, func() error {
+		status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", victim.pid))
+		if err != nil {
+			return err
+		}
+		for _, line := range strings.Split(string(status), "\n") {
+			if v, ok := strings.CutPrefix(line, "ShdPnd:"); ok {
+				if pending, _ := strconv.ParseUint(strings.TrimSpace(v), 16, 64); pending&(1<<(syscall.SIGTERM-1)) != 0 {
+					return nil
+				}
+			}
+		}
+		return fmt.Errorf("no SIGTERM pending for the stopped controller after %s", time.Since(start).Round(time.Second))
+	})
+	killedAfter := time.Since(start)
+	resume()
+	cluster.Eventually(t, 60*time.Second, func() error {
+		if got := podQuery(`{.status.containerStatuses[0].restartCount} {.status.containerStatuses[0].ready}`); got != "1 true" {
+			return fmt.Errorf("controller pod %s: restartCount and ready %q, want \"1 true\"", victim.pod, got)
+		}
+		for _, p := range pharosProcesses(t, "/controller") {
+			if p.pod == victim.pod && p.pid != victim.pid {
+				return nil
+			}
+		}
+		return fmt.Errorf("no new process for controller pod %s", victim.pod)
+	})
+	t.Logf("the agent sent SIGTERM %s after SIGSTOP (at most %d s × %d failures), and the pod was Ready again with restartCount 1 %s after it",
+		killedAfter.Round(100*time.Millisecond), period, failures, (time.Since(start) - killedAfter).Round(100*time.Millisecond))
+	agentLog, err := os.ReadFile(filepath.Join(lab.LogDir(), node+"-agent.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(agentLog), `msg="liveness probe failed; killing the container to restart it" node=`+node+` pod=`+ns+"/"+victim.pod+" "); n != 1 {
+		t.Errorf("%s's agent logged the liveness kill of %s %d times, want once", node, victim.pod, n)
+	}
 }
