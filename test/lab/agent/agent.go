@@ -6,9 +6,11 @@
 // plane (scheduler, endpoint controllers, kube-proxy, pharos) needs to treat
 // the lab as a genuine cluster. Pods of Pharos's own image are the
 // exception: they run the real Pharos binary as a process, under their
-// ServiceAccount's identity and their securityContext's user, so that a
-// Helm install in the lab tests the chart itself (procpods.go); with
-// PharosRootfs, the binary is the image's own file.
+// ServiceAccount's identity and their securityContext (user, capabilities,
+// read-only root filesystem, no_new_privs, seccomp RuntimeDefault), with
+// their emptyDir volumes and their readiness and liveness probes, so that
+// a Helm install in the lab tests the chart itself (procpods.go,
+// podexec.go); with PharosRootfs, the binary is the image's own file.
 package agent
 
 import (
