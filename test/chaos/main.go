@@ -51,6 +51,7 @@ import (
 	"github.com/pharos-lb/pharos/test/bench/figures"
 	"github.com/pharos-lb/pharos/test/chaos/invariant"
 	"github.com/pharos-lb/pharos/test/lab/cluster"
+	"github.com/pharos-lb/pharos/test/lab/routers"
 )
 
 var (
@@ -60,6 +61,8 @@ var (
 	twoMACMax  = flag.Duration("two-mac", 2*time.Second, "the longest two MACs may answer ARP for a watched address")
 	answerMax  = flag.Duration("answer", 5*time.Second, "after the faults stop and every component runs again, how soon every address must answer")
 	keepLab    = flag.Bool("keep", false, "leave the lab up afterwards")
+	withBGP    = flag.Bool("bgp", true, "also advertise pool chaos-b by BGP (with BFD) to an FRR router in the lab's router namespace, restart its bgpd as a fault, and check its routes")
+	bfdBound   = flag.Duration("bfd-bound", 3*time.Second, "how long after a node goes down FRR may still route an address to it (BFD detects in 900 ms)")
 	maxService = 8
 )
 
@@ -89,6 +92,25 @@ apiVersion: pharos.io/v1beta1
 kind: L2Advertisement
 metadata: {name: chaos}
 spec: {ipAddressPools: [chaos-a, chaos-b]}
+`
+
+// bgpASN is the lab's one AS (iBGP between the router and the nodes).
+const bgpASN = 64512
+
+const bgpManifest = `apiVersion: pharos.io/v1beta1
+kind: BFDProfile
+metadata: {name: chaos}
+spec: {receiveInterval: 300, transmitInterval: 300, detectMultiplier: 3}
+---
+apiVersion: pharos.io/v1beta1
+kind: BGPPeer
+metadata: {name: router}
+spec: {myASN: %[1]d, peerASN: %[1]d, peerAddress: %[2]q, bfdProfile: chaos, enableGracefulRestart: true, holdTime: 9s, connectTime: 2s}
+---
+apiVersion: pharos.io/v1beta1
+kind: BGPAdvertisement
+metadata: {name: chaos}
+spec: {ipAddressPools: [chaos-b]}
 `
 
 func main() {
@@ -121,6 +143,9 @@ type report struct {
 	twoMAC     time.Duration
 	answered   time.Duration
 	checks     int
+	// grStale counts routes FRR kept to a down node under graceful
+	// restart (see checkRoutes).
+	grStale int
 }
 
 func (r *report) violate(format string, args ...any) {
@@ -161,6 +186,7 @@ func (r *report) print(seed int64) {
 	fmt.Fprintf(os.Stderr, "  checks:     %d snapshots of every Service and pool\n", r.checks)
 	fmt.Fprintf(os.Stderr, "  two MACs:   longest episode %s (bound %s)\n", r.twoMAC, *twoMACMax)
 	fmt.Fprintf(os.Stderr, "  answers:    every address within %s of the cluster settling (bound %s)\n", r.answered.Round(time.Millisecond), *answerMax)
+	fmt.Fprintf(os.Stderr, "  BGP:        %d routes kept to a down node as stale under graceful restart (its speaker killed first; FRR keeps them up to %s)\n", r.grStale, grRestartTime)
 	fmt.Fprintf(os.Stderr, "  violations: %d\n", len(r.violations))
 	for _, v := range r.violations {
 		fmt.Fprintln(os.Stderr, "    -", v)
@@ -191,6 +217,19 @@ type chaos struct {
 	next    int
 	grown   bool
 	pending []func() // faults to revert before the end
+	// frr is the lab router's FRR, with -bgp.
+	frr *routers.FRR
+	// down holds the nodes cut off (crashed, or their link down) and
+	// since when; guarded by mu.
+	down map[string]time.Time
+	// routedToDown remembers the violations reported, one per prefix,
+	// node and episode.
+	routedToDown map[string]bool
+	// speakerKilled holds when each node's speaker was last killed, and
+	// downUnderGR the down nodes whose speaker had been killed within the
+	// graceful-restart time before: see checkRoutes. Guarded by mu.
+	speakerKilled map[string]time.Time
+	downUnderGR   map[string]bool
 }
 
 func run(seed int64) (*report, error) {
@@ -241,9 +280,17 @@ func run(seed int64) (*report, error) {
 		l: l, c: c, rnd: rand.New(rand.NewSource(seed)),
 		rep:   &report{ops: map[string]int{}, faults: map[string]int{}},
 		check: invariant.New(), svcs: map[string]svcSpec{},
+		down: map[string]time.Time{}, routedToDown: map[string]bool{},
+		speakerKilled: map[string]time.Time{}, downUnderGR: map[string]bool{},
 	}
 	if err := ch.setUp(ctx); err != nil {
 		return ch.rep, err
+	}
+	if *withBGP {
+		if err := ch.startBGP(ctx); err != nil {
+			return ch.rep, err
+		}
+		defer func() { _ = ch.frr.Stop() }()
 	}
 
 	// Two Services that no operation touches: their addresses are watched
@@ -282,6 +329,9 @@ func run(seed int64) (*report, error) {
 	}
 	if err == nil {
 		ch.finalAnswers(ctx, settled)
+		if ch.frr != nil {
+			ch.finalRoutes(ctx)
+		}
 	}
 	stopChecks()
 	<-checks
@@ -365,6 +415,7 @@ func (ch *chaos) ops() []op {
 		{"flap-link", 3, true, ch.opFlap},
 		{"crash-node", 2, true, ch.opCrash},
 		{"restart-apiserver", 1, true, ch.opRestartAPIServer},
+		{"restart-router", 1, true, ch.opRestartRouter},
 	}
 }
 
@@ -603,12 +654,17 @@ func (ch *chaos) opKillSpeaker(context.Context) (string, error) {
 	if !ok {
 		return "", nil
 	}
+	ch.mu.Lock()
+	ch.speakerKilled[n.Name] = time.Now()
+	ch.mu.Unlock()
 	return n.Name + "'s speaker, SIGKILL", syscall.Kill(pid, syscall.SIGKILL)
 }
 
 func (ch *chaos) opFlap(context.Context) (string, error) {
 	n := ch.randomNode()
 	down := time.Duration(500+ch.rnd.Intn(2500)) * time.Millisecond
+	ch.setDown(n.Name, true)
+	defer ch.setDown(n.Name, false)
 	if err := ch.l.LinkDown(n.Name); err != nil {
 		return n.Name, err
 	}
@@ -619,6 +675,8 @@ func (ch *chaos) opFlap(context.Context) (string, error) {
 func (ch *chaos) opCrash(ctx context.Context) (string, error) {
 	n := ch.randomNode()
 	down := time.Duration(2000+ch.rnd.Intn(6000)) * time.Millisecond
+	ch.setDown(n.Name, true)
+	defer ch.setDown(n.Name, false)
 	if err := ch.l.CrashNode(n.Name); err != nil {
 		return n.Name, err
 	}
@@ -684,6 +742,9 @@ func (ch *chaos) checkLoop(ctx context.Context) {
 	for ctx.Err() == nil {
 		c, cancel := context.WithTimeout(ctx, 3*time.Second)
 		ch.observe(c)
+		if ch.frr != nil {
+			ch.checkRoutes(c)
+		}
 		cancel()
 		select {
 		case <-ctx.Done():
@@ -863,5 +924,154 @@ func (ch *chaos) unmet(ctx context.Context) {
 		if g.Pool != s.pool || len(g.IPs) == 0 {
 			ch.rep.violate("%s asked for pool %s and has %v from %q at the end", name, s.pool, g.IPs, g.Pool)
 		}
+	}
+}
+
+// startBGP starts FRR in the lab's router namespace, peering with every
+// node over IPv4 with BFD, and advertises pool chaos-b to it.
+func (ch *chaos) startBGP(ctx context.Context) error {
+	dir := filepath.Join(ch.l.Dir, "frr")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	cfg := routers.FRRConfig{Namespace: ch.l.Router.Name, Dir: dir, RouterID: ch.l.Router.V4, ASN: bgpASN, Forwarding: true}
+	for _, n := range ch.l.Nodes {
+		cfg.Neighbors = append(cfg.Neighbors, routers.FRRNeighbor{Address: n.V4, RemoteASN: bgpASN, BFD: &routers.BFDTimers{}})
+	}
+	c, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	frr, err := routers.StartFRR(c, cfg)
+	if err != nil {
+		if frr != nil {
+			_ = frr.Stop()
+		}
+		return fmt.Errorf("starting FRR in %s: %w", ch.l.Router.Name, err)
+	}
+	ch.frr = frr
+	return ch.l.Apply(ctx, fmt.Sprintf(bgpManifest, bgpASN, ch.l.Router.V4))
+}
+
+func (ch *chaos) opRestartRouter(ctx context.Context) (string, error) {
+	if ch.frr == nil {
+		return "", nil
+	}
+	return "FRR's bgpd killed and started again", ch.frr.RestartBGPD(ctx)
+}
+
+func (ch *chaos) setDown(node string, down bool) {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	if down {
+		ch.down[node] = time.Now()
+		t, ok := ch.speakerKilled[node]
+		ch.downUnderGR[node] = ok && time.Since(t) < grRestartTime
+	} else {
+		delete(ch.down, node)
+		delete(ch.downUnderGR, node)
+	}
+}
+
+// grRestartTime is the graceful-restart time the speakers advertise
+// (internal/bgpannounce): how long FRR keeps a silent speaker's routes.
+const grRestartTime = 120 * time.Second
+
+// checkRoutes checks that FRR routes no address to a node that has been
+// down (crashed, or its link down) for longer than -bfd-bound. A node
+// whose speaker had been killed shortly before is the exception that
+// graceful restart makes: the session was already down, so BFD has
+// nothing left to detect, and FRR keeps the routes as stale for up to the
+// restart time (the speaker's death alone must not withdraw a node that
+// still forwards). Those are counted and reported, not violations.
+func (ch *chaos) checkRoutes(ctx context.Context) {
+	ch.mu.Lock()
+	var stale []cluster.Node
+	since := map[string]time.Time{}
+	underGR := map[string]bool{}
+	for _, n := range ch.l.Nodes {
+		if t, ok := ch.down[n.Name]; ok && time.Since(t) > *bfdBound {
+			stale = append(stale, n)
+			since[n.Name] = t
+			underGR[n.Name] = ch.downUnderGR[n.Name]
+		}
+	}
+	ch.mu.Unlock()
+	if len(stale) == 0 {
+		return
+	}
+	routes, err := ch.frr.Routes(ctx, routers.IPv4)
+	if err != nil {
+		return // bgpd restarting
+	}
+	for prefix, hops := range routes {
+		for _, n := range stale {
+			if !slices.Contains(hops, n.V4) {
+				continue
+			}
+			key := fmt.Sprintf("%s/%s/%d", prefix, n.Name, since[n.Name].UnixNano())
+			ch.mu.Lock()
+			seen := ch.routedToDown[key]
+			ch.routedToDown[key] = true
+			ch.mu.Unlock()
+			switch {
+			case seen:
+			case underGR[n.Name]:
+				ch.rep.mu.Lock()
+				ch.rep.grStale++
+				ch.rep.mu.Unlock()
+				fmt.Fprintf(os.Stderr, "chaos: note: FRR keeps %s via %s (%s), down for %s, as stale under graceful restart: its speaker had been killed before the node went down\n", prefix, n.V4, n.Name, time.Since(since[n.Name]).Round(time.Millisecond))
+			default:
+				ch.rep.violate("FRR routes %s via %s (%s), down for %s, longer than BFD should take (%s)", prefix, n.V4, n.Name, time.Since(since[n.Name]).Round(time.Millisecond), *bfdBound)
+			}
+		}
+	}
+}
+
+// finalRoutes checks, once the cluster has settled, that FRR routes every
+// IPv4 address of pool chaos-b's Services, only to nodes, within 15 s
+// (sessions that a fault reset come back after their connect timer).
+func (ch *chaos) finalRoutes(ctx context.Context) {
+	nodes := map[netip.Addr]bool{}
+	for _, n := range ch.l.Nodes {
+		nodes[n.V4] = true
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		var problems []string
+		svcs, _, err := ch.snapshot(ctx)
+		routes, rerr := ch.frr.Routes(ctx, routers.IPv4)
+		if err == nil && rerr == nil {
+			for _, s := range svcs {
+				if s.Pool != "chaos-b" {
+					continue
+				}
+				for _, a := range s.IPs {
+					if !a.Is4() {
+						continue
+					}
+					hops := routes[netip.PrefixFrom(a, 32)]
+					if len(hops) == 0 {
+						problems = append(problems, fmt.Sprintf("FRR has no route to %s (%s) after the cluster settled", a, s.Name))
+					}
+					for _, h := range hops {
+						if !nodes[h] {
+							problems = append(problems, fmt.Sprintf("FRR routes %s (%s) via %s, which is no node", a, s.Name, h))
+						}
+					}
+				}
+			}
+		} else {
+			problems = append(problems, fmt.Sprintf("reading Services and FRR's routes: %v %v", err, rerr))
+		}
+		if len(problems) == 0 {
+			fmt.Fprintln(os.Stderr, "chaos: FRR routes every BGP-advertised IPv4 address to nodes")
+			return
+		}
+		if time.Now().After(deadline) {
+			for _, p := range problems {
+				ch.rep.violate("%s", p)
+			}
+			return
+		}
+		time.Sleep(500 * time.Millisecond)
 	}
 }
