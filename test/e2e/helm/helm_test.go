@@ -216,8 +216,13 @@ func TestChartLifecycle(t *testing.T) {
 	// Until every new speaker has joined.
 	time.Sleep(3 * time.Second)
 	attempts, _ := probe.Parse(strings.NewReader(p.Stop()))
-	if n := probe.Failures(attempts); n > 0 || len(attempts) < 50 {
-		t.Errorf("during the upgrade %d of %d requests failed (%s); want 0 of at least 50", n, len(attempts), probe.Describe(attempts))
+	// Restarting every speaker moves the address at most once per node; a
+	// connection in flight at such an instant may be reset (see
+	// probe.Unexplained), no other may fail.
+	if n := probe.Failures(attempts); len(probe.Unexplained(attempts, len(lab.Nodes))) > 0 || len(attempts) < 50 {
+		t.Errorf("during the upgrade %d of %d requests failed (%s); want none but a connection reset at a hand-over, of at least 50", n, len(attempts), probe.Describe(attempts))
+	} else if n > 0 {
+		t.Logf("during the upgrade %d connections in flight at a hand-over were reset (%s); no other request failed", n, probe.Describe(attempts))
 	} else {
 		t.Logf("during the upgrade 0 of %d requests failed", len(attempts))
 	}

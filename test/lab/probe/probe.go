@@ -157,6 +157,28 @@ func Describe(attempts []Attempt) string {
 	return strings.Join(parts, ", ")
 }
 
+// Unexplained returns the failed attempts, leaving out at most handovers
+// reset connections. When an address moves to another node, the client's
+// neighbour entry moves to the new owner's MAC: a connection it had open
+// through the old node at that instant goes on at the new node, whose
+// kube-proxy has no state for it, and is reset. New connections are not
+// affected. A failure of any other kind, or more resets than the address
+// moved, is returned.
+func Unexplained(attempts []Attempt, handovers int) []Attempt {
+	var out []Attempt
+	for _, a := range attempts {
+		if a.OK {
+			continue
+		}
+		if a.Why == "reset" && handovers > 0 {
+			handovers--
+			continue
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
 // Failures counts the failed attempts.
 func Failures(attempts []Attempt) int {
 	n := 0

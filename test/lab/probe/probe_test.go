@@ -63,3 +63,24 @@ func TestRunSaysHowAttemptsFail(t *testing.T) {
 		}
 	}
 }
+
+func TestUnexplained(t *testing.T) {
+	at := func(ok bool, why string) Attempt { return Attempt{OK: ok, Why: why} }
+	attempts := []Attempt{at(true, ""), at(false, "reset"), at(true, ""), at(false, "reset"), at(false, "timeout")}
+	for _, c := range []struct {
+		handovers int
+		want      []string
+	}{
+		{0, []string{"reset", "reset", "timeout"}},
+		{1, []string{"reset", "timeout"}},
+		{3, []string{"timeout"}},
+	} {
+		var got []string
+		for _, a := range Unexplained(attempts, c.handovers) {
+			got = append(got, a.Why)
+		}
+		if strings.Join(got, ",") != strings.Join(c.want, ",") {
+			t.Errorf("%d hand-overs: %v, want %v", c.handovers, got, c.want)
+		}
+	}
+}
