@@ -843,14 +843,7 @@ func (ch *chaos) endpointsBehind(ctx context.Context) string {
 		if err := ch.c.List(ctx, &list, client.InNamespace(namespace), client.MatchingLabels{discoveryv1.LabelServiceName: name}); err != nil {
 			return err.Error()
 		}
-		ready := map[discoveryv1.AddressType]int{}
-		for _, sl := range list.Items {
-			for _, e := range sl.Endpoints {
-				if e.Conditions.Ready != nil && *e.Conditions.Ready {
-					ready[sl.AddressType]++
-				}
-			}
-		}
+		ready := cluster.ReadyEndpoints(list.Items)
 		if ready[discoveryv1.AddressTypeIPv4] != 3 || ready[discoveryv1.AddressTypeIPv6] != 3 {
 			return fmt.Sprintf("Service %s's EndpointSlices list %d IPv4 and %d IPv6 ready endpoints of 3", name, ready[discoveryv1.AddressTypeIPv4], ready[discoveryv1.AddressTypeIPv6])
 		}
@@ -870,7 +863,6 @@ func (ch *chaos) finalAnswers(ctx context.Context, settled time.Time) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	var wg sync.WaitGroup
-	var mu sync.Mutex
 	for _, s := range svcs.Items {
 		if s.Spec.Type != corev1.ServiceTypeLoadBalancer {
 			continue
@@ -888,9 +880,9 @@ func (ch *chaos) finalAnswers(ctx context.Context, settled time.Time) {
 					_, err := ch.l.HTTPGet(c, ch.l.Client.Name, url)
 					cancel()
 					if err == nil {
-						mu.Lock()
+						ch.rep.mu.Lock()
 						ch.rep.answered = max(ch.rep.answered, time.Since(settled))
-						mu.Unlock()
+						ch.rep.mu.Unlock()
 						return
 					}
 					if time.Now().After(deadline) {

@@ -260,12 +260,8 @@ func readyEndpoints(ctx context.Context, svc string) (int, error) {
 		return 0, err
 	}
 	n := 0
-	for _, sl := range list.Items {
-		for _, e := range sl.Endpoints {
-			if e.Conditions.Ready != nil && *e.Conditions.Ready {
-				n++
-			}
-		}
+	for _, c := range cluster.ReadyEndpoints(list.Items) {
+		n += c
 	}
 	return n, nil
 }
