@@ -8,7 +8,9 @@ import (
 
 func TestReadyEndpoints(t *testing.T) {
 	yes, no := true, false
-	ep := func(r *bool) discoveryv1.Endpoint { return discoveryv1.Endpoint{Conditions: discoveryv1.EndpointConditions{Ready: r}} }
+	ep := func(r *bool) discoveryv1.Endpoint {
+		return discoveryv1.Endpoint{Conditions: discoveryv1.EndpointConditions{Ready: r}}
+	}
 	got := ReadyEndpoints([]discoveryv1.EndpointSlice{
 		{AddressType: discoveryv1.AddressTypeIPv4, Endpoints: []discoveryv1.Endpoint{ep(&yes), ep(&no), ep(nil), ep(&yes)}},
 		{AddressType: discoveryv1.AddressTypeIPv6, Endpoints: []discoveryv1.Endpoint{ep(&yes)}},
