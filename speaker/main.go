@@ -50,9 +50,11 @@ import (
 	"github.com/pharos-lb/pharos/api/v1beta1"
 	"github.com/pharos-lb/pharos/internal/bgpannounce"
 	"github.com/pharos-lb/pharos/internal/forwarding"
+	"github.com/pharos-lb/pharos/internal/heartbeat"
 	"github.com/pharos-lb/pharos/internal/kubecheck"
 	"github.com/pharos-lb/pharos/internal/l2announce"
 	"github.com/pharos-lb/pharos/internal/layer2"
+	"github.com/pharos-lb/pharos/internal/liveness"
 	"github.com/pharos-lb/pharos/internal/speaker"
 	"github.com/pharos-lb/pharos/internal/speakerlist"
 )
@@ -72,6 +74,16 @@ type options struct {
 	forwarding         string
 	splitBrainInterval time.Duration
 	logLevel           slog.Level
+	// failover is the fast failure detection (internal/heartbeat).
+	failover failoverOptions
+}
+
+// failoverOptions tune the fast failure detection between each announcing
+// node and its successor.
+type failoverOptions struct {
+	detection time.Duration
+	interval  time.Duration
+	port      int
 }
 
 func main() {
@@ -85,6 +97,9 @@ func main() {
 	flag.DurationVar(&o.timers.ProbeTimeout, "probe-timeout", def.ProbeTimeout, "memberlist probe timeout")
 	flag.IntVar(&o.timers.SuspicionMult, "suspicion-mult", def.SuspicionMult, "memberlist suspicion multiplier (times the probe interval)")
 	flag.DurationVar(&o.timers.GossipInterval, "gossip-interval", def.GossipInterval, "memberlist gossip interval")
+	flag.DurationVar(&o.failover.detection, "failover-detection", 150*time.Millisecond, "how long the node that would take an address over waits, once the announcing node's heartbeats stop and its kernel does not answer ARP/NDP on the LAN either, before it takes over; 0 leaves failure detection to memberlist alone (about 1-3 s). Lower is faster and more exposed to a congested LAN; a slow or paused speaker never triggers it while its kernel answers")
+	flag.DurationVar(&o.failover.interval, "heartbeat-interval", 20*time.Millisecond, "time between the heartbeats an announcing node sends its successor (at most a sixth of --failover-detection)")
+	flag.IntVar(&o.failover.port, "heartbeat-port", 7947, "UDP port of the fast heartbeats between speakers")
 	flag.IntVar(&o.announcer.GratuitousCount, "gratuitous-count", 3, "gratuitous ARP / unsolicited NA packets sent on takeover")
 	flag.DurationVar(&o.announcer.GratuitousInterval, "gratuitous-interval", 200*time.Millisecond, "time between them")
 	flag.DurationVar(&o.drainTimeout, "drain-timeout", 3*time.Second, "on SIGTERM, how long to wait for other nodes to take over before stopping")
@@ -212,11 +227,22 @@ func run(logger *slog.Logger, o options) error {
 	if err != nil {
 		return err
 	}
-	l2 := l2announce.New(l2announce.Options{Node: o.nodeName, Announcer: o.announcer, Claims: members, OwnerLeft: members.OwnerLeft, Logger: logger})
+	var hb *heartbeat.Heartbeat
+	if o.failover.detection > 0 {
+		hb, err = heartbeat.New(heartbeat.Options{Node: o.nodeName, Key: key, BindAddr: bind, Port: o.failover.port,
+			Interval: o.failover.interval, Detection: liveness.Defaults(o.failover.detection), OnChange: kick, Logger: logger})
+		if err != nil {
+			return fmt.Errorf("--failover-detection %s, --heartbeat-interval %s: %w", o.failover.detection, o.failover.interval, err)
+		}
+		go hb.Run(ctx)
+		metrics.Registry.MustRegister(hb.Collector())
+	}
+	sp := &Speaker{node: o.nodeName, client: mgr.GetClient(), cache: mgr.GetCache(), members: members, heartbeat: hb, log: logger, kick: kick,
+		statusJobs: make(chan statusJob, 1)}
+	l2 := l2announce.New(l2announce.Options{Node: o.nodeName, Announcer: o.announcer, Claims: members, OwnerLeft: sp.ownerLeft, Logger: logger})
 	defer func() { _ = l2.Close() }()
 	metrics.Registry.MustRegister(l2.Collector(), members.Collector())
-	sp := &Speaker{node: o.nodeName, client: mgr.GetClient(), cache: mgr.GetCache(), members: members, log: logger, l2: l2, kick: kick,
-		statusJobs: make(chan statusJob, 1)}
+	sp.l2 = l2
 	var addrs []netip.Addr
 	for _, a := range internalIPs {
 		if ip, err := netip.ParseAddr(a); err == nil {

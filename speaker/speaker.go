@@ -24,6 +24,7 @@ import (
 
 	"github.com/pharos-lb/pharos/api/v1beta1"
 	"github.com/pharos-lb/pharos/internal/bgpannounce"
+	"github.com/pharos-lb/pharos/internal/heartbeat"
 	"github.com/pharos-lb/pharos/internal/l2announce"
 	"github.com/pharos-lb/pharos/internal/speaker"
 	"github.com/pharos-lb/pharos/internal/speakerlist"
@@ -49,7 +50,9 @@ type Speaker struct {
 	// cache is the client's informer cache, read directly (see cached).
 	cache   cache.Cache
 	members *speakerlist.List
-	log     *slog.Logger
+	// heartbeat is the fast failure detector; nil when it is off.
+	heartbeat *heartbeat.Heartbeat
+	log       *slog.Logger
 	// l2 is the layer-2 announcer; announcers lists every announcer, l2
 	// first, in the order their reports appear in the condition.
 	l2         *l2announce.Layer2
@@ -124,10 +127,11 @@ func (s *Speaker) Reconcile(ctx context.Context, _ reconcile.Request) (reconcile
 		return reconcile.Result{RequeueAfter: 100 * time.Millisecond}, nil
 	}
 	members := s.members.Members()
+	alive := s.alive(members)
 	st := speaker.Compute(speaker.Snapshot{
 		Services: svcs, EndpointSlices: slices, Nodes: nodes.Items,
 		Pools: pools.Items, L2Advertisements: advs.Items,
-		Members: members, Claims: s.members.Claims(),
+		Members: alive, Claims: s.members.Claims(),
 		BGPPeers: peers.Items, BGPAdvertisements: bgpAdv.Items, Communities: comms.Items, BFDProfiles: bfds.Items,
 	})
 	was := s.cut.on.Load()
@@ -147,6 +151,10 @@ func (s *Speaker) Reconcile(ctx context.Context, _ reconcile.Request) (reconcile
 			s.nodeLabels.Store(&nodes.Items[i].Labels)
 		}
 	}
+	if s.heartbeat != nil {
+		watch, notify := st.HeartbeatPeers(s.node)
+		s.heartbeat.SetPeers(watch, notify, s.members.Addrs())
+	}
 	for _, a := range s.announcers {
 		a.Apply(st)
 	}
@@ -156,9 +164,49 @@ func (s *Speaker) Reconcile(ctx context.Context, _ reconcile.Request) (reconcile
 	if !st.CutOff {
 		// A node cut off sees every other node dead: its conditions would
 		// contradict the majority's, which writes them.
-		s.queueStatus(statusJob{st: st, members: members})
+		s.queueStatus(statusJob{st: st, members: alive})
 	}
 	return reconcile.Result{RequeueAfter: 30 * time.Second}, nil
+}
+
+// alive returns memberlist's alive members without the nodes that the fast
+// heartbeats found dead: this node takes their addresses over now, and the
+// others agree once memberlist, too, declares them dead. Whether this node
+// is cut off from the cluster stays memberlist's question.
+func (s *Speaker) alive(members map[string]speakerlist.Meta) map[string]speakerlist.Meta {
+	if s.heartbeat == nil {
+		return members
+	}
+	dead := s.heartbeat.Dead()
+	if len(dead) == 0 {
+		return members
+	}
+	out := make(map[string]speakerlist.Meta, len(members))
+	for n, m := range members {
+		if _, ok := dead[n]; !ok {
+			out[n] = m
+		}
+	}
+	return out
+}
+
+// ownerLeft reports when the node that announced ip left or died, for the
+// failover histogram: memberlist's notification if it came, else the last
+// heartbeat of a claimant the fast heartbeats found dead.
+func (s *Speaker) ownerLeft(ip netip.Addr) (time.Time, bool) {
+	if at, ok := s.members.OwnerLeft(ip); ok {
+		return at, true
+	}
+	if s.heartbeat == nil {
+		return time.Time{}, false
+	}
+	dead := s.heartbeat.Dead()
+	for _, c := range s.members.Claims()[ip] {
+		if at, ok := dead[c.Node]; ok {
+			return at, true
+		}
+	}
+	return time.Time{}, false
 }
 
 // cached returns the objects that the cache's informer for obj's kind

@@ -173,8 +173,10 @@ func (d *Detector) Tick(now time.Time) (probe, died []string) {
 		if p.roundStart.IsZero() {
 			p.roundStart, p.probes = now, 0
 		}
-		kernelAlive := !p.answered.Before(p.roundStart)
-		if !kernelAlive && silence >= o.DeadAfter && p.probes >= o.Probes {
+		if !p.answered.Before(p.roundStart) {
+			continue // its kernel answered: no more probes this round
+		}
+		if silence >= o.DeadAfter && p.probes >= o.Probes {
 			p.dead = true
 			died = append(died, name)
 			continue

@@ -367,3 +367,48 @@ func endpointsByService(bySvc map[string][]*discoveryv1.EndpointSlice) map[strin
 }
 
 func serviceKey(s *corev1.Service) string { return s.Namespace + "/" + s.Name }
+
+// Successor returns the node that takes the address over by layer 2 if its
+// announcing node dies: the first candidate in hash order other than the
+// winner, which is whom every speaker elects once the winner is gone. It
+// returns "" when nobody announces the address or no other node may.
+func (a *Address) Successor() string {
+	winner := a.L2Node()
+	if winner == "" {
+		return ""
+	}
+	for _, c := range a.Election.Candidates {
+		if c != winner {
+			return c
+		}
+	}
+	return ""
+}
+
+// HeartbeatPeers returns, sorted, the nodes with which node self exchanges
+// fast heartbeats: watch are the announcing nodes whose addresses self
+// would take over (self watches them and takes over when they die), notify
+// the successors of the addresses self announces (they watch self).
+func (s *State) HeartbeatPeers(self string) (watch, notify []string) {
+	w, n := map[string]bool{}, map[string]bool{}
+	for _, a := range s.Addresses {
+		winner, next := a.L2Node(), a.Successor()
+		switch {
+		case next == "":
+		case next == self:
+			w[winner] = true
+		case winner == self:
+			n[next] = true
+		}
+	}
+	return sortedKeys(w), sortedKeys(n)
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}

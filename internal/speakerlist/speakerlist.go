@@ -24,10 +24,16 @@ import (
 	"github.com/hashicorp/memberlist"
 )
 
-// Timers tune failure detection. The defaults suit a LAN: a crashed node
-// is declared dead in well under a second, while memberlist's awareness
-// (which lengthens a node's own timeouts when it is slow to process
-// messages) keeps a busy node from being declared dead.
+// Timers tune memberlist's failure detection. A crashed node or a dead
+// link is detected faster by the heartbeats between each announcing node
+// and its successor (internal/heartbeat), which also ask the silent node's
+// kernel before they call it dead; memberlist is left the rest (a speaker
+// process that died on a live node, partitions, membership), and its
+// defaults favour never declaring a slow node dead: a speaker starved of
+// CPU must fail probes and then fail to refute the suspicion for at least
+// SuspicionMult probe intervals (0.8 s, up to 2.4 s) before memberlist
+// gives up on it, and memberlist's awareness lengthens a slow node's own
+// timeouts.
 type Timers struct {
 	ProbeInterval           time.Duration
 	ProbeTimeout            time.Duration
@@ -40,11 +46,11 @@ type Timers struct {
 // DefaultTimers are tuned for a LAN.
 func DefaultTimers() Timers {
 	return Timers{
-		ProbeInterval:           120 * time.Millisecond,
-		ProbeTimeout:            70 * time.Millisecond,
-		SuspicionMult:           3,
+		ProbeInterval:           200 * time.Millisecond,
+		ProbeTimeout:            100 * time.Millisecond,
+		SuspicionMult:           4,
 		SuspicionMaxTimeoutMult: 3,
-		GossipInterval:          150 * time.Millisecond,
+		GossipInterval:          200 * time.Millisecond,
 		PushPullInterval:        5 * time.Second,
 	}
 }
@@ -173,6 +179,21 @@ func (l *List) Members() map[string]Meta {
 		var m Meta
 		_ = json.Unmarshal(n.Meta, &m)
 		out[n.Name] = m
+	}
+	return out
+}
+
+// Addrs returns the address of every alive member, this node included:
+// where its speaker receives memberlist's (and the fast heartbeats') packets.
+func (l *List) Addrs() map[string]netip.Addr {
+	out := map[string]netip.Addr{}
+	for _, n := range l.ml.Members() {
+		if n.State != memberlist.StateAlive {
+			continue
+		}
+		if a, ok := netip.AddrFromSlice(n.Addr); ok {
+			out[n.Name] = a.Unmap()
+		}
 	}
 	return out
 }

@@ -130,6 +130,8 @@ func TestDefaults(t *testing.T) {
 	wantArgs = []string{
 		"--memberlist-secret=pharos-system/pharos-memberlist",
 		"--memberlist-port=7946",
+		"--heartbeat-port=7947",
+		"--failover-detection=150ms",
 		"--metrics-bind-address=:7474",
 		"--health-probe-bind-address=:7475",
 		"--forwarding=kube-proxy",
@@ -687,7 +689,7 @@ func TestMonitoring(t *testing.T) {
 		forDur string
 		parts  []string
 	}{
-		"PharosPoolNearlyExhausted": {"10m", []string{"pharos_pool_addresses_in_use", "pharos_pool_addresses_total", "by (pool, family)", "> 0.9"}},
+		"PharosPoolNearlyExhausted": {"10m", []string{"pharos_pool_addresses_in_use", "pharos_pool_addresses", "by (pool, family)", "> 0.9"}},
 		"PharosSpeakerDown":         {"2m", []string{`up{job="pharos-speaker-metrics"} == 0`}},
 		"PharosControllerDown":      {"", []string{`up{job="pharos-controller-metrics"}`}},
 	} {

@@ -1,0 +1,161 @@
+package heartbeat
+
+import (
+	"context"
+	"net/netip"
+	"os"
+	"os/exec"
+	"testing"
+	"time"
+
+	"github.com/pharos-lb/pharos/internal/liveness"
+	"github.com/pharos-lb/pharos/internal/netnstest"
+)
+
+// The netns test joins two namespaces, nsPrefix+"a" (node a, 198.18.252.1)
+// and nsPrefix+"b" (node b, .2), by a veth pair: a announces, b is its
+// successor and watches it. Nothing is configured in the root namespace.
+const nsPrefix = "phb-"
+
+var (
+	addrA = netip.MustParseAddr("198.18.252.1")
+	addrB = netip.MustParseAddr("198.18.252.2")
+	key   = []byte("0123456789abcdef")
+)
+
+func lan(t *testing.T) (nsA, nsB string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("skipped: needs root for network namespaces and packet sockets (CI runs it as root)")
+	}
+	nsA, nsB = nsPrefix+"a", nsPrefix+"b"
+	cleanup := func() {
+		for _, ns := range []string{nsA, nsB} {
+			_ = exec.Command("ip", "netns", "del", ns).Run()
+		}
+	}
+	cleanup()
+	t.Cleanup(cleanup)
+	netnstest.Run(t, "ip", "netns", "add", nsA)
+	netnstest.Run(t, "ip", "netns", "add", nsB)
+	netnstest.Run(t, "ip", "-n", nsA, "link", "add", "a0", "type", "veth", "peer", "name", "b0", "netns", nsB)
+	netnstest.Run(t, "ip", "-n", nsA, "addr", "add", addrA.String()+"/24", "dev", "a0")
+	netnstest.Run(t, "ip", "-n", nsB, "addr", "add", addrB.String()+"/24", "dev", "b0")
+	netnstest.Run(t, "ip", "-n", nsA, "link", "set", "a0", "up")
+	netnstest.Run(t, "ip", "-n", nsB, "link", "set", "b0", "up")
+	return nsA, nsB
+}
+
+// start runs a Heartbeat for node in namespace ns until the returned stop
+// is called.
+func start(t *testing.T, ns, node string, bind netip.Addr, k []byte) (*Heartbeat, func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan *Heartbeat, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		err := netnstest.InNS(ns, func() error {
+			h, err := New(Options{Node: node, Key: k, BindAddr: bind, Port: 7947, Interval: 20 * time.Millisecond,
+				Detection: liveness.Defaults(150 * time.Millisecond)})
+			if err != nil {
+				ready <- nil
+				return err
+			}
+			ready <- h
+			// Run on this thread, in ns: the probes' sockets open here.
+			h.Run(ctx)
+			return nil
+		})
+		if err != nil {
+			t.Error(err)
+		}
+	}()
+	h := <-ready
+	if h == nil {
+		cancel()
+		t.FailNow()
+	}
+	return h, func() { cancel(); <-done }
+}
+
+func waitFor(t *testing.T, what string, within time.Duration, ok func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !ok() {
+		if time.Since(start) > within {
+			t.Fatalf("%s: not within %s", what, within)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+func TestSuccessorTellsACrashFromASilentSpeaker(t *testing.T) {
+	nsA, _ := lan(t)
+	addrs := map[string]netip.Addr{"a": addrA, "b": addrB}
+	b, stopB := start(t, nsPrefix+"b", "b", addrB, key)
+	defer stopB()
+	b.SetPeers([]string{"a"}, nil, addrs)
+	a, stopA := start(t, nsA, "a", addrA, key)
+	a.SetPeers(nil, []string{"b"}, addrs)
+
+	waitFor(t, "b receives a's heartbeats", 2*time.Second, func() bool { return b.stats.received.Load() > 10 })
+	time.Sleep(500 * time.Millisecond)
+	if d := b.Dead(); len(d) != 0 {
+		t.Fatalf("a found dead while it sends heartbeats: %v", d)
+	}
+
+	// a's speaker stops (as if paused or crashed), its kernel runs on: b
+	// probes it and never calls it dead.
+	stopA()
+	time.Sleep(2 * time.Second)
+	if d := b.Dead(); len(d) != 0 {
+		t.Fatalf("a found dead while its kernel answers ARP: %v", d)
+	}
+	if b.stats.probes.Load() == 0 {
+		t.Fatal("b never probed the silent a")
+	}
+	t.Logf("a silent 2 s with its kernel answering: %d probes, not dead", b.stats.probes.Load())
+
+	// a runs again; then its link goes down: now b finds it dead.
+	a, stopA = start(t, nsA, "a", addrA, key)
+	defer func() { stopA() }()
+	a.SetPeers(nil, []string{"b"}, addrs)
+	before := b.stats.received.Load()
+	waitFor(t, "a's heartbeats again", 2*time.Second, func() bool { return b.stats.received.Load() > before+5 })
+	netnstest.Run(t, "ip", "-n", nsA, "link", "set", "a0", "down")
+	took := waitFor(t, "b finds a dead once its link is down", 3*time.Second, func() bool { _, ok := b.Dead()["a"]; return ok })
+	t.Logf("link down: a found dead after %s", took.Round(time.Millisecond))
+	if s := b.Dead()["a"]; time.Since(s) > 3*time.Second {
+		t.Errorf("dead since %s: not its last heartbeat", s)
+	}
+
+	// The link comes back: heartbeats again, a is alive.
+	netnstest.Run(t, "ip", "-n", nsA, "link", "set", "a0", "up")
+	waitFor(t, "a alive again after its link came back", 5*time.Second, func() bool { return len(b.Dead()) == 0 })
+	if b.stats.revivals.Load() != 1 || b.stats.deaths.Load() != 1 {
+		t.Errorf("deaths %d, revivals %d; want 1 and 1", b.stats.deaths.Load(), b.stats.revivals.Load())
+	}
+}
+
+func TestHeartbeatsOfAnotherClusterAreRefused(t *testing.T) {
+	nsA, nsB := lan(t)
+	addrs := map[string]netip.Addr{"a": addrA, "b": addrB}
+	b, stopB := start(t, nsB, "b", addrB, key)
+	defer stopB()
+	b.SetPeers([]string{"a"}, nil, addrs)
+	a, stopA := start(t, nsA, "a", addrA, []byte("fedcba9876543210"))
+	defer stopA()
+	a.SetPeers(nil, []string{"b"}, addrs)
+	waitFor(t, "b refuses a's heartbeats", 2*time.Second, func() bool { return b.stats.rejected.Load() > 10 })
+	if n := b.stats.received.Load(); n != 0 {
+		t.Errorf("b accepted %d heartbeats signed with another key", n)
+	}
+	if _, err := New(Options{Node: "x", Key: key, BindAddr: addrB, Port: 7948, Interval: 100 * time.Millisecond,
+		Detection: liveness.Defaults(150 * time.Millisecond)}); err == nil {
+		t.Error("an interval longer than half the silence before probing was accepted")
+	} else {
+		t.Log(err)
+	}
+}
