@@ -204,8 +204,8 @@ bench-lab: deps build ## Time a warm lab up (binaries cached); merges lab_up_war
 	go run ./test/bench/lab | go run ./hack/benchmerge -out $(BENCH_SUMMARY) -require lab_up_warm_s,demo_external_ip_warm_s
 
 .PHONY: bench-l2
-bench-l2: deps ## Layer-2 failover in the lab (root): crash and NIC-down p50/p95, rolling restart, speaker RSS/CPU at 1,000 IPs
-	go run ./test/bench/l2 | go run ./hack/benchmerge -out $(BENCH_SUMMARY) -require l2_failover_crash_p50_ms,l2_failover_crash_p95_ms,l2_failover_nic_down_p95_ms,l2_graceful_failed_requests,speaker_rss_mib_1000,speaker_cpu_pct_idle_1000
+bench-l2: deps ## Layer-2 failover in the lab (root, ~25 min): crash and NIC-down p50/p95, rolling restart, 10 min of stress without a false failover, speaker RSS/CPU at 1,000 IPs against the pre-heartbeat settings (BENCH_L2_FLAGS="-stress=2m" to shorten)
+	go run ./test/bench/l2 $(BENCH_L2_FLAGS) | go run ./hack/benchmerge -out $(BENCH_SUMMARY) -require l2_failover_crash_p50_ms,l2_failover_crash_p95_ms,l2_failover_nic_down_p95_ms,l2_graceful_failed_requests,speaker_rss_mib_1000,speaker_cpu_pct_idle_1000,speaker_cpu_pct_idle_1000_baseline
 
 .PHONY: bench-bgp
 bench-bgp: deps ## BGP against a real FRR in the lab (root): BFD withdrawal p50/p95, failed requests per crash, 10,000 prefixes vs FRR itself, speaker RSS

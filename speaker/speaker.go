@@ -158,6 +158,9 @@ func (s *Speaker) Reconcile(ctx context.Context, _ reconcile.Request) (reconcile
 	for _, a := range s.announcers {
 		a.Apply(st)
 	}
+	if st.CutOff && s.freeHeldOfDead(st) {
+		s.l2.Apply(st)
+	}
 	s.settled.Store(true)
 	// Every change triggers a reconcile; the periodic one only repairs
 	// (and notices an interface that changed without a netlink event).
@@ -188,6 +191,47 @@ func (s *Speaker) alive(members map[string]speakerlist.Meta) map[string]speakerl
 		}
 	}
 	return out
+}
+
+// freeHeldOfDead frees the addresses this node, cut off from the
+// memberlist cluster, holds back although it won them, when every other
+// node that claims them is one the fast heartbeats found dead: their
+// kernels no longer answer on the LAN, so no other MAC will, and probing
+// the address for two rounds first (the cut-off rule) would only lengthen
+// the outage. It reports whether it freed any. (A node is cut off for a few
+// seconds after it rejoins, so this is the failover of a node that fails
+// soon after its successor came back.)
+func (s *Speaker) freeHeldOfDead(st *speaker.State) bool {
+	if s.heartbeat == nil {
+		return false
+	}
+	dead := s.heartbeat.Dead()
+	if len(dead) == 0 {
+		return false
+	}
+	freed := false
+	for ip := range s.l2.Held() {
+		a := st.Lookup(ip)
+		if a == nil {
+			continue
+		}
+		others, allDead := 0, true
+		for _, c := range a.Claims {
+			if c.Node == s.node {
+				continue
+			}
+			others++
+			if _, ok := dead[c.Node]; !ok {
+				allDead = false
+			}
+		}
+		if others > 0 && allDead {
+			s.log.Info("cut off, but the node that announced this address is dead (no heartbeat, its kernel silent on the LAN): taking it", "ip", ip)
+			s.l2.SetFree(ip)
+			freed = true
+		}
+	}
+	return freed
 }
 
 // ownerLeft reports when the node that announced ip left or died, for the

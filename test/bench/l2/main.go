@@ -9,9 +9,17 @@
 //   - l2_failover_nic_down_p95_ms: the node's LAN interface goes down.
 //   - l2_graceful_failed_requests: failed requests during a rolling restart
 //     of every speaker (SIGTERM, then start again).
+//   - l2_false_failovers_stress_10min: the times the address moved, as
+//     the client's ARP sees it, while its announcing node was stressed for
+//     -stress (10 minutes): a CPU hog on every core, 5 % loss and 20 ms
+//     jitter on its link, its speaker paused 100 ms about every second;
+//     with l2_stress_failed_requests of l2_stress_requests.
 //   - speaker_rss_mib_1000, speaker_cpu_pct_idle_1000: the largest speaker
 //     RSS and CPU use (percent of one core, idle for 30 s) with 1,000
-//     announced addresses.
+//     announced addresses; speaker_cpu_pct_idle_1000_baseline the same, in
+//     the same run, with the speakers restarted with the settings Pharos
+//     had before the fast heartbeats (memberlist alone, probe 120 ms), and
+//     speaker_cpu_idle_ratio_to_baseline the ratio.
 //
 // It needs root, like the lab.
 package main
@@ -34,9 +42,12 @@ import (
 )
 
 var (
-	trials   = flag.Int("trials", 20, "failover trials per kind")
-	services = flag.Int("services", 1000, "announced addresses for the memory and CPU figures")
-	heapOut  = flag.String("heap-profile", "", "after the memory figure, write the first node's speaker heap profile (go tool pprof) to this file")
+	trials      = flag.Int("trials", 20, "failover trials per kind")
+	services    = flag.Int("services", 1000, "announced addresses for the memory and CPU figures; 0 skips them")
+	speakerArgs = flag.String("speaker-args", "", "extra speaker flags, space-separated (another --failover-detection, say)")
+	stressFor   = flag.Duration("stress", 10*time.Minute, "how long to stress the announcing node for l2_false_failovers_stress_10min; 0 skips it")
+	stressSeed  = flag.Int64("stress-seed", 1, "seed of the speaker pauses' timing")
+	heapOut     = flag.String("heap-profile", "", "after the memory figure, write the first node's speaker heap profile (go tool pprof) to this file")
 )
 
 func main() {
@@ -98,6 +109,7 @@ func run() error {
 	if *heapOut != "" {
 		opts.SpeakerArgs = cluster.SpeakerPprofArgs
 	}
+	opts.SpeakerArgs = append(opts.SpeakerArgs, strings.Fields(*speakerArgs)...)
 	l, err := cluster.New(opts)
 	if err != nil {
 		return err
@@ -125,12 +137,38 @@ func run() error {
 			return err
 		}
 	}
+	if *stressFor > 0 {
+		r, err := b.stress(*stressFor, *stressSeed)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "stress: %d moves (MACs %v), %d of %d requests failed, %d pauses; announcing node %s before, %s after\n",
+			r.Moves, r.MACs, r.Failed, r.Requests, r.Pauses, r.Owner, r.OwnerAfter)
+		moves := r.Moves
+		if r.OwnerAfter != r.Owner && moves == 0 {
+			moves = 1 // moved without the client's ARP seeing it
+		}
+		figures.Report("L2FalseFailoversStress", "l2_false_failovers_stress_10min", float64(moves))
+		figures.Report("L2StressFailedRequests", "l2_stress_failed_requests", float64(r.Failed))
+		figures.Report("L2StressRequests", "l2_stress_requests", float64(r.Requests))
+	}
+	if *services == 0 {
+		return nil
+	}
 	rss, cpu, err := b.scale(*services)
 	if err != nil {
 		return err
 	}
 	figures.Report("SpeakerRSS", "speaker_rss_mib_1000", rss)
 	figures.Report("SpeakerCPUIdle", "speaker_cpu_pct_idle_1000", cpu)
+	base, err := b.baselineCPU(*services)
+	if err != nil {
+		return err
+	}
+	figures.Report("SpeakerCPUIdleBaseline", "speaker_cpu_pct_idle_1000_baseline", base)
+	if base > 0 {
+		figures.Report("SpeakerCPUIdleRatio", "speaker_cpu_idle_ratio_to_baseline", cpu/base)
+	}
 	return nil
 }
 
@@ -281,16 +319,65 @@ func (b *bench) scale(n int) (float64, float64, error) {
 	if err := b.l.Apply(b.ctx, m.String()); err != nil {
 		return 0, 0, err
 	}
+	if err := b.waitAnnounced(n); err != nil {
+		return 0, 0, err
+	}
+	time.Sleep(5 * time.Second)
+	rss, cpu := b.idle()
+	if *heapOut != "" {
+		node := b.l.Nodes[0].Name
+		if err := b.l.SpeakerHeapProfile(b.ctx, node, *heapOut); err != nil {
+			return 0, 0, err
+		}
+		fmt.Fprintf(os.Stderr, "heap profile of %s's speaker in %s\n", node, *heapOut)
+	}
+	return rss, cpu, nil
+}
+
+// baselineSettings are the speaker's failure-detection settings before the
+// fast heartbeats: memberlist alone, tuned for speed.
+var baselineSettings = []string{"--failover-detection=0", "--probe-interval=120ms", "--probe-timeout=70ms", "--suspicion-mult=3", "--gossip-interval=150ms"}
+
+// baselineCPU restarts every speaker with baselineSettings, waits until the
+// n addresses are announced again, and measures their idle CPU the same
+// way as scale.
+func (b *bench) baselineCPU(n int) (float64, error) {
+	for _, node := range b.l.Nodes {
+		name := node.Name + "-speaker"
+		if err := b.l.Stop(name, syscall.SIGTERM); err != nil {
+			return 0, err
+		}
+		if err := b.l.RestartWith(name, func(argv []string) []string { return append(argv, baselineSettings...) }); err != nil {
+			return 0, err
+		}
+		time.Sleep(3 * time.Second)
+	}
+	// The conditions stay True across the restarts: give the speakers
+	// time to rejoin and announce before checking them.
+	time.Sleep(10 * time.Second)
+	if err := b.waitAnnounced(n); err != nil {
+		return 0, err
+	}
+	time.Sleep(5 * time.Second)
+	_, cpu := b.idle()
+	return cpu, nil
+}
+
+// waitAnnounced waits until n Services are announced.
+func (b *bench) waitAnnounced(n int) error {
 	for deadline := time.Now().Add(5 * time.Minute); ; time.Sleep(time.Second) {
 		out, err := b.l.Kubectl(b.ctx, "get", "svc", "-o", `jsonpath={range .items[*]}{.status.conditions[?(@.type=="pharos.io/Announced")].status}{"\n"}{end}`)
 		if got := strings.Count(out, "True"); err == nil && got >= n {
-			break
+			return nil
 		} else if time.Now().After(deadline) {
-			return 0, 0, fmt.Errorf("%d of %d Services announced after 5 minutes", got, n)
+			return fmt.Errorf("%d of %d Services announced after 5 minutes", got, n)
 		}
 	}
-	time.Sleep(5 * time.Second)
-	var rss, cpu float64
+}
+
+// idle returns the largest speaker RSS (peak, MiB) and CPU use (percent
+// of a core) over 30 idle seconds.
+func (b *bench) idle() (rss, cpu float64) {
 	before := map[string]float64{}
 	for _, node := range b.l.Nodes {
 		before[node.Name] = cpuSeconds(b.l, node.Name+"-speaker")
@@ -306,14 +393,7 @@ func (b *bench) scale(n int) (float64, float64, error) {
 			rss = r
 		}
 	}
-	if *heapOut != "" {
-		node := b.l.Nodes[0].Name
-		if err := b.l.SpeakerHeapProfile(b.ctx, node, *heapOut); err != nil {
-			return 0, 0, err
-		}
-		fmt.Fprintf(os.Stderr, "heap profile of %s's speaker in %s\n", node, *heapOut)
-	}
-	return rss, cpu, nil
+	return rss, cpu
 }
 
 // speakerPID is the speaker's pid, or 0 if it does not run.

@@ -225,3 +225,18 @@ func listNamespaces(prefix string) []string {
 }
 
 var errNotRoot = errors.New("the lab needs root on Linux (network namespaces, veth, nftables): run it with sudo, e.g. sudo make lab")
+
+// RestartWith starts a stopped component again with its recorded command
+// line changed by edit, and records the new one (a later Restart keeps it).
+func (l *Lab) RestartWith(name string, edit func(argv []string) []string) error {
+	data, err := os.ReadFile(filepath.Join(l.procDir(), name+".json"))
+	if err != nil {
+		return fmt.Errorf("no component %q in this lab: %w", name, err)
+	}
+	var p Process
+	if err := json.Unmarshal(data, &p); err != nil {
+		return err
+	}
+	p.Argv = edit(p.Argv)
+	return l.Start(p)
+}
