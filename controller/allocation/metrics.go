@@ -15,9 +15,9 @@ import (
 // leader reconciles pools, so only the leader exports them. A family that
 // a pool does not hold has no series.
 var (
-	poolAddressesTotal = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "pharos_pool_addresses_total",
-		Help: "Addresses that the IPAddressPool can assign (after avoidBuggyIPs), by family.",
+	poolAddresses = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "pharos_pool_addresses",
+		Help: "Addresses that the IPAddressPool can assign (after avoidBuggyIPs), by family: its size, whether in use or not.",
 	}, []string{"pool", "family"})
 	poolAddressesInUse = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "pharos_pool_addresses_in_use",
@@ -50,7 +50,7 @@ var (
 )
 
 func init() {
-	metrics.Registry.MustRegister(poolAddressesTotal, poolAddressesInUse, namespaceLookupFailures,
+	metrics.Registry.MustRegister(poolAddresses, poolAddressesInUse, namespaceLookupFailures,
 		allocationsTotal, allocationRefusals, pendingServices)
 }
 
@@ -87,11 +87,11 @@ func countRefusal(old *metav1.Condition, cond metav1.Condition) {
 func setPoolMetrics(pool string, st allocator.PoolStats) {
 	set := func(family string, size float64, used int64) {
 		if size == 0 && used == 0 {
-			poolAddressesTotal.DeleteLabelValues(pool, family)
+			poolAddresses.DeleteLabelValues(pool, family)
 			poolAddressesInUse.DeleteLabelValues(pool, family)
 			return
 		}
-		poolAddressesTotal.WithLabelValues(pool, family).Set(size)
+		poolAddresses.WithLabelValues(pool, family).Set(size)
 		poolAddressesInUse.WithLabelValues(pool, family).Set(float64(used))
 	}
 	set("IPv4", st.SizeIPv4, st.AssignedIPv4)
@@ -100,6 +100,6 @@ func setPoolMetrics(pool string, st allocator.PoolStats) {
 
 // deletePoolMetrics removes a deleted pool's series.
 func deletePoolMetrics(pool string) {
-	poolAddressesTotal.DeletePartialMatch(prometheus.Labels{"pool": pool})
+	poolAddresses.DeletePartialMatch(prometheus.Labels{"pool": pool})
 	poolAddressesInUse.DeletePartialMatch(prometheus.Labels{"pool": pool})
 }

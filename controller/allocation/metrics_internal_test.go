@@ -23,7 +23,7 @@ func poolGauges(t *testing.T) map[string]float64 {
 	}
 	out := map[string]float64{}
 	for _, mf := range mfs {
-		if mf.GetName() != "pharos_pool_addresses_total" && mf.GetName() != "pharos_pool_addresses_in_use" {
+		if mf.GetName() != "pharos_pool_addresses" && mf.GetName() != "pharos_pool_addresses_in_use" {
 			continue
 		}
 		for _, m := range mf.GetMetric() {
@@ -43,11 +43,11 @@ func TestPoolMetrics(t *testing.T) {
 	setPoolMetrics("unit-a", allocator.PoolStats{AssignedIPv4: 3, SizeIPv4: 256, AssignedIPv6: 1, SizeIPv6: 0x1p64})
 	setPoolMetrics("unit-b", allocator.PoolStats{AssignedIPv4: 1, SizeIPv4: 4})
 	want := map[string]float64{
-		"pharos_pool_addresses_total unit-a IPv4":  256,
+		"pharos_pool_addresses unit-a IPv4":        256,
 		"pharos_pool_addresses_in_use unit-a IPv4": 3,
-		"pharos_pool_addresses_total unit-a IPv6":  0x1p64,
+		"pharos_pool_addresses unit-a IPv6":        0x1p64,
 		"pharos_pool_addresses_in_use unit-a IPv6": 1,
-		"pharos_pool_addresses_total unit-b IPv4":  4,
+		"pharos_pool_addresses unit-b IPv4":        4,
 		"pharos_pool_addresses_in_use unit-b IPv4": 1,
 	}
 	check := func(step string) {
@@ -65,7 +65,7 @@ func TestPoolMetrics(t *testing.T) {
 	check("set")
 	// A pool that loses its IPv6 range loses those series.
 	setPoolMetrics("unit-a", allocator.PoolStats{AssignedIPv4: 3, SizeIPv4: 256})
-	delete(want, "pharos_pool_addresses_total unit-a IPv6")
+	delete(want, "pharos_pool_addresses unit-a IPv6")
 	delete(want, "pharos_pool_addresses_in_use unit-a IPv6")
 	check("IPv6 range removed")
 	deletePoolMetrics("unit-a")

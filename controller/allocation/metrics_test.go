@@ -45,7 +45,7 @@ func poolGauge(t *testing.T, name, pool, family string) (float64, bool) {
 func poolUsage(t *testing.T, pool string) string {
 	out := ""
 	for _, fam := range []string{"IPv4", "IPv6"} {
-		total, ok1 := poolGauge(t, "pharos_pool_addresses_total", pool, fam)
+		total, ok1 := poolGauge(t, "pharos_pool_addresses", pool, fam)
 		used, ok2 := poolGauge(t, "pharos_pool_addresses_in_use", pool, fam)
 		if !ok1 || !ok2 {
 			out += fam + "=- "

@@ -137,7 +137,7 @@ func mustGroups(t *testing.T, rule *unstructured.Unstructured) []any {
 // dashboardMetrics are the metrics the dashboard must chart (the catalogue
 // of the controller's and speakers' metrics).
 var dashboardMetrics = []string{
-	"pharos_pool_addresses_total", "pharos_pool_addresses_in_use",
+	"pharos_pool_addresses", "pharos_pool_addresses_in_use",
 	"pharos_controller_allocations_total", "pharos_controller_allocation_refusals_total",
 	"pharos_controller_pending_services",
 	"pharos_speaker_announced_addresses",

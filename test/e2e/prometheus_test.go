@@ -127,10 +127,10 @@ func TestPrometheusScrapesPharos(t *testing.T) {
 		})
 	})
 	t.Run("pool gauges", func(t *testing.T) {
-		query(t, `max(pharos_pool_addresses_total{pool="metrics",family="IPv4"})`, eq(metricsPoolSize))
+		query(t, `max(pharos_pool_addresses{pool="metrics",family="IPv4"})`, eq(metricsPoolSize))
 		query(t, `max(pharos_pool_addresses_in_use{pool="metrics",family="IPv4"})`, eq(1))
 		// An IPv4-only pool has no IPv6 series.
-		query(t, `pharos_pool_addresses_total{pool="metrics",family="IPv6"}`, func(s []cluster.Sample) error {
+		query(t, `pharos_pool_addresses{pool="metrics",family="IPv6"}`, func(s []cluster.Sample) error {
 			if len(s) != 0 {
 				return fmt.Errorf("an IPv4 pool has IPv6 series")
 			}
