@@ -66,6 +66,8 @@ type Heartbeat struct {
 
 	prober *prober
 	stats  stats
+	// done is set when Run ends.
+	done atomic.Bool
 }
 
 type stats struct {
@@ -102,6 +104,7 @@ func New(opts Options) (*Heartbeat, error) {
 func (h *Heartbeat) Run(ctx context.Context) {
 	go func() {
 		<-ctx.Done()
+		h.done.Store(true)
 		_ = h.conn.Close()
 		h.prober.close()
 	}()
@@ -178,9 +181,10 @@ func (h *Heartbeat) receive() {
 	for {
 		n, _, err := h.conn.ReadFromUDPAddrPort(buf)
 		if err != nil {
-			if isClosed(err) {
+			if isClosed(err) || h.done.Load() {
 				return
 			}
+			time.Sleep(errorBackoff) // never spin on a failing socket
 			continue
 		}
 		node, seq, err := decode(h.key, buf[:n])

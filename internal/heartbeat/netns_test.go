@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"syscall"
 	"testing"
 	"time"
 
@@ -122,13 +123,26 @@ func TestSuccessorTellsACrashFromASilentSpeaker(t *testing.T) {
 	a, stopA = start(t, nsA, "a", addrA, key)
 	defer func() { stopA() }()
 	a.SetPeers(nil, []string{"b"}, addrs)
-	before := b.stats.received.Load()
-	waitFor(t, "a's heartbeats again", 2*time.Second, func() bool { return b.stats.received.Load() > before+5 })
+	received := b.stats.received.Load()
+	waitFor(t, "a's heartbeats again", 2*time.Second, func() bool { return b.stats.received.Load() > received+5 })
 	netnstest.Run(t, "ip", "-n", nsA, "link", "set", "a0", "down")
 	took := waitFor(t, "b finds a dead once its link is down", 3*time.Second, func() bool { _, ok := b.Dead()["a"]; return ok })
 	t.Logf("link down: a found dead after %s", took.Round(time.Millisecond))
 	if s := b.Dead()["a"]; time.Since(s) > 3*time.Second {
 		t.Errorf("dead since %s: not its last heartbeat", s)
+	}
+
+	// While a's link stays down, nothing spins: the probe sockets fail
+	// every read at once on a link that is down.
+	cpu := func() time.Duration {
+		var ru syscall.Rusage
+		_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	before := cpu()
+	time.Sleep(time.Second)
+	if used := cpu() - before; used > 300*time.Millisecond {
+		t.Errorf("the test process used %s of CPU in the second after a's link went down: something spins", used)
 	}
 
 	// The link comes back: heartbeats again, a is alive.

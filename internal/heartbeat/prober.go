@@ -30,7 +30,10 @@ type prober struct {
 const probeIdle = 2 * time.Second
 
 type probeIface struct {
-	arp  *arp.Client
+	// closed is set, under the prober's lock, when the sockets close: the
+	// readers stop on it whatever error their sockets return.
+	closed bool
+	arp    *arp.Client
 	ndp  *ndp.Conn
 	last time.Time
 	// want maps each probed address to its node.
@@ -97,7 +100,7 @@ func (p *prober) readARP(pi *probeIface, c *arp.Client) {
 	for {
 		pkt, _, err := c.Read()
 		if err != nil {
-			if isClosed(err) {
+			if p.stopped(pi, err) {
 				return
 			}
 			continue
@@ -112,7 +115,7 @@ func (p *prober) readNDP(pi *probeIface, c *ndp.Conn) {
 	for {
 		m, _, _, err := c.ReadFrom()
 		if err != nil {
-			if isClosed(err) {
+			if p.stopped(pi, err) {
 				return
 			}
 			continue
@@ -122,6 +125,23 @@ func (p *prober) readNDP(pi *probeIface, c *ndp.Conn) {
 		}
 	}
 }
+
+// stopped reports whether a reader whose socket returned err must stop:
+// its sockets were closed. Other errors (a link that is down fails every
+// read at once) are waited out, so that a reader never spins.
+func (p *prober) stopped(pi *probeIface, err error) bool {
+	p.mu.Lock()
+	closed := pi.closed
+	p.mu.Unlock()
+	if closed || isClosed(err) {
+		return true
+	}
+	time.Sleep(errorBackoff)
+	return false
+}
+
+// errorBackoff is how long a reader waits after a read error.
+const errorBackoff = 20 * time.Millisecond
 
 func (p *prober) saw(pi *probeIface, addr netip.Addr) {
 	p.mu.Lock()
@@ -151,6 +171,7 @@ func (p *prober) expire(name string, pi *probeIface) {
 }
 
 func (pi *probeIface) closeLocked() {
+	pi.closed = true
 	if pi.arp != nil {
 		_ = pi.arp.Close()
 	}
