@@ -384,6 +384,38 @@ func TestSharedAddressStaysHeldUntilLastUser(t *testing.T) {
 	}
 }
 
+// TestSharedAddressCountedOnce: Services that share an address hold one
+// address of the pool, which the pool's in-use figure (status and
+// pharos_pool_addresses_in_use) counts once, in each family, until the
+// last of them releases it.
+func TestSharedAddressCountedOnce(t *testing.T) {
+	a := newAllocator(t, poolSpec{name: "p", addrs: []string{"198.18.100.0/30", "2001:db8:100::/126"}})
+	want := func(step string, v4, v6 int64) {
+		t.Helper()
+		st, _ := a.Stats("p")
+		if st.AssignedIPv4 != v4 || st.AssignedIPv6 != v6 || st.AvailableIPv4 != 4-v4 || st.AvailableIPv6 != 4-v6 {
+			t.Errorf("%s: stats %+v, want %d IPv4 and %d IPv6 in use", step, st, v4, v6)
+		}
+	}
+	dns := func(name string, p Port) Request {
+		return svc(name, shared("dns"), ports(p), families(dual, RequireDualStack))
+	}
+	tcp := mustAssign(t, a, dns("tcp", Port{"TCP", 53}))
+	udp := mustAssign(t, a, dns("udp", Port{"UDP", 53}))
+	if ipsString(tcp.IPs) != ipsString(udp.IPs) {
+		t.Fatalf("not shared: tcp %v, udp %v", tcp.IPs, udp.IPs)
+	}
+	want("two Services on one address per family", 1, 1)
+	mustAssign(t, a, dns("tcp", Port{"TCP", 53})) // reconciled again
+	want("after a reconcile", 1, 1)
+	mustAssign(t, a, svc("web"))
+	want("a third Service of its own", 2, 1)
+	a.Release("default/tcp")
+	want("one sharer released", 2, 1)
+	a.Release("default/udp")
+	want("the last sharer released", 1, 0)
+}
+
 func TestSharingKeyChangeMovesTheService(t *testing.T) {
 	a := newAllocator(t, poolSpec{name: "p", addrs: []string{"198.18.100.0/24"}})
 	mustAssign(t, a, svc("a", shared("k"), ports(Port{"TCP", 1})))
