@@ -47,7 +47,7 @@ func newProber(log *slog.Logger, answered func(string)) *prober {
 // probe sends one probe for node's address.
 func (p *prober) probe(node string, addr netip.Addr) {
 	addr = addr.Unmap()
-	ifi, err := onLinkInterface(addr)
+	ifi, local, err := onLinkInterface(addr)
 	if err != nil {
 		p.log.Debug("cannot probe a silent peer on the LAN", "peer", node, "addr", addr, "err", err)
 		return
@@ -79,7 +79,10 @@ func (p *prober) probe(node string, addr netip.Addr) {
 		return
 	}
 	if pi.ndp == nil {
-		c, _, err := ndp.Listen(ifi, ndp.LinkLocal)
+		// From this node's address on the peer's subnet: always there
+		// (a link-local address may still be tentative), and the peer
+		// answers it on the link.
+		c, _, err := ndp.Listen(ifi, ndp.Addr(local.String()))
 		if err != nil {
 			p.log.Debug("opening an NDP socket to probe a silent peer", "iface", ifi.Name, "err", err)
 			return
@@ -191,11 +194,12 @@ func (p *prober) close() {
 }
 
 // onLinkInterface returns the up interface with an address on the subnet
-// of addr: the LAN on which the peer's kernel answers for it.
-func onLinkInterface(addr netip.Addr) (*net.Interface, error) {
+// of addr (the LAN on which the peer's kernel answers for it), and that
+// address.
+func onLinkInterface(addr netip.Addr) (*net.Interface, netip.Addr, error) {
 	ifs, err := net.Interfaces()
 	if err != nil {
-		return nil, err
+		return nil, netip.Addr{}, err
 	}
 	for i := range ifs {
 		ifi := &ifs[i]
@@ -209,12 +213,12 @@ func onLinkInterface(addr netip.Addr) (*net.Interface, error) {
 		for _, a := range as {
 			if n, ok := a.(*net.IPNet); ok {
 				if p, err := netip.ParsePrefix(n.String()); err == nil && p.Contains(addr) {
-					return ifi, nil
+					return ifi, p.Addr(), nil
 				}
 			}
 		}
 	}
-	return nil, errors.New("no interface on its subnet")
+	return nil, netip.Addr{}, errors.New("no interface on its subnet")
 }
 
 func isClosed(err error) bool { return errors.Is(err, net.ErrClosed) }
