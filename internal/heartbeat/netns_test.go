@@ -2,9 +2,9 @@ package heartbeat
 
 import (
 	"context"
+	"log/slog"
 	"net/netip"
 	"os"
-	"log/slog"
 	"os/exec"
 	"strings"
 	"syscall"

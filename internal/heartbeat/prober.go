@@ -34,8 +34,8 @@ type probeIface struct {
 	// readers stop on it whatever error their sockets return.
 	closed bool
 	arp    *arp.Client
-	ndp  *ndp.Conn
-	last time.Time
+	ndp    *ndp.Conn
+	last   time.Time
 	// want maps each probed address to its node.
 	want map[netip.Addr]string
 }
