@@ -12,10 +12,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -34,6 +36,14 @@ import (
 
 // Leader election records an event (core/v1) on its Lease.
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch,namespace=pharos-system
+
+// setLoggers makes logger the controller's one logger: controller-runtime's
+// and client-go's (klog: leader election, reflectors, the event
+// broadcaster), so that every line has one format and one level.
+func setLoggers(logger logr.Logger) {
+	ctrl.SetLogger(logger)
+	klog.SetLoggerWithOptions(logger, klog.ContextualLogger(true))
+}
 
 func main() {
 	if len(os.Args) > 1 {
@@ -72,7 +82,7 @@ func main() {
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
-	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+	setLoggers(zap.New(zap.UseFlagOptions(&zapOpts)))
 	logger := ctrl.Log.WithName("setup")
 	if err := checkForwarding(*forwarding); err != nil {
 		kubecheck.WriteTerminationMessage(err)

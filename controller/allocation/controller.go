@@ -729,8 +729,12 @@ func (c *Controller) update(ctx context.Context, svc, desired *corev1.Service, c
 		return reconcile.Result{}, false, fmt.Errorf("writing status of Service %s/%s: %w", svc.Namespace, svc.Name, err)
 	}
 	countRefusal(old, cond)
+	// One log line per decision change (not per reconcile): the condition
+	// names the addresses and the pool, so a Service that gets or changes
+	// its addresses changes it.
 	if old == nil || old.Reason != cond.Reason || old.Message != cond.Message || old.Status != cond.Status {
 		if cond.Status == metav1.ConditionTrue {
+			log.FromContext(ctx).Info("Service allocated", "service", svc.Namespace+"/"+svc.Name, "message", cond.Message)
 			if c.normalEvents.Allow() {
 				c.recorder.Eventf(desired, nil, corev1.EventTypeNormal, "IPAllocated", "Allocate", "%s", cond.Message)
 			}
