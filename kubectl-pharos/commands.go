@@ -39,6 +39,15 @@ func newExplain(o *options) *cobra.Command {
 	return &cobra.Command{
 		Use:   "explain svc/NAME",
 		Short: "Why a Service is pending, or how it is served: pools, allocation, election, BGP, forwarding; every problem with its fix",
+		Long: `Why a Service is pending, or how it is served: its endpoints, each pool and why it matches or not,
+the controller's decision, the layer-2 election (candidates in rank order, and why every other node
+is out), the BGP sessions from BGPNodeStatus, the forwarding mode and the speakers' Announced
+condition; every problem with its fix.
+
+The election is computed with the speakers' code from the objects the apiserver holds. Which
+interfaces are up only the speakers know: explain takes every interface to be up, and says a
+node's interface is down only when the speakers report that no node has one up (Announced
+reason InterfaceDown).`,
 		Example: `  kubectl pharos explain svc/web -n shop
   kubectl pharos explain web -o json`,
 		Args: cobra.ExactArgs(1),

@@ -463,6 +463,12 @@ func exclusions(nodes []nodeInfo, serving []*Service, fallback []bool, excluded 
 	return out
 }
 
+// InterfaceDownMessage starts the message of a result whose reason is
+// InterfaceDown, which the speakers put in the Announced condition:
+// kubectl pharos reads it there, since only the speakers know which
+// interfaces are up.
+const InterfaceDownMessage = "no alive selected node has an announcing interface up"
+
 // noCandidate completes res, which has no candidate, with the reason: the
 // first rule in the order alive and selected, then interface up, that no
 // node passes, else NoEligibleNode; and a message explaining every node.
@@ -485,7 +491,7 @@ func noCandidate(nodes []nodeInfo, res Result) Result {
 		prefix = "no alive node is selected by an L2Advertisement"
 	case !selectedUp:
 		res.Reason = InterfaceDown
-		prefix = "no alive selected node has an announcing interface up"
+		prefix = InterfaceDownMessage
 	default:
 		prefix = "no eligible node"
 	}

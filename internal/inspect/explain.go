@@ -82,7 +82,7 @@ func Explain(c *Cluster, namespace, name string) (*Explanation, error) {
 		if a == nil {
 			continue
 		}
-		l2 := layer2Section(c, a, owners[ip])
+		l2 := layer2Section(c, a, owners[ip], interfacesDown(svc, ip))
 		bgp := bgpSection(c, st, a)
 		if l2 == nil && bgp == nil {
 			e.Sections = append(e.Sections, Section{Title: "Announcement of " + ip.String(), Findings: []Finding{{
@@ -342,18 +342,49 @@ func allocationFix(reason string) string {
 		return "correct the Service's pharos.io annotations as the message says"
 	case v1beta1.ReasonServiceLBConflict:
 		return "disable K3s ServiceLB (--disable=servicelb) or give Pharos a loadBalancerClass"
+	case v1beta1.ReasonInternalError:
+		return "a bug in the controller, not in the Service: report it with the message and the controller's log (kubectl -n pharos-system logs -l app.kubernetes.io/component=controller); restarting the controller rebuilds its state from the pools and the Services' status"
 	}
 	return ""
 }
 
+// interfacesDown reports whether the speakers say, in the Service's
+// Announced condition, that no node can announce ip because no alive
+// selected node has an announcing interface up. Only the speakers know
+// which interfaces are up: the election computed here takes every
+// interface to be.
+func interfacesDown(svc *corev1.Service, ip netip.Addr) bool {
+	cond := condition(svc, v1beta1.ConditionAnnounced)
+	if cond == nil || cond.Status != metav1.ConditionFalse {
+		return false
+	}
+	part := ip.String() + " not announced: " + election.InterfaceDownMessage
+	return strings.HasPrefix(cond.Message, part) || strings.Contains(cond.Message, "; "+part)
+}
+
 // layer2Section explains the layer-2 election of one address; nil when
-// no L2Advertisement selects its pool.
-func layer2Section(c *Cluster, a *speaker.Address, owner Owner) *Section {
+// no L2Advertisement selects its pool. down says the speakers report no
+// candidate with an announcing interface up (interfacesDown).
+func layer2Section(c *Cluster, a *speaker.Address, owner Owner, down bool) *Section {
 	r := a.Election
 	if r.Winner == "" && r.Reason == election.NoMatchingAdvertisement && len(r.Excluded) == 0 {
 		return nil
 	}
 	sec := &Section{Title: "Layer 2 election for " + a.IP.String()}
+	if down {
+		// Every alive selected node is down by the speakers' account, so
+		// every candidate computed here is.
+		for _, n := range r.Candidates {
+			sec.Findings = append(sec.Findings, Finding{Subject: n,
+				Text: "not a candidate: announcing interface down (the speakers report that " + election.InterfaceDownMessage + "; the Announced condition below names each node's interfaces)",
+				Fix:  "bring the interface up (ip link set IFACE up on " + n + "), or change the L2Advertisement's spec.interfaces"})
+		}
+		for _, x := range r.Excluded {
+			sec.Findings = append(sec.Findings, exclusionFinding(c, a, x))
+		}
+		sec.Findings = append(sec.Findings, Finding{Text: fmt.Sprintf("no node announces it (%s)", election.InterfaceDown), Fix: "fix one of the nodes above"})
+		return sec
+	}
 	rank := map[string]int{}
 	for i, n := range r.Candidates {
 		rank[n] = i + 1

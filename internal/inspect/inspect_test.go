@@ -1,6 +1,7 @@
 package inspect
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -10,6 +11,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/pharos-lb/pharos/api/v1beta1"
+	"github.com/pharos-lb/pharos/internal/election"
 )
 
 // The fixtures: three Ready nodes, one pool with a layer-2 advertisement,
@@ -89,6 +91,32 @@ func withNode(i int, edit func(*corev1.Node)) func(*Cluster) {
 func local(s *corev1.Service) {
 	s.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyLocal
 	s.Status.Conditions[0].Message = "198.18.0.1 from node n1 on eth1 (ARP)"
+}
+
+// withBGP replaces the layer-2 advertisement with a BGPAdvertisement of
+// pool lan to the peer "router", which every node peers with, and gives
+// each node the sessions listed (node -> its session with router; a node
+// not listed reports none).
+func withBGP(sessions map[string]v1beta1.BGPSessionStatus) func(*Cluster) {
+	return func(c *Cluster) {
+		c.L2Advertisements = nil
+		c.BGPPeers = []v1beta1.BGPPeer{{ObjectMeta: metav1.ObjectMeta{Name: "router"},
+			Spec: v1beta1.BGPPeerSpec{MyASN: 64512, PeerASN: 64513, PeerAddress: "198.18.0.254"}}}
+		c.BGPAdvertisements = []v1beta1.BGPAdvertisement{{ObjectMeta: metav1.ObjectMeta{Name: "uplink"},
+			Spec: v1beta1.BGPAdvertisementSpec{IPAddressPools: []string{"lan"}}}}
+		for node, s := range sessions {
+			s.Peer, s.PeerAddress = "router", "198.18.0.254"
+			c.BGPNodeStatuses = append(c.BGPNodeStatuses, v1beta1.BGPNodeStatus{ObjectMeta: metav1.ObjectMeta{Name: node},
+				Status: v1beta1.BGPNodeStatusStatus{Node: node, Sessions: []v1beta1.BGPSessionStatus{s}}})
+		}
+	}
+}
+
+// interfaceDown is the Announced condition the speakers write when no node
+// has an announcing interface up (internal/election's message).
+func interfaceDown(s *corev1.Service) {
+	s.Status.Conditions[0] = metav1.Condition{Type: v1beta1.ConditionAnnounced, Status: metav1.ConditionFalse, Reason: "InterfaceDown",
+		Message: "198.18.0.1 not announced: " + election.InterfaceDownMessage + ": n1: interface eth1 down; n2: interface eth1 down; n3: interface eth1 down"}
 }
 
 // TestExplainNamesTheCauseAndTheFix: each way a Service can be pending or
@@ -205,6 +233,63 @@ func TestExplainNamesTheCauseAndTheFix(t *testing.T) {
 		section: "Service",
 		want:    []string{"no ready endpoint", "readiness probes"},
 	}, {
+		name:    "sharing conflict",
+		cluster: cluster(withService(pending("SharingConflict", "port TCP/80 is already used by Service default/a"))),
+		summary: "pending: SharingConflict: port TCP/80 is already used by Service default/a; fix: give the Services sharing an address",
+		section: "Allocation",
+		want:    []string{"SharingConflict: port TCP/80", "pharos.io/allow-shared-ip key and non-clashing ports"},
+	}, {
+		name:    "invalid request",
+		cluster: cluster(withService(pending("InvalidRequest", `annotation pharos.io/loadBalancerIPs: "198.18.0.x" is not an IP address`))),
+		summary: "pending: InvalidRequest",
+		section: "Allocation",
+		want:    []string{`InvalidRequest: annotation pharos.io/loadBalancerIPs: "198.18.0.x" is not an IP address`, "correct the Service's pharos.io annotations"},
+	}, {
+		name:    "K3s ServiceLB handles it too",
+		cluster: cluster(withService(pending(v1beta1.ReasonServiceLBConflict, "K3s ServiceLB (DaemonSet kube-system/svclb-web) also handles this Service"))),
+		summary: "pending: ServiceLBConflict",
+		section: "Allocation",
+		want:    []string{"ServiceLBConflict: K3s ServiceLB", "--disable=servicelb", "loadBalancerClass"},
+	}, {
+		name:    "requested address unavailable",
+		cluster: cluster(withService(pending("RequestedIPUnavailable", "198.18.0.2 is used by Service default/db"))),
+		section: "Allocation",
+		want:    []string{"RequestedIPUnavailable: 198.18.0.2 is used by Service default/db", "request a free address"},
+	}, {
+		name:    "internal error",
+		cluster: cluster(withService(pending(v1beta1.ReasonInternalError, "unexpected allocator error"))),
+		summary: "pending: InternalError: unexpected allocator error; fix: a bug in the controller",
+		section: "Allocation",
+		want:    []string{"controller's log", "restarting the controller"},
+	}, {
+		name:    "every interface down, as the speakers report",
+		cluster: cluster(withService(interfaceDown)),
+		summary: "assigned but not served: False InterfaceDown: 198.18.0.1 not announced",
+		section: "Layer 2 election for 198.18.0.1",
+		want: []string{"n1: not a candidate: announcing interface down", "n2: not a candidate: announcing interface down", "n3: not a candidate: announcing interface down",
+			"ip link set IFACE up on n1", "spec.interfaces", "no node announces it (InterfaceDown)"},
+	}, {
+		name: "BGP: session Established",
+		cluster: cluster(withBGP(map[string]v1beta1.BGPSessionStatus{
+			"n1": {State: "Established", PrefixesSent: 3}, "n2": {State: "Established", PrefixesSent: 3}, "n3": {State: "Established", PrefixesSent: 3}})),
+		section: "BGP for 198.18.0.1",
+		want:    []string{"advertised by BGPAdvertisement uplink", "n1 → router: session Established with 198.18.0.254, 3 prefix(es) sent | \n"},
+	}, {
+		name:    "BGP: session not established",
+		cluster: cluster(withBGP(map[string]v1beta1.BGPSessionStatus{"n1": {State: "Active", LastError: "dial tcp 198.18.0.254:179: connection refused"}})),
+		section: "BGP for 198.18.0.1",
+		want:    []string{"n1 → router: session Active with 198.18.0.254: dial tcp 198.18.0.254:179: connection refused", "check the router's neighbor configuration for this node (address, ASN, password)"},
+	}, {
+		name:    "BGP: BFD down",
+		cluster: cluster(withBGP(map[string]v1beta1.BGPSessionStatus{"n1": {State: "Established", PrefixesSent: 1, BFDState: "Down"}})),
+		section: "BGP for 198.18.0.1",
+		want:    []string{"n1 → router: session Established with 198.18.0.254, 1 prefix(es) sent, BFD Down", "check BFD on the router"},
+	}, {
+		name:    "BGP: no session reported",
+		cluster: cluster(withBGP(nil)),
+		section: "BGP for 198.18.0.1",
+		want:    []string{"n2 → router: no session reported in BGPNodeStatus n2", "kubectl get bgpnodestatus n2 -o yaml"},
+	}, {
 		name:    "pool without advertisement",
 		cluster: cluster(func(c *Cluster) { c.L2Advertisements = nil }),
 		section: "Announcement of 198.18.0.1",
@@ -313,5 +398,50 @@ func TestDrainMovesWhatTheNodeAnnounces(t *testing.T) {
 	}
 	if _, err := Drain(cluster(), "n9"); err == nil {
 		t.Error("drain of a missing node: no error")
+	}
+}
+
+// TestExclusionFindingWordsEveryFault: each reason the election gives for
+// leaving a node out has its own words and fix, and a node with several
+// has them all, in one finding, in the same order.
+func TestExclusionFindingWordsEveryFault(t *testing.T) {
+	c := cluster(withNode(0, func(n *corev1.Node) { n.Spec.Unschedulable = true }),
+		withNode(1, func(n *corev1.Node) {
+			n.Status.Conditions = append(n.Status.Conditions, corev1.NodeCondition{Type: corev1.NodeNetworkUnavailable, Status: corev1.ConditionTrue})
+		}))
+	st := c.state()
+	a := st.Lookup(netip.MustParseAddr("198.18.0.1"))
+	for _, tc := range []struct {
+		name      string
+		x         election.Exclusion
+		text, fix string
+	}{
+		{"no live speaker", election.Exclusion{Node: "n3", Faults: election.FaultNotAlive},
+			"not a candidate: no live speaker on the node (or it is draining)", "check the speaker pod on n3 (kubectl -n pharos-system get pods -o wide)"},
+		{"not selected", election.Exclusion{Node: "n3", Faults: election.FaultNotSelected},
+			"not a candidate: no L2Advertisement for pool lan selects the node", "widen the L2Advertisement's spec.nodeSelectors to include it"},
+		{"cordoned", election.Exclusion{Node: "n1", Faults: election.FaultNotReady},
+			"not a candidate: cordoned", "kubectl uncordon n1 when maintenance is over"},
+		{"network unavailable", election.Exclusion{Node: "n2", Faults: election.FaultNotReady},
+			"not a candidate: NetworkUnavailable is True", "fix the node's pod network (CNI)"},
+		{"not Ready", election.Exclusion{Node: "n3", Faults: election.FaultNotReady},
+			"not a candidate: not Ready", "fix the node or its kubelet (kubectl describe node n3)"},
+		{"excluded by label", election.Exclusion{Node: "n3", Faults: election.FaultExcluded},
+			"not a candidate: labelled node.kubernetes.io/exclude-from-external-load-balancers",
+			"kubectl label node n3 node.kubernetes.io/exclude-from-external-load-balancers- to let it announce"},
+		{"interface down", election.Exclusion{Node: "n3", Faults: election.FaultInterfaceDown, DownInterfaces: []string{"eth1", "eth2"}},
+			"not a candidate: announcing interface down: eth1, eth2", "bring the interface up, or change the L2Advertisement's spec.interfaces"},
+		{"no local endpoint", election.Exclusion{Node: "n3", Faults: election.FaultNoLocalEndpoint, Unserved: []string{"default/web"}},
+			"not a candidate: no ready local endpoint of default/web (externalTrafficPolicy Local)", "run a pod of the Service on this node, or use externalTrafficPolicy Cluster"},
+		{"several at once", election.Exclusion{Node: "n3", Faults: election.FaultNotAlive | election.FaultExcluded | election.FaultNoLocalEndpoint, Unserved: []string{"default/web"}},
+			"not a candidate: no live speaker on the node (or it is draining); labelled node.kubernetes.io/exclude-from-external-load-balancers; no ready local endpoint of default/web (externalTrafficPolicy Local)",
+			"check the speaker pod on n3 (kubectl -n pharos-system get pods -o wide); kubectl label node n3 node.kubernetes.io/exclude-from-external-load-balancers- to let it announce; run a pod of the Service on this node, or use externalTrafficPolicy Cluster"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := exclusionFinding(c, a, tc.x)
+			if f.OK || f.Subject != tc.x.Node || f.Text != tc.text || f.Fix != tc.fix {
+				t.Errorf("finding %+v\nwant text %q\n     fix  %q", f, tc.text, tc.fix)
+			}
+		})
 	}
 }
