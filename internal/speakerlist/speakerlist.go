@@ -29,9 +29,10 @@ import (
 // and its successor (internal/heartbeat), which also ask the silent node's
 // kernel before they call it dead; memberlist is left the rest (a speaker
 // process that died on a live node, partitions, membership), and its
-// defaults favour never declaring a slow node dead: a speaker starved of
-// CPU must fail probes and then fail to refute the suspicion for at least
-// SuspicionMult probe intervals (0.8 s, up to 2.4 s) before memberlist
+// defaults favour never declaring a slow node dead: a speaker paused or
+// starved of CPU must miss a 200 ms probe, its indirect probes and the TCP
+// fallback, and then fail to refute the suspicion for SuspicionMult probe
+// intervals (1.6 s, up to 4.8 s without confirmations) before memberlist
 // gives up on it, and memberlist's awareness lengthens a slow node's own
 // timeouts.
 type Timers struct {
@@ -46,8 +47,8 @@ type Timers struct {
 // DefaultTimers are tuned for a LAN.
 func DefaultTimers() Timers {
 	return Timers{
-		ProbeInterval:           200 * time.Millisecond,
-		ProbeTimeout:            100 * time.Millisecond,
+		ProbeInterval:           400 * time.Millisecond,
+		ProbeTimeout:            200 * time.Millisecond,
 		SuspicionMult:           4,
 		SuspicionMaxTimeoutMult: 3,
 		GossipInterval:          200 * time.Millisecond,

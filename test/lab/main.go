@@ -33,6 +33,7 @@ import (
 	"github.com/pharos-lb/pharos/test/lab/agent"
 	"github.com/pharos-lb/pharos/test/lab/cluster"
 	"github.com/pharos-lb/pharos/test/lab/echo"
+	"github.com/pharos-lb/pharos/test/lab/netem"
 	"github.com/pharos-lb/pharos/test/lab/probe"
 )
 
@@ -60,6 +61,8 @@ func main() {
 		err = runFlood(ctx, args)
 	case "hold":
 		err = runHold(ctx, args)
+	case "netem":
+		err = runNetem(ctx, args)
 	case "supervise":
 		// supervise PIDFILE COMMAND...: see cluster.Supervise.
 		if len(args) < 2 {
@@ -350,4 +353,20 @@ func runEcho(ctx context.Context, args []string) error {
 		o.Ports = append(o.Ports, p)
 	}
 	return echo.Serve(ctx, o)
+}
+
+// runNetem relays frames between two interfaces with netem's impairments
+// (see package netem): the lab's StressNode splices it into a node's link.
+func runNetem(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("netem", flag.ExitOnError)
+	a := fs.String("a", "", "one interface")
+	b := fs.String("b", "", "the other interface")
+	loss := fs.Float64("loss", 0.05, "share of frames lost")
+	delay := fs.Duration("delay", 20*time.Millisecond, "delay of each frame")
+	jitter := fs.Duration("jitter", 20*time.Millisecond, "uniform jitter around the delay")
+	seed := fs.Int64("seed", 1, "random seed")
+	_ = fs.Parse(args)
+	st, err := netem.Relay(ctx, *a, *b, netem.Impairment{Loss: *loss, Delay: *delay, Jitter: *jitter}, *seed)
+	fmt.Printf("netem %s<->%s: %d frames relayed, %d dropped\n", *a, *b, st.Relayed, st.Dropped)
+	return err
 }

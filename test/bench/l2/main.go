@@ -29,6 +29,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -47,6 +48,7 @@ var (
 	speakerArgs = flag.String("speaker-args", "", "extra speaker flags, space-separated (another --failover-detection, say)")
 	stressFor   = flag.Duration("stress", 10*time.Minute, "how long to stress the announcing node for l2_false_failovers_stress_10min; 0 skips it")
 	stressSeed  = flag.Int64("stress-seed", 1, "seed of the speaker pauses' timing")
+	keepLogs    = flag.String("keep-logs", "", "copy the lab's logs to this directory before taking the lab down")
 	heapOut     = flag.String("heap-profile", "", "after the memory figure, write the first node's speaker heap profile (go tool pprof) to this file")
 )
 
@@ -118,7 +120,12 @@ func run() error {
 	if err := l.Up(ctx); err != nil {
 		return err
 	}
-	defer func() { _ = l.Down() }()
+	defer func() {
+		if *keepLogs != "" {
+			_ = exec.Command("cp", "-r", l.LogDir(), *keepLogs).Run()
+		}
+		_ = l.Down()
+	}()
 	b := &bench{l: l, ctx: ctx, backend: l.Nodes[len(l.Nodes)-1].Name}
 	if err := l.Apply(ctx, fmt.Sprintf(setup, b.backend)); err != nil {
 		return err
@@ -142,8 +149,8 @@ func run() error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(os.Stderr, "stress: %d moves (MACs %v), %d of %d requests failed, %d pauses; announcing node %s before, %s after\n",
-			r.Moves, r.MACs, r.Failed, r.Requests, r.Pauses, r.Owner, r.OwnerAfter)
+		fmt.Fprintf(os.Stderr, "stress: %d moves (MACs %v), %d of %d requests failed (to the NodePort on the same node: %d of %d), %d pauses; announcing node %s before, %s after\n",
+			r.Moves, r.MACs, r.Failed, r.Requests, r.ControlFailed, r.ControlRequests, r.Pauses, r.Owner, r.OwnerAfter)
 		moves := r.Moves
 		if r.OwnerAfter != r.Owner && moves == 0 {
 			moves = 1 // moved without the client's ARP seeing it
@@ -151,6 +158,7 @@ func run() error {
 		figures.Report("L2FalseFailoversStress", "l2_false_failovers_stress_10min", float64(moves))
 		figures.Report("L2StressFailedRequests", "l2_stress_failed_requests", float64(r.Failed))
 		figures.Report("L2StressRequests", "l2_stress_requests", float64(r.Requests))
+		figures.Report("L2StressControlFailedRequests", "l2_stress_control_failed_requests", float64(r.ControlFailed))
 	}
 	if *services == 0 {
 		return nil

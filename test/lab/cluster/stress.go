@@ -5,29 +5,37 @@ import (
 	"math/rand"
 	"os/exec"
 	"runtime"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
 )
 
 // Netem is the link trouble StressNode puts on a node's LAN link, both
-// ways: 5 % loss and 20 ms of jitter around 20 ms of delay.
+// ways: 5 % loss and 20 ms of jitter around 20 ms of delay, as `tc qdisc
+// ... netem loss 5% delay 20ms 20ms` would. This machine's kernel has no
+// netem qdisc, so the lab's own relay (package netem, `lab netem`) does it
+// in user space, spliced into the node's switch port.
 const Netem = "loss 5% delay 20ms 20ms"
+
+// netemArgs are the relay's flags for Netem.
+var netemArgs = []string{"--loss", "0.05", "--delay", "20ms", "--jitter", "20ms"}
 
 // Stress is a node under the load of a bad day (see StressNode).
 type Stress struct {
-	l      *Lab
-	node   Node
-	hogs   []*exec.Cmd
-	qdiscs [][2]string
-	stop   chan struct{}
-	wg     sync.WaitGroup
-	pauses int
+	l     *Lab
+	node  Node
+	hogs  []*exec.Cmd
+	relay *exec.Cmd
+	// spliced says the node's switch port is spliced through the relay.
+	spliced bool
+	stop    chan struct{}
+	wg      sync.WaitGroup
+	pauses  int
 }
 
 // StressNode loads a node until Stop: a CPU hog on every core, Netem on
-// both ends of its LAN link (its eth0 and its switch port), and, with
+// both directions of its LAN link (the relay spliced into its switch
+// port), and, with
 // pauses, its speaker stopped for 100 ms (SIGSTOP, then SIGCONT) every
 // 0.5–1.5 s, timed by seed.
 func (l *Lab) StressNode(name string, pauses bool, seed int64) (*Stress, error) {
@@ -36,13 +44,9 @@ func (l *Lab) StressNode(name string, pauses bool, seed int64) (*Stress, error) 
 		return nil, err
 	}
 	s := &Stress{l: l, node: n, stop: make(chan struct{})}
-	for _, q := range [][2]string{{n.Name, "eth0"}, {l.Switch, n.Port}} {
-		args := append([]string{"netns", "exec", q[0], "tc", "qdisc", "replace", "dev", q[1], "root", "netem"}, strings.Fields(Netem)...)
-		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-			s.Stop()
-			return nil, fmt.Errorf("tc netem on %s %s: %v: %s", q[0], q[1], err, out)
-		}
-		s.qdiscs = append(s.qdiscs, q)
+	if err := s.splice(seed); err != nil {
+		s.Stop()
+		return nil, err
 	}
 	for i := 0; i < runtime.NumCPU(); i++ {
 		c := exec.Command("ip", "netns", "exec", n.Name, "sh", "-c", "while :; do :; done")
@@ -58,6 +62,44 @@ func (l *Lab) StressNode(name string, pauses bool, seed int64) (*Stress, error) 
 		go s.pause(seed)
 	}
 	return s, nil
+}
+
+// splice moves the node's switch port off the bridge and relays it,
+// impaired, to a new veth pair whose other end takes its place:
+// node eth0 - port - relay - port+"i" = port+"o" - br0.
+func (s *Stress) splice(seed int64) error {
+	sw, port := s.l.Switch, s.node.Port
+	in, out := port+"i", port+"o"
+	_ = ip(sw, "link", "del", in)
+	for _, args := range [][]string{
+		{"link", "add", in, "type", "veth", "peer", "name", out},
+		{"link", "set", in, "up"},
+		{"link", "set", out, "master", "br0", "up"},
+		{"link", "set", port, "nomaster"},
+	} {
+		if err := ip(sw, args...); err != nil {
+			return err
+		}
+	}
+	s.spliced = true
+	argv := append([]string{"netns", "exec", sw, s.l.LabBinary, "netem", "--a", port, "--b", in, "--seed", fmt.Sprint(seed)}, netemArgs...)
+	s.relay = exec.Command("ip", argv...)
+	if err := s.relay.Start(); err != nil {
+		return fmt.Errorf("starting the netem relay: %w", err)
+	}
+	return nil
+}
+
+// unsplice undoes splice.
+func (s *Stress) unsplice() {
+	if s.relay != nil {
+		_ = s.relay.Process.Signal(syscall.SIGTERM)
+		_ = s.relay.Wait()
+	}
+	if s.spliced {
+		_ = ip(s.l.Switch, "link", "del", s.node.Port+"i")
+		_ = ip(s.l.Switch, "link", "set", s.node.Port, "master", "br0", "up")
+	}
 }
 
 func (s *Stress) pause(seed int64) {
@@ -93,9 +135,7 @@ func (s *Stress) Stop() int {
 		_ = syscall.Kill(-c.Process.Pid, syscall.SIGKILL)
 		_ = c.Wait()
 	}
-	for _, q := range s.qdiscs {
-		_ = exec.Command("ip", "netns", "exec", q[0], "tc", "qdisc", "del", "dev", q[1], "root").Run()
-	}
+	s.unsplice()
 	if pid, ok := s.l.PID(s.node.Name + "-speaker"); ok {
 		_ = syscall.Kill(pid, syscall.SIGCONT)
 	}
