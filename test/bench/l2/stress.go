@@ -107,7 +107,10 @@ func (b *bench) stress(d time.Duration, seed int64) (stressReport, error) {
 		return r, err
 	}
 	if r.Failed > 0 {
-		fmt.Fprintf(os.Stderr, "stress: failed requests: %s\n", probe.Describe(attempts))
+		fmt.Fprintf(os.Stderr, "stress: failed requests to the address: %s\n", probe.Describe(attempts))
+	}
+	if r.ControlFailed > 0 {
+		fmt.Fprintf(os.Stderr, "stress: failed requests to the NodePort: %s\n", probe.Describe(controlAttempts))
 	}
 	return r, nil
 }
