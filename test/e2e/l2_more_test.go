@@ -121,24 +121,40 @@ func TestL2RollingRestartAndDrainFailNoRequest(t *testing.T) {
 // 15 s of a bad day (cluster.StressNode: a CPU hog on every core, 5 % loss
 // and 20 ms of jitter both ways on its link, its speaker paused 100 ms
 // about every second): neither the fast heartbeats nor memberlist may take
-// that for a failure. The client's ARP must see one MAC throughout, and no
-// request may fail (3 s each, so that TCP can retransmit a lost SYN).
-// make bench-l2 runs the same for 10 minutes.
+// that for a failure. The client's ARP must see one MAC throughout. The
+// lossy link fails some requests whatever Pharos does (a handshake lost
+// five times), so the client also asks the Service's NodePort on the same
+// node, the same path without Pharos: the address's requests may fail no
+// more than that control's, give or take a few, where a move would reset
+// every connection in flight. make bench-l2 runs the same for 10 minutes.
 func TestL2StressedNodeKeepsItsAddresses(t *testing.T) {
 	ip, url, owner := pinnedOwner(t)
+	n, err := lab.Node(owner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodePort := strings.TrimSpace(lab.MustKubectl(t, "get", "svc", "pinned", "-o", "jsonpath={.spec.ports[0].nodePort}"))
 	w, err := lab.WatchARP(lab.Client.Name, netip.MustParseAddr(ip), 50*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := lab.StartProbeTimeout(lab.Client.Name, url, 20*time.Millisecond, 3*time.Second)
+	const timeout = 16 * time.Second // four SYN retransmissions
+	p, err := lab.StartProbeTimeout(lab.Client.Name, url, 20*time.Millisecond, timeout)
 	if err != nil {
 		w.Stop()
+		t.Fatal(err)
+	}
+	control, err := lab.StartProbeTimeout(lab.Client.Name, fmt.Sprintf("http://%s:%s/", n.V4, nodePort), 20*time.Millisecond, timeout)
+	if err != nil {
+		w.Stop()
+		p.Stop()
 		t.Fatal(err)
 	}
 	s, err := lab.StressNode(owner, true, time.Now().UnixNano())
 	if err != nil {
 		w.Stop()
 		p.Stop()
+		control.Stop()
 		t.Fatal(err)
 	}
 	time.Sleep(15 * time.Second)
@@ -148,12 +164,18 @@ func TestL2StressedNodeKeepsItsAddresses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("stressed %s for 15 s, %d speaker pauses: %d requests, ARP saw %v", owner, pauses, len(attempts), macs)
+	controlAttempts, err := probe.Parse(strings.NewReader(control.Stop()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed, controlFailed := probe.Failures(attempts), probe.Failures(controlAttempts)
+	t.Logf("stressed %s for 15 s, %d speaker pauses: ARP saw %v; %d of %d requests failed (%s), to the NodePort %d of %d (%s)",
+		owner, pauses, macs, failed, len(attempts), probe.Describe(attempts), controlFailed, len(controlAttempts), probe.Describe(controlAttempts))
 	if moves > 0 || len(macs) != 1 {
 		t.Errorf("the address moved %d times under stress (MACs %v)", moves, macs)
 	}
-	if n := probe.Failures(attempts); n > 0 {
-		t.Errorf("under stress: %d of %d requests failed: %s", n, len(attempts), probe.Describe(attempts))
+	if failed > controlFailed+3 {
+		t.Errorf("under stress %d requests to the address failed, %d to the NodePort on the same node: %s", failed, controlFailed, probe.Describe(attempts))
 	}
 	if now, err := announcer(t, "pinned", ip); err != nil || now != owner {
 		t.Errorf("under stress the address moved from %s to %q (%v)", owner, now, err)
