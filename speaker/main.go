@@ -228,6 +228,9 @@ func run(logger *slog.Logger, o options) error {
 		return err
 	}
 	var hb *heartbeat.Heartbeat
+	if o.failover.detection < 0 {
+		return fmt.Errorf("--failover-detection %s: want a positive duration, or 0 to leave failure detection to memberlist", o.failover.detection)
+	}
 	if o.failover.detection > 0 {
 		hb, err = heartbeat.New(heartbeat.Options{Node: o.nodeName, Key: key, BindAddr: bind, Port: o.failover.port,
 			Interval: o.failover.interval, Detection: liveness.Defaults(o.failover.detection), OnChange: kick, Logger: logger})
