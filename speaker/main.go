@@ -86,6 +86,22 @@ type failoverOptions struct {
 	port      int
 }
 
+// validate checks the flags before the speaker connects to anything.
+func (f failoverOptions) validate() error {
+	switch {
+	case f.detection < 0:
+		return fmt.Errorf("--failover-detection %s: want a positive duration, or 0 to leave failure detection to memberlist", f.detection)
+	case f.detection == 0:
+		return nil
+	case f.port < 1 || f.port > 65535:
+		return fmt.Errorf("--heartbeat-port %d: want a port from 1 to 65535", f.port)
+	}
+	if err := (heartbeat.Options{Interval: f.interval, Detection: liveness.Defaults(f.detection)}).Validate(); err != nil {
+		return fmt.Errorf("--failover-detection %s, --heartbeat-interval %s: %w", f.detection, f.interval, err)
+	}
+	return nil
+}
+
 func main() {
 	def := speakerlist.DefaultTimers()
 	o := options{timers: def}
@@ -160,6 +176,9 @@ func run(logger *slog.Logger, o options) error {
 	if o.nodeName == "" {
 		return fmt.Errorf("--node-name (or NODE_NAME from the downward API) is required")
 	}
+	if err := o.failover.validate(); err != nil {
+		return err
+	}
 	if !slices.Contains(v1beta1.ForwardingModes, o.forwarding) {
 		return fmt.Errorf("--forwarding %q: want one of %s", o.forwarding, strings.Join(v1beta1.ForwardingModes, ", "))
 	}
@@ -228,14 +247,11 @@ func run(logger *slog.Logger, o options) error {
 		return err
 	}
 	var hb *heartbeat.Heartbeat
-	if o.failover.detection < 0 {
-		return fmt.Errorf("--failover-detection %s: want a positive duration, or 0 to leave failure detection to memberlist", o.failover.detection)
-	}
 	if o.failover.detection > 0 {
 		hb, err = heartbeat.New(heartbeat.Options{Node: o.nodeName, Key: key, BindAddr: bind, Port: o.failover.port,
 			Interval: o.failover.interval, Detection: liveness.Defaults(o.failover.detection), OnChange: kick, Logger: logger})
 		if err != nil {
-			return fmt.Errorf("--failover-detection %s, --heartbeat-interval %s: %w", o.failover.detection, o.failover.interval, err)
+			return err
 		}
 		go hb.Run(ctx)
 		metrics.Registry.MustRegister(hb.Collector())

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 	"testing"
 
 	"github.com/hashicorp/memberlist"
@@ -106,5 +107,26 @@ func TestZapLevelAlias(t *testing.T) {
 	}
 	if _, err := zapLevel("loud"); err == nil {
 		t.Error("an unknown level was accepted")
+	}
+}
+
+func TestFailoverFlagsAreCheckedFirst(t *testing.T) {
+	for _, tc := range []struct {
+		f    failoverOptions
+		want string // "" accepts
+	}{
+		{failoverOptions{detection: 150 * time.Millisecond, interval: 20 * time.Millisecond, port: 7947}, ""},
+		{failoverOptions{detection: 0}, ""},
+		{failoverOptions{detection: -time.Second}, "--failover-detection -1s"},
+		{failoverOptions{detection: 150 * time.Millisecond, interval: 50 * time.Millisecond, port: 7947}, "--heartbeat-interval 50ms"},
+		{failoverOptions{detection: 150 * time.Millisecond, interval: 20 * time.Millisecond, port: 0}, "--heartbeat-port 0"},
+	} {
+		err := tc.f.validate()
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%+v refused: %v", tc.f, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%+v: %v, want an error naming %q", tc.f, err, tc.want)
+		}
 	}
 }

@@ -74,13 +74,21 @@ type stats struct {
 	sent, received, rejected, probes, deaths, revivals atomic.Uint64
 }
 
-// New binds the heartbeat socket.
-func New(opts Options) (*Heartbeat, error) {
+// Validate checks the timing options (Interval and Detection).
+func (opts Options) Validate() error {
 	if err := opts.Detection.Validate(); err != nil {
-		return nil, err
+		return err
 	}
 	if opts.Interval <= 0 || opts.Interval*2 > opts.Detection.ProbeAfter {
-		return nil, fmt.Errorf("the heartbeat interval %s must be positive and at most half the silence before probing (%s): lower it or raise the detection time", opts.Interval, opts.Detection.ProbeAfter)
+		return fmt.Errorf("the heartbeat interval %s must be positive and at most half the silence before probing (%s): lower it or raise the detection time", opts.Interval, opts.Detection.ProbeAfter)
+	}
+	return nil
+}
+
+// New binds the heartbeat socket.
+func New(opts Options) (*Heartbeat, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
