@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"time"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/memberlist"
 	corev1 "k8s.io/api/core/v1"
