@@ -6,8 +6,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os/exec"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -52,6 +54,20 @@ spec:
 
 const metricsPoolSize = 4
 
+// metricsRefused asks for a pool that does not exist: the controller
+// refuses it (NoMatchingPool) and counts the refusal.
+const metricsRefused = `apiVersion: v1
+kind: Service
+metadata: {name: metrics-refused, namespace: default, annotations: {pharos.io/address-pool: metrics-no-such-pool}}
+spec:
+  type: LoadBalancer
+  selector: {run: metrics}
+  ports: [{port: 80, protocol: TCP}]
+`
+
+// arpingReplies reads how many replies iputils arping received.
+var arpingReplies = regexp.MustCompile(`Received (\d+) response`)
+
 // l2Announced finds each address, node and interfaces in an Announced
 // condition's message ("IP from node N on IFACES (ARP|NDP)", joined by
 // "; "), as internal/inspect reads it.
@@ -60,9 +76,12 @@ var l2Announced = regexp.MustCompile(`(?:^|; )(\S+) from node (\S+) on (\S*) \((
 // TestPrometheusScrapesPharos runs Prometheus in the client namespace,
 // scraping the controller and every speaker (test/lab/cluster/prometheus.go)
 // with the chart's alerting rules, and checks, once a Service has an
-// address of its own pool: every target is up, and each metric family the
-// lab exercises has the values the cluster's state implies. Each family is
-// a subtest, so that one missing metric does not hide the others.
+// address of its own pool: every target is up, promtool check metrics finds
+// no fault in the names of the pharos_ metrics each serves, and each metric
+// family the lab exercises has the values the cluster's state implies (a
+// refused Service, an arping of the address and the speakers' joins
+// included). Each family is a subtest, so that one missing metric does not
+// hide the others.
 func TestPrometheusScrapesPharos(t *testing.T) {
 	ctx := context.Background()
 	if err := lab.StartPrometheus(ctx); err != nil {
@@ -110,6 +129,27 @@ func TestPrometheusScrapesPharos(t *testing.T) {
 	eq := func(v float64) func([]cluster.Sample) error {
 		return one(func(x float64) bool { return x == v }, fmt.Sprint(v))
 	}
+	atLeast := func(v float64) func([]cluster.Sample) error {
+		return one(func(x float64) bool { return x >= v }, fmt.Sprint(">= ", v))
+	}
+	// now is the sum of the query's samples now (0 for none): a counter's
+	// value before the test moves it.
+	now := func(t *testing.T, q string) float64 {
+		t.Helper()
+		var sum float64
+		cluster.Eventually(t, 30*time.Second, func() error {
+			s, err := lab.PromQuery(ctx, q)
+			if err != nil {
+				return err
+			}
+			sum = 0
+			for _, x := range s {
+				sum += x.Value
+			}
+			return nil
+		})
+		return sum
+	}
 
 	t.Run("targets up", func(t *testing.T) {
 		query(t, `up`, func(s []cluster.Sample) error {
@@ -125,6 +165,37 @@ func TestPrometheusScrapesPharos(t *testing.T) {
 			}
 			return nil
 		})
+	})
+	t.Run("metric names (promtool check metrics)", func(t *testing.T) {
+		// What the controller and each speaker serve, judged by
+		// Prometheus's own linter: Pharos's metrics (pharos_*) pass it;
+		// the libraries' are not Pharos's to rename.
+		promtool, err := exec.LookPath("promtool")
+		if err != nil {
+			t.Skip("no promtool (Debian package prometheus)")
+		}
+		targets := map[string]string{"controller": lab.ControllerMetricsAddr()}
+		for _, n := range lab.Nodes {
+			targets["speaker "+n.Name] = lab.SpeakerMetricsAddr(n)
+		}
+		for name, addr := range targets {
+			var body string
+			cluster.Eventually(t, 30*time.Second, func() (err error) {
+				body, err = lab.HTTPGet(ctx, lab.Client.Name, "http://"+addr+"/metrics")
+				if err == nil && !strings.Contains(body, "\npharos_") {
+					err = fmt.Errorf("no pharos_ metric in %d bytes", len(body))
+				}
+				return err
+			})
+			cmd := exec.Command(promtool, "check", "metrics")
+			cmd.Stdin = strings.NewReader(body)
+			out, _ := cmd.CombinedOutput() // exit status 3 for the libraries' problems
+			for _, line := range strings.Split(string(out), "\n") {
+				if strings.HasPrefix(line, "pharos_") {
+					t.Errorf("%s (%s): %s", name, addr, line)
+				}
+			}
+		}
 	})
 	t.Run("pool gauges", func(t *testing.T) {
 		query(t, `max(pharos_pool_addresses{pool="metrics",family="IPv4"})`, eq(metricsPoolSize))
@@ -142,6 +213,30 @@ func TestPrometheusScrapesPharos(t *testing.T) {
 	})
 	t.Run("pending services", func(t *testing.T) {
 		query(t, `max(pharos_controller_pending_services)`, eq(0))
+	})
+	t.Run("allocation refusals", func(t *testing.T) {
+		const refusals = `sum(pharos_controller_allocation_refusals_total{reason="NoMatchingPool"})`
+		const pending = `max(pharos_controller_pending_services)`
+		before, pendingBefore := now(t, refusals), now(t, pending)
+		if err := lab.Apply(ctx, metricsRefused); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _, _ = lab.Kubectl(ctx, "delete", "--wait=false", "-n", "default", "svc/metrics-refused") }()
+		cluster.Eventually(t, 30*time.Second, func() error {
+			reason := lab.MustKubectl(t, "get", "svc", "metrics-refused", "-o", `jsonpath={.status.conditions[?(@.type=="pharos.io/IPAllocated")].reason}`)
+			if reason != "NoMatchingPool" {
+				return fmt.Errorf("IPAllocated reason %q, want NoMatchingPool", reason)
+			}
+			return nil
+		})
+		// Counted under its reason; and the Service is pending until it
+		// is deleted.
+		query(t, refusals, atLeast(before+1))
+		query(t, pending, eq(pendingBefore+1))
+		if _, err := lab.Kubectl(ctx, "delete", "-n", "default", "svc/metrics-refused"); err != nil {
+			t.Fatal(err)
+		}
+		query(t, pending, eq(pendingBefore))
 	})
 	t.Run("announced addresses", func(t *testing.T) {
 		// What the Services' Announced conditions say each node announces
@@ -180,8 +275,38 @@ func TestPrometheusScrapesPharos(t *testing.T) {
 			return nil
 		})
 	})
+	t.Run("memberlist joins", func(t *testing.T) {
+		// Each speaker was told of every member's join, its own included.
+		query(t, `pharos_memberlist_events_total{event="join"}`, func(s []cluster.Sample) error {
+			if len(s) != len(lab.Nodes) {
+				return fmt.Errorf("%d speakers report joins, want %d", len(s), len(lab.Nodes))
+			}
+			for _, x := range s {
+				if x.Value < float64(len(lab.Nodes)) {
+					return fmt.Errorf("speaker %s saw %v joins, want at least the %d members", x.Labels["lab_node"], x.Value, len(lab.Nodes))
+				}
+			}
+			return nil
+		})
+	})
 	t.Run("gratuitous announcements", func(t *testing.T) {
 		query(t, fmt.Sprintf(`sum(pharos_l2_gratuitous_sent_total{lab_node=%q})`, node), one(func(v float64) bool { return v > 0 }, "> 0"))
+	})
+	t.Run("ARP requests and responses", func(t *testing.T) {
+		// The client asks the LAN for the address with iputils arping:
+		// the announcing node counts each request it answered, and each
+		// reply sent, at least as many as arping received.
+		requests := fmt.Sprintf(`sum(pharos_l2_requests_total{lab_node=%q,protocol="arp",family="IPv4",result="answered"})`, node)
+		responses := fmt.Sprintf(`sum(pharos_l2_responses_sent_total{lab_node=%q,family="IPv4"})`, node)
+		beforeReq, beforeResp := now(t, requests), now(t, responses)
+		macs, out := lab.LANMACs(ctx, ip)
+		m := arpingReplies.FindStringSubmatch(out)
+		if len(macs) != 1 || m == nil || m[1] == "0" {
+			t.Fatalf("arping %s: want replies from one MAC:\n%s", ip, out)
+		}
+		replies, _ := strconv.Atoi(m[1])
+		query(t, requests, atLeast(beforeReq+float64(replies)))
+		query(t, responses, atLeast(beforeResp+float64(replies)))
 	})
 	t.Run("alerting rules", func(t *testing.T) {
 		// The chart's rules load and evaluate without errors against the
