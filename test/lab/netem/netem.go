@@ -65,11 +65,11 @@ func Relay(ctx context.Context, a, b string, im Impairment, seed int64) (Stats, 
 	relay := func(from, to int, toIfindex int) {
 		buf := make([]byte, 65536+16)
 		for ctx.Err() == nil {
-			n, from_, err := unix.Recvfrom(from, buf, 0)
+			n, sa, err := unix.Recvfrom(from, buf, 0)
 			if err != nil {
 				continue // the receive timeout, to look at ctx
 			}
-			if ll, ok := from_.(*unix.SockaddrLinklayer); ok && ll.Pkttype == unix.PACKET_OUTGOING {
+			if ll, ok := sa.(*unix.SockaddrLinklayer); ok && ll.Pkttype == unix.PACKET_OUTGOING {
 				continue // our own writes
 			}
 			mu.Lock()
