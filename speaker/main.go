@@ -301,7 +301,18 @@ func run(logger *slog.Logger, o options) error {
 	if err := mgr.AddReadyzCheck("announcing", sp.ReadyCheck); err != nil {
 		return err
 	}
-	meta := &metaPublisher{node: o.nodeName, members: members, log: logger}
+	meta := &metaPublisher{node: o.nodeName, members: members, log: logger, returned: func(names []string) {
+		// Claims made while this node's link was down never reached it:
+		// until it has them (a push-pull now, and at most one
+		// cutOffSettle), it takes no address another MAC answers for,
+		// as a node back from a partition does.
+		sp.cut.hold(cutOffSettle)
+		go func() {
+			n, err := members.Resync()
+			logger.Info("an interface is up again: holding back takeovers until the others' claims are in", "interfaces", names, "resynced", n, "err", err)
+			kick()
+		}()
+	}}
 	go watchLinks(ctx, logger, meta, kick)
 	go sp.probeOwned(ctx, mgr.GetEventRecorder("pharos-speaker"), o.splitBrainInterval)
 	go sp.runStatusWriter(ctx)
@@ -463,10 +474,40 @@ type metaPublisher struct {
 	members  *speakerlist.List
 	log      *slog.Logger
 	draining atomic.Bool
+	// returned is called when an interface that was up, went down, comes
+	// up again (not a new one: pods' veths come and go all the time).
+	returned func(names []string)
 
 	mu      sync.Mutex
 	last    string
 	trimmed bool // a trim was logged; logged again only after it fits
+	// seen are the interfaces ever published up; up those up now.
+	seen, up map[string]bool
+}
+
+// back returns the interfaces of entries that are up now, were up once,
+// and were not up at the last call; it records entries as the last call.
+func (p *metaPublisher) back(entries []string) []string {
+	now := map[string]bool{}
+	for _, e := range entries {
+		name, _, _ := strings.Cut(e, "=")
+		now[name] = true
+	}
+	var out []string
+	for name := range now {
+		if p.seen[name] && !p.up[name] {
+			out = append(out, name)
+		}
+	}
+	if p.seen == nil {
+		p.seen = map[string]bool{}
+	}
+	for name := range now {
+		p.seen[name] = true
+	}
+	p.up = now
+	slices.Sort(out)
+	return out
 }
 
 // publish sends the metadata if it changed, and reports whether it did.
@@ -474,6 +515,9 @@ func (p *metaPublisher) publish() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	up := localInterfaces()
+	if back := p.back(up); len(back) > 0 && p.returned != nil {
+		p.returned(back)
+	}
 	m := speakerlist.Meta{InterfacesUp: up, Draining: p.draining.Load()}
 	kept, dropped := fitMeta(m)
 	key := strings.Join(kept.InterfacesUp, ",") + fmt.Sprint(kept.Draining)

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -128,5 +129,42 @@ func TestFailoverFlagsAreCheckedFirst(t *testing.T) {
 		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
 			t.Errorf("%+v: %v, want an error naming %q", tc.f, err, tc.want)
 		}
+	}
+}
+
+// TestInterfaceBack: the meta publisher reports an interface that comes
+// back up, not one seen for the first time (a new pod's veth), nor one
+// that stays up.
+func TestInterfaceBack(t *testing.T) {
+	var p metaPublisher
+	for i, step := range []struct {
+		up   []string
+		back []string
+	}{
+		{[]string{"eth0=198.18.0.0/24", "eth0=2001:db8::/64"}, nil},
+		{[]string{"eth0=198.18.0.0/24", "veth1=198.19.0.0/24"}, nil},
+		{[]string{"veth1=198.19.0.0/24"}, nil},
+		{[]string{"veth1=198.19.0.0/24"}, nil},
+		{[]string{"eth0=198.18.0.0/24", "veth1=198.19.0.0/24", "veth2=198.19.1.0/24"}, []string{"eth0"}},
+		{[]string{"eth0=198.18.0.0/24"}, nil},
+		{[]string{"eth0=198.18.0.0/24", "veth1=198.19.0.0/24"}, []string{"veth1"}},
+	} {
+		if got := p.back(step.up); !slices.Equal(got, step.back) {
+			t.Errorf("step %d, up %v: back %v, want %v", i, step.up, got, step.back)
+		}
+	}
+}
+
+func TestHoldActsAsCutOff(t *testing.T) {
+	var c cutOff
+	self := corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1"}}
+	members := map[string]speakerlist.Meta{"n1": {}}
+	if on, _ := c.update("n1", []corev1.Node{self}, members); on {
+		t.Fatal("a single node cut off from nobody")
+	}
+	c.hold(time.Minute)
+	on, settle := c.update("n1", []corev1.Node{self}, members)
+	if !on || settle <= 0 || settle > time.Minute {
+		t.Errorf("held: on %v, settles in %s", on, settle)
 	}
 }

@@ -142,7 +142,7 @@ func (s *Speaker) Reconcile(ctx context.Context, _ reconcile.Request) (reconcile
 	}
 	switch {
 	case st.CutOff && !was:
-		s.log.Warn("cut off from the speakers' memberlist cluster while the Nodes API says the others are Ready: giving up the addresses another MAC answers for, taking only those nobody answers for", "members", len(members))
+		s.log.Warn("cut off from the speakers' memberlist cluster while the Nodes API says the others are Ready, or just back on the LAN: giving up the addresses another MAC answers for, taking only those nobody answers for", "members", len(members))
 	case !st.CutOff && was:
 		s.log.Info("no longer cut off from the speakers' memberlist cluster", "members", len(members))
 	}

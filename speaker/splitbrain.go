@@ -93,6 +93,16 @@ func (c *cutOff) update(self string, nodes []corev1.Node, members map[string]spe
 	return on, settled
 }
 
+// hold makes the node behave as cut off for at least d from now (see
+// update), as when it rejoins after a partition.
+func (c *cutOff) hold(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if until := time.Now().Add(d); until.After(c.until) {
+		c.until = until
+	}
+}
+
 var splitBrainTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
 	Name: "pharos_l2_split_brain_total",
 	Help: "Probes in which another MAC answered for an address this node announces.",

@@ -170,6 +170,23 @@ func (l *List) Join(peers []string) (int, error) {
 	return l.ml.Join(addrs)
 }
 
+// Resync exchanges state (metadata and claims) with every other alive
+// member at once, as memberlist's periodic push-pull would within
+// PushPullInterval: a node whose link comes back learns at once which
+// addresses moved while it was away. It returns how many answered.
+func (l *List) Resync() (int, error) {
+	var addrs []string
+	for _, n := range l.ml.Members() {
+		if n.Name != l.opts.NodeName && n.State == memberlist.StateAlive {
+			addrs = append(addrs, n.FullAddress().Addr)
+		}
+	}
+	if len(addrs) == 0 {
+		return 0, nil
+	}
+	return l.ml.Join(addrs)
+}
+
 // Members returns the alive members and their metadata, this node included.
 func (l *List) Members() map[string]Meta {
 	out := map[string]Meta{}
