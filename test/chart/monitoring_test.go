@@ -146,6 +146,8 @@ var dashboardMetrics = []string{
 	"pharos_memberlist_members", "pharos_memberlist_events_total",
 	"pharos_bgp_session_state", "pharos_bgp_session_up", "pharos_bgp_advertised_prefixes", "pharos_bgp_bfd_up",
 	"pharos_forwarding_sync_duration_seconds_bucket", "pharos_forwarding_sync_errors_total",
+	"pharos_heartbeat_peer_deaths_total", "pharos_heartbeat_peer_revivals_total", "pharos_heartbeat_sent_total",
+	"pharos_heartbeat_received_total", "pharos_heartbeat_rejected_total", "pharos_heartbeat_probes_total", "pharos_heartbeat_dead_peers",
 }
 
 // TestGrafanaDashboard: monitoring.grafanaDashboard.enabled renders
