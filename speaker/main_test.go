@@ -116,11 +116,12 @@ func TestFailoverFlagsAreCheckedFirst(t *testing.T) {
 		f    failoverOptions
 		want string // "" accepts
 	}{
-		{failoverOptions{detection: 150 * time.Millisecond, interval: 20 * time.Millisecond, port: 7947}, ""},
+		{failoverOptions{detection: 150 * time.Millisecond, interval: 50 * time.Millisecond, port: 7947}, ""},
+		{failoverOptions{detection: 100 * time.Millisecond, interval: 20 * time.Millisecond, port: 7947}, ""},
 		{failoverOptions{detection: 0}, ""},
 		{failoverOptions{detection: -time.Second}, "--failover-detection -1s"},
-		{failoverOptions{detection: 150 * time.Millisecond, interval: 50 * time.Millisecond, port: 7947}, "--heartbeat-interval 50ms"},
-		{failoverOptions{detection: 150 * time.Millisecond, interval: 20 * time.Millisecond, port: 0}, "--heartbeat-port 0"},
+		{failoverOptions{detection: 150 * time.Millisecond, interval: 100 * time.Millisecond, port: 7947}, "--heartbeat-interval 100ms"},
+		{failoverOptions{detection: 150 * time.Millisecond, interval: 50 * time.Millisecond, port: 0}, "--heartbeat-port 0"},
 	} {
 		err := tc.f.validate()
 		switch {

@@ -36,7 +36,9 @@ type Options struct {
 	// theirs at their memberlist address and the same port.
 	BindAddr netip.Addr
 	Port     int
-	// Interval is the time between heartbeats.
+	// Interval is the time between heartbeats. The detection time, not
+	// the interval, bounds how long a crash goes unnoticed (it counts from
+	// the last heartbeat); a shorter interval only costs more wakeups.
 	Interval time.Duration
 	// Detection tunes when a silent peer is dead.
 	Detection liveness.Options
@@ -68,6 +70,10 @@ type Heartbeat struct {
 	stats  stats
 	// done is set when Run ends.
 	done atomic.Bool
+	// peersChanged wakes Run to re-arm the detector's timer, checkTimer
+	// (armLocked).
+	peersChanged chan struct{}
+	checkTimer   *time.Timer
 }
 
 type stats struct {
@@ -79,8 +85,8 @@ func (opts Options) Validate() error {
 	if err := opts.Detection.Validate(); err != nil {
 		return err
 	}
-	if opts.Interval <= 0 || opts.Interval*2 > opts.Detection.ProbeAfter {
-		return fmt.Errorf("the heartbeat interval %s must be positive and at most half the silence before probing (%s): lower it or raise the detection time", opts.Interval, opts.Detection.ProbeAfter)
+	if opts.Interval <= 0 || opts.Interval >= opts.Detection.ProbeAfter {
+		return fmt.Errorf("the heartbeat interval %s must be positive and shorter than the silence before probing (%s): lower it or raise the detection time", opts.Interval, opts.Detection.ProbeAfter)
 	}
 	return nil
 }
@@ -101,7 +107,8 @@ func New(opts Options) (*Heartbeat, error) {
 		return nil, fmt.Errorf("listening for heartbeats on %s port %d (--heartbeat-port): %w", opts.BindAddr, opts.Port, err)
 	}
 	h := &Heartbeat{opts: opts, key: deriveKey(opts.Key), conn: conn, det: liveness.New(opts.Detection),
-		addrs: map[string]netip.Addr{}, lastSeq: map[string]uint64{}, lastAt: map[string]time.Time{}}
+		addrs: map[string]netip.Addr{}, lastSeq: map[string]uint64{}, lastAt: map[string]time.Time{},
+		peersChanged: make(chan struct{}, 1), checkTimer: time.NewTimer(time.Hour)}
 	h.seq.Store(uint64(time.Now().UnixNano()))
 	h.prober = newProber(opts.Logger, h.answered)
 	return h, nil
@@ -117,19 +124,53 @@ func (h *Heartbeat) Run(ctx context.Context) {
 		h.prober.close()
 	}()
 	go h.receive()
-	// One loop sends and ticks: the detector needs a tick about as often
-	// as heartbeats come, and one timer costs less at rest than two.
-	tick := time.NewTicker(h.opts.Interval)
-	defer tick.Stop()
+	send := time.NewTicker(h.opts.Interval)
+	defer send.Stop()
+	sending := true
+	// The detector is woken only when it has something to do (liveness's
+	// Next): while heartbeats come, never. Waking a Go process costs more
+	// than the work; at rest a speaker wakes for its sends and the
+	// heartbeats it receives, nothing else.
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case now := <-tick.C:
-			h.send()
+		case <-send.C:
+			if !h.send() {
+				// Nobody to notify: no ticks until SetPeers names someone
+				// (a wakeup costs more than the work).
+				send.Stop()
+				sending = false
+			}
+		case now := <-h.checkTimer.C:
 			h.check(now)
+			h.mu.Lock()
+			h.armLocked()
+			h.mu.Unlock()
+		case <-h.peersChanged:
+			h.mu.Lock()
+			h.armLocked()
+			notify := len(h.notify) > 0
+			h.mu.Unlock()
+			if notify && !sending {
+				send.Reset(h.opts.Interval)
+				sending = true
+				h.send()
+			}
 		}
 	}
+}
+
+// armLocked sets the detector's timer to its next deadline. Every
+// heartbeat moves it (from the receiving goroutine: resetting a timer
+// wakes nobody), so while heartbeats come the timer never fires.
+func (h *Heartbeat) armLocked() {
+	next := h.det.Next()
+	d := time.Hour
+	if !next.IsZero() {
+		d = max(time.Until(next), time.Millisecond)
+	}
+	h.checkTimer.Reset(d)
 }
 
 // SetPeers sets whom this node watches (the announcing nodes whose
@@ -154,6 +195,15 @@ func (h *Heartbeat) SetPeers(watch, notify []string, addrs map[string]netip.Addr
 			h.det.Forget(n)
 		}
 	}
+	h.rearm()
+}
+
+// rearm asks Run to recompute when the detector must next be ticked.
+func (h *Heartbeat) rearm() {
+	select {
+	case h.peersChanged <- struct{}{}:
+	default:
+	}
 }
 
 // Dead returns the peers this node found dead, each with the time of its
@@ -164,7 +214,9 @@ func (h *Heartbeat) Dead() map[string]time.Time {
 	return h.det.Dead()
 }
 
-func (h *Heartbeat) send() {
+// send sends a heartbeat to every peer to notify, and reports whether
+// there was any.
+func (h *Heartbeat) send() bool {
 	h.mu.Lock()
 	var to []netip.AddrPort
 	for _, n := range h.notify {
@@ -174,7 +226,7 @@ func (h *Heartbeat) send() {
 	}
 	h.mu.Unlock()
 	if len(to) == 0 {
-		return
+		return false
 	}
 	b := encode(h.key, h.opts.Node, h.seq.Add(1))
 	for _, dst := range to {
@@ -182,6 +234,7 @@ func (h *Heartbeat) send() {
 			h.stats.sent.Add(1)
 		}
 	}
+	return true
 }
 
 func (h *Heartbeat) receive() {
@@ -218,6 +271,7 @@ func (h *Heartbeat) accept(node string, seq uint64, now time.Time) {
 	}
 	h.lastSeq[node], h.lastAt[node] = seq, now
 	revived := h.det.Beat(node, now)
+	h.armLocked()
 	h.mu.Unlock()
 	h.stats.received.Add(1)
 	if revived {

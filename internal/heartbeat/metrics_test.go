@@ -17,7 +17,7 @@ import (
 // the loopback address and never used.)
 func TestMetrics(t *testing.T) {
 	h, err := New(Options{Node: "self", Key: key, BindAddr: netip.MustParseAddr("127.0.0.1"), Port: 0,
-		Interval: 20 * time.Millisecond, Detection: liveness.Defaults(150 * time.Millisecond)})
+		Interval: 20 * time.Millisecond, Detection: liveness.Defaults(150*time.Millisecond, 20*time.Millisecond)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,13 +41,14 @@ type Options struct {
 	Probes int
 }
 
-// Defaults are the default options for a given DeadAfter: probing starts
-// after a third of it, every tenth of it, and at least four probes must go
-// unanswered. With a 20 ms heartbeat and 150 ms, a single late or lost
-// heartbeat never starts a probe, and the first probe's answer has 100 ms
-// to come back before the decision.
-func Defaults(deadAfter time.Duration) Options {
-	return Options{DeadAfter: deadAfter, ProbeAfter: deadAfter / 3, ProbeInterval: deadAfter / 10, Probes: 4}
+// Defaults are the default options for a detection time and a heartbeat
+// interval: probing starts after a third of the detection time, or one and
+// a half intervals if that is longer (so that one late heartbeat never
+// starts a round), every tenth of it, and at least four probes must go
+// unanswered. With 150 ms and 50 ms heartbeats, a peer is probed from 75
+// ms of silence and the first probe has 75 ms to be answered.
+func Defaults(deadAfter, interval time.Duration) Options {
+	return Options{DeadAfter: deadAfter, ProbeAfter: max(deadAfter/3, interval+interval/2), ProbeInterval: deadAfter / 10, Probes: 4}
 }
 
 // Validate says what is wrong with the options, naming the setting.
@@ -176,7 +177,10 @@ func (d *Detector) Tick(now time.Time) (probe, died []string) {
 		if !p.answered.Before(p.roundStart) {
 			continue // its kernel answered: no more probes this round
 		}
-		if silence >= o.DeadAfter && p.probes >= o.Probes {
+		// Dead: silent long enough, enough probes sent, and the round's
+		// first probe had as long to be answered as the silence before
+		// probing left it (however late the round began).
+		if silence >= o.DeadAfter && p.probes >= o.Probes && now.Sub(p.roundStart) >= o.DeadAfter-o.ProbeAfter {
 			p.dead = true
 			died = append(died, name)
 			continue
@@ -190,6 +194,38 @@ func (d *Detector) Tick(now time.Time) (probe, died []string) {
 	sort.Strings(probe)
 	sort.Strings(died)
 	return probe, died
+}
+
+// Next returns when Tick next has something to do for the peers as they
+// are now (start probing a silent peer, probe again, or declare one dead),
+// or the zero time when no live peer is watched. A heartbeat only moves
+// that time later, so a caller that sleeps until Next and calls Tick then
+// never misses a deadline.
+func (d *Detector) Next() time.Time {
+	o := d.opts
+	var next time.Time
+	for _, p := range d.peers {
+		if p.dead || !p.watched {
+			continue
+		}
+		var t time.Time
+		switch {
+		case p.roundStart.IsZero():
+			t = p.lastBeat.Add(o.ProbeAfter)
+		case !p.answered.Before(p.roundStart):
+			t = p.answered.Add(o.DeadAfter) // a new round
+		default:
+			t = p.lastProbe.Add(o.ProbeInterval)
+			decide := later(p.lastBeat.Add(o.DeadAfter), p.roundStart.Add(o.DeadAfter-o.ProbeAfter))
+			if p.probes >= o.Probes || decide.Before(t) {
+				t = decide
+			}
+		}
+		if next.IsZero() || t.Before(next) {
+			next = t
+		}
+	}
+	return next
 }
 
 // Dead returns the dead peers and, for each, when its last heartbeat came:

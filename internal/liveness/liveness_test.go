@@ -61,7 +61,7 @@ func beats(from, to, interval int) []event {
 }
 
 func TestDetectorSpecification(t *testing.T) {
-	o := Defaults(150 * time.Millisecond)
+	o := Defaults(150*time.Millisecond, 20*time.Millisecond)
 	for _, tc := range []struct {
 		name         string
 		events       []event
@@ -108,7 +108,7 @@ func TestDetectorSpecification(t *testing.T) {
 func TestKernelDiesWhileSpeakerHung(t *testing.T) {
 	// The speaker hangs at 500 (its kernel answers), and the node loses
 	// power at 1500: a later round of probes finds the kernel gone.
-	o := Defaults(150 * time.Millisecond)
+	o := Defaults(150*time.Millisecond, 20*time.Millisecond)
 	base := time.Unix(1000, 0)
 	at := func(ms int) time.Time { return base.Add(time.Duration(ms) * time.Millisecond) }
 	d := New(o)
@@ -133,7 +133,7 @@ func TestKernelDiesWhileSpeakerHung(t *testing.T) {
 }
 
 func TestDeadStaysDeadWhenNoLongerWatched(t *testing.T) {
-	o := Defaults(150 * time.Millisecond)
+	o := Defaults(150*time.Millisecond, 20*time.Millisecond)
 	base := time.Unix(1000, 0)
 	d := New(o)
 	d.Watch([]string{"o", "p"}, base)
@@ -166,7 +166,7 @@ func TestDeadStaysDeadWhenNoLongerWatched(t *testing.T) {
 
 func TestDeadSinceIsTheLastHeartbeat(t *testing.T) {
 	base := time.Unix(1000, 0)
-	d := New(Defaults(150 * time.Millisecond))
+	d := New(Defaults(150*time.Millisecond, 20*time.Millisecond))
 	d.Watch([]string{"o"}, base)
 	d.Beat("o", base.Add(40*time.Millisecond))
 	for ms := 0; ms <= 400; ms += 5 {
@@ -178,7 +178,7 @@ func TestDeadSinceIsTheLastHeartbeat(t *testing.T) {
 }
 
 func TestValidate(t *testing.T) {
-	if err := Defaults(150 * time.Millisecond).Validate(); err != nil {
+	if err := Defaults(150*time.Millisecond, 20*time.Millisecond).Validate(); err != nil {
 		t.Fatal(err)
 	}
 	for _, o := range []Options{
@@ -191,5 +191,59 @@ func TestValidate(t *testing.T) {
 		if err := o.Validate(); err == nil {
 			t.Errorf("%+v accepted", o)
 		}
+	}
+}
+
+// TestDrivenByNext runs the detector as the heartbeat does, waking only at
+// Next, with 50 ms heartbeats: a crash is found 150 ms after the last
+// heartbeat, a silent speaker whose kernel answers never is, and the
+// detector wakes far less often than the heartbeats come.
+func TestDrivenByNext(t *testing.T) {
+	o := Defaults(150*time.Millisecond, 50*time.Millisecond)
+	if o.ProbeAfter != 75*time.Millisecond {
+		t.Fatalf("probing after %s, want 75ms", o.ProbeAfter)
+	}
+	for _, tc := range []struct {
+		name      string
+		lastBeat  int // ms: heartbeats every 50 ms until then
+		kernel    bool
+		wantDied  int
+		maxWakeup int
+	}{
+		{"crash", 1000, false, 1150, 30},
+		{"speaker hung, kernel answers", 1000, true, -1, 60},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			base := time.Unix(1000, 0)
+			at := func(ms int) time.Time { return base.Add(time.Duration(ms) * time.Millisecond) }
+			d := New(o)
+			d.Watch([]string{"o"}, at(0))
+			died, wakeups := -1, 0
+			nextBeat := 0
+			for now := 0; now <= 3000; {
+				if nextBeat <= tc.lastBeat && nextBeat <= now {
+					d.Beat("o", at(nextBeat))
+					nextBeat += 50
+				}
+				if n := d.Next(); !n.IsZero() && !n.After(at(now)) {
+					wakeups++
+					probe, dead := d.Tick(at(now))
+					if len(probe) > 0 && tc.kernel {
+						d.Answered("o", at(now))
+					}
+					if len(dead) > 0 {
+						died = now
+						break
+					}
+				}
+				now++
+			}
+			if died != tc.wantDied {
+				t.Errorf("died at %d ms, want %d", died, tc.wantDied)
+			}
+			if wakeups > tc.maxWakeup {
+				t.Errorf("%d wakeups in 3 s, want at most %d", wakeups, tc.maxWakeup)
+			}
+		})
 	}
 }

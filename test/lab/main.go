@@ -366,7 +366,7 @@ func runNetem(ctx context.Context, args []string) error {
 	jitter := fs.Duration("jitter", 20*time.Millisecond, "uniform jitter around the delay")
 	seed := fs.Int64("seed", 1, "random seed")
 	_ = fs.Parse(args)
-	st, err := netem.Relay(ctx, *a, *b, netem.Impairment{Loss: *loss, Delay: *delay, Jitter: *jitter}, *seed)
+	st, err := netem.Relay(ctx, *a, *b, netem.Impairment{Loss: *loss, Delay: *delay, Jitter: *jitter}, *seed, func() { fmt.Println("ready") })
 	fmt.Printf("netem %s<->%s: %d frames relayed, %d dropped\n", *a, *b, st.Relayed, st.Dropped)
 	return err
 }

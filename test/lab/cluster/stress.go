@@ -1,10 +1,12 @@
 package cluster
 
 import (
+	"bufio"
 	"fmt"
 	"math/rand"
 	"os/exec"
 	"runtime"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -64,9 +66,12 @@ func (l *Lab) StressNode(name string, pauses bool, seed int64) (*Stress, error) 
 	return s, nil
 }
 
-// splice moves the node's switch port off the bridge and relays it,
-// impaired, to a new veth pair whose other end takes its place:
+// splice relays the node's switch port, impaired, to a new veth pair whose
+// other end takes its place on the bridge:
 // node eth0 - port - relay - port+"i" = port+"o" - br0.
+// The relay starts first; then one `ip -batch` moves the port off the
+// bridge and the pair's end onto it, so that the link is never cut for
+// more than a moment (a cut of 150 ms is a failure the heartbeats detect).
 func (s *Stress) splice(seed int64) error {
 	sw, port := s.l.Switch, s.node.Port
 	in, out := port+"i", port+"o"
@@ -74,32 +79,54 @@ func (s *Stress) splice(seed int64) error {
 	for _, args := range [][]string{
 		{"link", "add", in, "type", "veth", "peer", "name", out},
 		{"link", "set", in, "up"},
-		{"link", "set", out, "master", "br0", "up"},
-		{"link", "set", port, "nomaster"},
+		{"link", "set", out, "up"},
 	} {
 		if err := ip(sw, args...); err != nil {
 			return err
 		}
 	}
-	s.spliced = true
 	argv := append([]string{"netns", "exec", sw, s.l.LabBinary, "netem", "--a", port, "--b", in, "--seed", fmt.Sprint(seed)}, netemArgs...)
 	s.relay = exec.Command("ip", argv...)
+	stdout, err := s.relay.StdoutPipe()
+	if err != nil {
+		return err
+	}
 	if err := s.relay.Start(); err != nil {
 		return fmt.Errorf("starting the netem relay: %w", err)
 	}
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil || strings.TrimSpace(line) != "ready" {
+		return fmt.Errorf("the netem relay did not start: %q %v", line, err)
+	}
+	if err := ipBatch(sw, "link set "+port+" nomaster", "link set "+out+" master br0"); err != nil {
+		return err
+	}
+	s.spliced = true
 	return nil
 }
 
-// unsplice undoes splice.
+// unsplice undoes splice, the bridge first, in one batch.
 func (s *Stress) unsplice() {
-	if s.relay != nil {
+	sw, port := s.l.Switch, s.node.Port
+	if s.spliced {
+		_ = ipBatch(sw, "link set "+port+"o nomaster", "link set "+port+" master br0")
+	}
+	if s.relay != nil && s.relay.Process != nil {
 		_ = s.relay.Process.Signal(syscall.SIGTERM)
 		_ = s.relay.Wait()
 	}
-	if s.spliced {
-		_ = ip(s.l.Switch, "link", "del", s.node.Port+"i")
-		_ = ip(s.l.Switch, "link", "set", s.node.Port, "master", "br0", "up")
+	_ = ip(sw, "link", "del", port+"i")
+}
+
+// ipBatch runs ip commands in namespace ns in one process, one after the
+// other without a pause.
+func ipBatch(ns string, cmds ...string) error {
+	c := exec.Command("ip", "-n", ns, "-batch", "-")
+	c.Stdin = strings.NewReader(strings.Join(cmds, "\n") + "\n")
+	if out, err := c.CombinedOutput(); err != nil {
+		return fmt.Errorf("ip -n %s -batch %q: %v: %s", ns, cmds, err, out)
 	}
+	return nil
 }
 
 func (s *Stress) pause(seed int64) {

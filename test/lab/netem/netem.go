@@ -44,9 +44,10 @@ type Stats struct {
 }
 
 // Relay relays frames between interfaces a and b, impaired, until ctx
-// ends. The frames keep their virtio-net headers (PACKET_VNET_HDR), so
-// that the veths' offloaded super-frames pass whole.
-func Relay(ctx context.Context, a, b string, im Impairment, seed int64) (Stats, error) {
+// ends; it calls ready, if not nil, once its sockets are open. The frames
+// keep their virtio-net headers (PACKET_VNET_HDR), so that the veths'
+// offloaded super-frames pass whole.
+func Relay(ctx context.Context, a, b string, im Impairment, seed int64, ready func()) (Stats, error) {
 	fa, err := open(a)
 	if err != nil {
 		return Stats{}, err
@@ -91,6 +92,9 @@ func Relay(ctx context.Context, a, b string, im Impairment, seed int64) (Stats, 
 	}
 	ia, _ := net.InterfaceByName(a)
 	ib, _ := net.InterfaceByName(b)
+	if ready != nil {
+		ready()
+	}
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() { defer wg.Done(); relay(fa, fb, ib.Index) }()
