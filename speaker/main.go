@@ -114,7 +114,7 @@ func main() {
 	flag.IntVar(&o.timers.SuspicionMult, "suspicion-mult", def.SuspicionMult, "memberlist suspicion multiplier (times the probe interval)")
 	flag.DurationVar(&o.timers.GossipInterval, "gossip-interval", def.GossipInterval, "memberlist gossip interval")
 	flag.DurationVar(&o.failover.detection, "failover-detection", 150*time.Millisecond, "how long the node that would take an address over waits, once the announcing node's heartbeats stop and its kernel does not answer ARP/NDP on the LAN either, before it takes over; 0 leaves failure detection to memberlist alone (2-4 s). Lower is faster and more exposed to a congested LAN; a slow or paused speaker never triggers it while its kernel answers")
-	flag.DurationVar(&o.failover.interval, "heartbeat-interval", 50*time.Millisecond, "time between the heartbeats an announcing node sends its successor (less than a third of --failover-detection); the detection time, counted from the last heartbeat, bounds how long a crash goes unnoticed, and a shorter interval costs more CPU")
+	flag.DurationVar(&o.failover.interval, "heartbeat-interval", 50*time.Millisecond, "time between the heartbeats an announcing node sends its successor (at most a third of --failover-detection); the detection time, counted from the last heartbeat, bounds how long a crash goes unnoticed, and a shorter interval costs more CPU")
 	flag.IntVar(&o.failover.port, "heartbeat-port", 7947, "UDP port of the fast heartbeats between speakers")
 	flag.IntVar(&o.announcer.GratuitousCount, "gratuitous-count", 3, "gratuitous ARP / unsolicited NA packets sent on takeover")
 	flag.DurationVar(&o.announcer.GratuitousInterval, "gratuitous-interval", 200*time.Millisecond, "time between them")

@@ -85,8 +85,10 @@ func (opts Options) Validate() error {
 	if err := opts.Detection.Validate(); err != nil {
 		return err
 	}
-	if opts.Interval <= 0 || opts.Interval >= opts.Detection.ProbeAfter {
-		return fmt.Errorf("the heartbeat interval %s must be positive and shorter than the silence before probing (%s): lower it or raise the detection time", opts.Interval, opts.Detection.ProbeAfter)
+	// A third at most: probing then starts by half the detection time,
+	// and the probes have the other half to be answered.
+	if opts.Interval <= 0 || opts.Interval >= opts.Detection.ProbeAfter || 3*opts.Interval > opts.Detection.DeadAfter {
+		return fmt.Errorf("the heartbeat interval %s must be positive and at most a third of the detection time %s: lower it or raise the detection time", opts.Interval, opts.Detection.DeadAfter)
 	}
 	return nil
 }
