@@ -46,6 +46,7 @@ var (
 	trials      = flag.Int("trials", 20, "failover trials per kind")
 	services    = flag.Int("services", 1000, "announced addresses for the memory and CPU figures; 0 skips them")
 	speakerArgs = flag.String("speaker-args", "", "extra speaker flags, space-separated (another --failover-detection, say)")
+	settle      = flag.Duration("settle", 3*time.Second, "how long a failover trial waits for the first success (memberlist alone needs more)")
 	stressFor   = flag.Duration("stress", 10*time.Minute, "how long to stress the announcing node for l2_false_failovers_stress_10min; 0 skips it")
 	stressSeed  = flag.Int64("stress-seed", 1, "seed of the speaker pauses' timing")
 	keepLogs    = flag.String("keep-logs", "", "copy the lab's logs to this directory before taking the lab down")
@@ -257,14 +258,14 @@ func (b *bench) failovers(n int, fault, recover func(string) error) ([]float64, 
 			p.Stop()
 			return nil, err
 		}
-		time.Sleep(3 * time.Second)
+		time.Sleep(*settle)
 		attempts, err := probe.Parse(strings.NewReader(p.Stop()))
 		if err != nil {
 			return nil, err
 		}
 		outage, failed, ok := probe.Outage(attempts, at)
 		if !ok {
-			return nil, fmt.Errorf("trial %d: no success within 3 s of taking %s away (%d failed)", i, owner, failed)
+			return nil, fmt.Errorf("trial %d: no success within %s of taking %s away (%d failed)", i, *settle, owner, failed)
 		}
 		out = append(out, float64(outage.Milliseconds()))
 		fmt.Fprintf(os.Stderr, "trial %d: %s away, first success after %s (%d failed)\n", i, owner, outage, failed)
