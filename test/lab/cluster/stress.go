@@ -95,8 +95,11 @@ func (s *Stress) splice(seed int64) error {
 		return fmt.Errorf("starting the netem relay: %w", err)
 	}
 	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil || strings.TrimSpace(line) != "ready" {
-		return fmt.Errorf("the netem relay did not start: %q %v", line, err)
+	if err != nil {
+		return fmt.Errorf("the netem relay did not start: %w", err)
+	}
+	if strings.TrimSpace(line) != "ready" {
+		return fmt.Errorf("the netem relay did not start: it said %q", line)
 	}
 	if err := ipBatch(sw, "link set "+port+" nomaster", "link set "+out+" master br0"); err != nil {
 		return err
@@ -124,7 +127,7 @@ func ipBatch(ns string, cmds ...string) error {
 	c := exec.Command("ip", "-n", ns, "-batch", "-")
 	c.Stdin = strings.NewReader(strings.Join(cmds, "\n") + "\n")
 	if out, err := c.CombinedOutput(); err != nil {
-		return fmt.Errorf("ip -n %s -batch %q: %v: %s", ns, cmds, err, out)
+		return fmt.Errorf("ip -n %s -batch %q: %w: %s", ns, cmds, err, out)
 	}
 	return nil
 }
