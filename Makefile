@@ -34,7 +34,7 @@ FUZZTIME ?= 60s
 # fuzzer can fail a time-bounded run with "context deadline exceeded" when
 # the time runs out while it minimises a new input (seen in CI).
 FUZZ_SMOKE ?= 150000x
-FUZZERS := internal/config:FuzzParseRange internal/config:FuzzBuild internal/election:FuzzElect internal/layer2:FuzzDecideARP internal/layer2:FuzzDecideNDP internal/admit:FuzzValidateFiles internal/migrate:FuzzRead internal/bgpannounce:FuzzTranslatePeer internal/bgpannounce:FuzzTranslateRoute
+FUZZERS := internal/config:FuzzParseRange internal/config:FuzzBuild internal/election:FuzzElect internal/layer2:FuzzDecideARP internal/layer2:FuzzDecideNDP internal/admit:FuzzValidateFiles internal/migrate:FuzzRead internal/bgpannounce:FuzzTranslatePeer internal/bgpannounce:FuzzTranslateRoute internal/heartbeat:FuzzDecode
 BENCH_SUMMARY := _output/bench/summary.json
 
 # $(call fuzz,DURATION) runs each fuzzer (package:Fuzzer) for DURATION.
