@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -302,10 +303,16 @@ func run(logger *slog.Logger, o options) error {
 		return err
 	}
 	meta := &metaPublisher{node: o.nodeName, members: members, log: logger, returned: func(names []string) {
-		// Claims made while this node's link was down never reached it:
-		// until it has them (a push-pull now, and at most one
+		// Claims made while this node's memberlist link was down never
+		// reached it: until it has them (a push-pull now, and at most one
 		// cutOffSettle), it takes no address another MAC answers for,
-		// as a node back from a partition does.
+		// as a node back from a partition does. Other interfaces (a pod
+		// bridge that loses its last port, say) carry no claims: their
+		// flaps change nothing (chaos: several nodes holding at once
+		// after pod churn raced each other for addresses).
+		if !slices.ContainsFunc(names, func(n string) bool { return interfaceHas(n, bind) }) {
+			return
+		}
 		sp.cut.hold(cutOffSettle)
 		go func() {
 			n, err := members.Resync()
@@ -540,6 +547,26 @@ func (p *metaPublisher) publish() bool {
 	}
 	p.last = key
 	return true
+}
+
+// interfaceHas reports whether the named interface holds addr.
+func interfaceHas(name string, addr netip.Addr) bool {
+	ifi, err := net.InterfaceByName(name)
+	if err != nil {
+		return false
+	}
+	as, err := ifi.Addrs()
+	if err != nil {
+		return false
+	}
+	for _, a := range as {
+		if n, ok := a.(*net.IPNet); ok {
+			if ip, ok := netip.AddrFromSlice(n.IP); ok && ip.Unmap() == addr.Unmap() {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // fitMeta drops interface entries from m until it fits memberlist's

@@ -169,3 +169,12 @@ func TestHoldActsAsCutOff(t *testing.T) {
 		t.Errorf("held: on %v, settles in %s", on, settle)
 	}
 }
+
+func TestInterfaceHas(t *testing.T) {
+	if !interfaceHas("lo", netip.MustParseAddr("127.0.0.1")) {
+		t.Error("lo does not hold 127.0.0.1")
+	}
+	if interfaceHas("lo", netip.MustParseAddr("198.18.0.1")) || interfaceHas("no-such-if", netip.MustParseAddr("127.0.0.1")) {
+		t.Error("an address the interface does not hold, or a missing interface, counted")
+	}
+}
