@@ -107,15 +107,7 @@ func (l *Lab) Start(p Process) error {
 
 // Restart starts a stopped component again with its recorded command line.
 func (l *Lab) Restart(name string) error {
-	data, err := os.ReadFile(filepath.Join(l.procDir(), name+".json"))
-	if err != nil {
-		return fmt.Errorf("no component %q in this lab: %w", name, err)
-	}
-	var p Process
-	if err := json.Unmarshal(data, &p); err != nil {
-		return err
-	}
-	return l.Start(p)
+	return l.RestartWith(name, func(argv []string) []string { return argv })
 }
 
 // PID returns a component's pid if it is running: the component itself
