@@ -56,31 +56,31 @@ help: ## List the targets
 
 .PHONY: tools
 tools: ## Install controller-gen (CONTROLLER_TOOLS_VERSION), helm (HELM_VERSION), golangci-lint (GOLANGCI_LINT_VERSION) and actionlint (ACTIONLINT_VERSION) into TOOLS_BIN unless there
-	@if "$(ACTIONLINT)" -version 2>/dev/null | head -n 1 | grep -qxF '$(ACTIONLINT_VERSION)'; then \
+	@if "$(ACTIONLINT)" -version 2>/dev/null | sed -n 1p | grep -xF '$(ACTIONLINT_VERSION)' >/dev/null; then \
 	  echo "actionlint $(ACTIONLINT_VERSION): $(ACTIONLINT)"; \
 	else \
 	  echo "installing actionlint $(ACTIONLINT_VERSION) into $(TOOLS_BIN)"; \
 	  mkdir -p "$(TOOLS_BIN)"; rm -f "$(TOOLS_BIN)/actionlint"; \
 	  GOFLAGS=-mod=mod GOBIN="$(TOOLS_BIN)" go install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION); \
 	fi
-	@if "$(GOLANGCI_LINT)" version 2>/dev/null | grep -qF 'version $(GOLANGCI_LINT_VERSION:v%=%) '; then \
+	@if "$(GOLANGCI_LINT)" version 2>/dev/null | grep -F 'version $(GOLANGCI_LINT_VERSION:v%=%) ' >/dev/null; then \
 	  echo "golangci-lint $(GOLANGCI_LINT_VERSION): $(GOLANGCI_LINT)"; \
 	else \
 	  echo "installing golangci-lint $(GOLANGCI_LINT_VERSION) into $(TOOLS_BIN)"; \
 	  mkdir -p "$(TOOLS_BIN)"; rm -f "$(TOOLS_BIN)/golangci-lint"; \
 	  GOBIN="$(TOOLS_BIN)" go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION); \
 	fi
-	@if "$(CONTROLLER_GEN)" --version 2>/dev/null | grep -qxF 'Version: $(CONTROLLER_TOOLS_VERSION)'; then \
+	@if "$(CONTROLLER_GEN)" --version 2>/dev/null | grep -xF 'Version: $(CONTROLLER_TOOLS_VERSION)' >/dev/null; then \
 	  echo "controller-gen $(CONTROLLER_TOOLS_VERSION): $(CONTROLLER_GEN)"; \
 	else \
 	  echo "installing controller-gen $(CONTROLLER_TOOLS_VERSION) into $(TOOLS_BIN)"; \
 	  mkdir -p "$(TOOLS_BIN)"; rm -f "$(TOOLS_BIN)/controller-gen"; \
 	  GOBIN="$(TOOLS_BIN)" go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION); \
-	  "$(CONTROLLER_GEN)" --version | grep -qxF 'Version: $(CONTROLLER_TOOLS_VERSION)' || \
+	  "$(CONTROLLER_GEN)" --version | grep -xF 'Version: $(CONTROLLER_TOOLS_VERSION)' >/dev/null || \
 	    { echo "$(CONTROLLER_GEN) is not controller-gen $(CONTROLLER_TOOLS_VERSION); unset CONTROLLER_GEN or point it at that version" >&2; exit 1; }; \
 	fi
 	@if [ -x "$(TOOLS_BIN)/helm" ] && [ ! -f "$(HELM_STAMP)" ] && \
-	    go version -m "$(TOOLS_BIN)/helm" 2>/dev/null | grep -qE '^\s+mod\s+helm\.sh/helm/v3\s+$(HELM_VERSION)\s'; then \
+	    go version -m "$(TOOLS_BIN)/helm" 2>/dev/null | grep -E '^\s+mod\s+helm\.sh/helm/v3\s+$(HELM_VERSION)\s' >/dev/null; then \
 	  touch "$(HELM_STAMP)"; \
 	fi
 	@if [ -x "$(TOOLS_BIN)/helm" ] && [ -f "$(HELM_STAMP)" ]; then \

@@ -20,9 +20,14 @@ fi
 
 # A package is there when dpkg has it unpacked and configured, whatever
 # its selection: "hold ok installed" (apt-mark hold) counts, and apt-get
-# install would not change it ("already the newest version").
+# install would not change it ("already the newest version"). The status is
+# read whole, never piped into grep -q: under pipefail, grep -q quitting at
+# its first match kills dpkg with SIGPIPE now and then (exit 141), and an
+# installed package then looked missing (CI failed so on prometheus).
 installed() {
-  dpkg -s "$1" 2>/dev/null | grep -qE '^Status: [a-z]+ ok installed$'
+  local status
+  status=$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null) || return 1
+  [[ $status =~ ^[a-z]+\ ok\ installed$ ]]
 }
 
 missing=()
@@ -90,6 +95,6 @@ if [ ${#quiet[@]} -gt 0 ]; then
 fi
 
 for p in "${missing[@]}"; do
-  installed "$p" || { echo "ci-deps: $p is still not installed; dpkg says: $(dpkg -s "$p" 2>&1 | grep -m1 '^Status' || echo nothing)" >&2; exit 1; }
+  installed "$p" || { echo "ci-deps: $p is still not installed; dpkg says: $(dpkg-query -W -f='${Status}' "$p" 2>&1 || true)" >&2; exit 1; }
 done
 echo "ci-deps: installed ${missing[*]}"
