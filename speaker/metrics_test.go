@@ -26,7 +26,7 @@ import (
 type silentInterface struct{}
 
 func (silentInterface) SetOwned([]netip.Addr) {}
-func (silentInterface) Probe(context.Context, netip.Addr, time.Duration) ([]net.HardwareAddr, error) {
+func (silentInterface) ProbeAll(context.Context, []netip.Addr, time.Duration) (map[netip.Addr][]net.HardwareAddr, error) {
 	return nil, nil
 }
 func (silentInterface) Stats() layer2.Stats { return layer2.Stats{} }

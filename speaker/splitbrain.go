@@ -150,9 +150,14 @@ func (s *Speaker) probeOwned(ctx context.Context, rec recorder.EventRecorder, in
 			jobs = append(jobs[offset:], jobs[:offset]...)[:probesPerRound]
 			offset += probesPerRound
 		}
+		// One round, one wait: the requests go out together.
+		found, err := s.l2.Probe(ctx, jobs, 300*time.Millisecond)
+		if err != nil {
+			s.log.Debug("split-brain probe", "err", err)
+		}
 		for _, ip := range jobs {
-			macs, err := s.l2.Probe(ctx, ip, 300*time.Millisecond)
-			if err != nil || len(macs) == 0 {
+			macs := found[ip]
+			if len(macs) == 0 {
 				if _, was := reported[ip]; was {
 					delete(reported, ip)
 					s.setConflict(ip, "")

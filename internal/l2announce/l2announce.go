@@ -10,6 +10,7 @@ package l2announce
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -71,7 +72,7 @@ type Options struct {
 // Interface is an open per-interface announcer: *layer2.Announcer.
 type Interface interface {
 	SetOwned(ips []netip.Addr)
-	Probe(ctx context.Context, ip netip.Addr, timeout time.Duration) ([]net.HardwareAddr, error)
+	ProbeAll(ctx context.Context, ips []netip.Addr, timeout time.Duration) (map[netip.Addr][]net.HardwareAddr, error)
 	Stats() layer2.Stats
 	Close() error
 }
@@ -336,20 +337,40 @@ func (l *Layer2) Owned() map[netip.Addr]string {
 	return out
 }
 
-// Probe asks the LAN, through the address's interface, which other MACs
-// answer for an address this node announces.
-func (l *Layer2) Probe(ctx context.Context, ip netip.Addr, timeout time.Duration) ([]net.HardwareAddr, error) {
+// Probe asks the LAN, through each address's interface, which other MACs
+// answer for addresses this node announces: all at once, one wait for
+// every interface. An address nobody else answers for, or that this node
+// does not announce, has no entry; the error says which interfaces could
+// not be probed (their addresses have no entry either).
+func (l *Layer2) Probe(ctx context.Context, ips []netip.Addr, timeout time.Duration) (map[netip.Addr][]net.HardwareAddr, error) {
+	byIface := map[Interface][]netip.Addr{}
 	l.mu.Lock()
-	o, ok := l.owned[ip]
-	var ann Interface
-	if oi := l.ifaces[o.iface]; ok && oi != nil {
-		ann = oi.ann
+	for _, ip := range ips {
+		o, ok := l.owned[ip]
+		if oi := l.ifaces[o.iface]; ok && oi != nil {
+			byIface[oi.ann] = append(byIface[oi.ann], ip)
+		}
 	}
 	l.mu.Unlock()
-	if ann == nil {
-		return nil, fmt.Errorf("%s is not announced by this node", ip)
+	var (
+		mu   sync.Mutex
+		out  = map[netip.Addr][]net.HardwareAddr{}
+		errs []error
+		wg   sync.WaitGroup
+	)
+	for ann, ips := range byIface {
+		wg.Go(func() {
+			found, err := ann.ProbeAll(ctx, ips, timeout)
+			mu.Lock()
+			defer mu.Unlock()
+			maps.Copy(out, found)
+			if err != nil {
+				errs = append(errs, err)
+			}
+		})
 	}
-	return ann.Probe(ctx, ip, timeout)
+	wg.Wait()
+	return out, errors.Join(errs...)
 }
 
 // Held returns the addresses this node won but holds back while it is cut
@@ -375,7 +396,8 @@ func (l *Layer2) ProbeHeld(ctx context.Context, ip netip.Addr, timeout time.Dura
 	if ann == nil {
 		return nil, fmt.Errorf("%s is not held by this node", ip)
 	}
-	return ann.Probe(ctx, ip, timeout)
+	found, err := ann.ProbeAll(ctx, []netip.Addr{ip}, timeout)
+	return found[ip], err
 }
 
 // SetFree lets a node cut off from the memberlist cluster take a held

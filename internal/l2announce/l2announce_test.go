@@ -60,7 +60,7 @@ type recorded struct {
 }
 
 func (r *recorded) SetOwned(ips []netip.Addr) { r.owned = append([]netip.Addr(nil), ips...) }
-func (r *recorded) Probe(context.Context, netip.Addr, time.Duration) ([]net.HardwareAddr, error) {
+func (r *recorded) ProbeAll(context.Context, []netip.Addr, time.Duration) (map[netip.Addr][]net.HardwareAddr, error) {
 	return nil, nil
 }
 func (r *recorded) Stats() layer2.Stats { return r.stats }

@@ -680,24 +680,50 @@ func (a *Announcer) Owned() []netip.Addr {
 //
 // If ctx ends first, Probe returns what it found so far with ctx's error.
 func (a *Announcer) Probe(ctx context.Context, ip netip.Addr, timeout time.Duration) ([]net.HardwareAddr, error) {
-	ip, ok := normalize(ip)
-	if !ok {
-		return nil, fmt.Errorf("layer2: cannot probe %v", ip)
+	found, err := a.ProbeAll(ctx, []netip.Addr{ip}, timeout)
+	return found[ip], err
+}
+
+// ProbeAll is Probe for many addresses at once: their requests go out
+// together, again halfway through timeout, and one wait serves them all.
+// The answers are keyed by the addresses as given; an address nobody else
+// claims has none. Probing an address costs a change of the socket filter
+// (so that other stations' answers for it get through) and, alone, two
+// timers and their wakeups: a node that checks its addresses for
+// conflicts in rounds pays that once per round, not once per address.
+func (a *Announcer) ProbeAll(ctx context.Context, ips []netip.Addr, timeout time.Duration) (map[netip.Addr][]net.HardwareAddr, error) {
+	type job struct {
+		ip, norm netip.Addr
+		conn     net.PacketConn
+		frame    []byte
+		p        *probe
 	}
-	var conn net.PacketConn
-	var frame []byte
-	if ip.Is4() {
-		conn = a.arp
-		frame = arpFrame(arp.OperationRequest, ethernet.Broadcast, a.mac, a.ipv4, zeroMAC, ip)
-	} else {
-		if a.ndp == nil {
-			return nil, fmt.Errorf("layer2: cannot probe %s: NDP is off on %s", ip, a.ifname)
+	jobs := make([]job, 0, len(ips))
+	seen := make(map[netip.Addr]bool, len(ips))
+	for _, given := range ips {
+		if seen[given] {
+			continue
 		}
-		conn = a.ndp
-		var err error
-		if frame, err = probeNS(a.mac, a.linkLocal, ip); err != nil {
-			return nil, fmt.Errorf("layer2: probing %s: %w", ip, err)
+		seen[given] = true
+		ip, ok := normalize(given)
+		if !ok {
+			return nil, fmt.Errorf("layer2: cannot probe %v", given)
 		}
+		j := job{ip: given, norm: ip, p: &probe{}}
+		if ip.Is4() {
+			j.conn = a.arp
+			j.frame = arpFrame(arp.OperationRequest, ethernet.Broadcast, a.mac, a.ipv4, zeroMAC, ip)
+		} else {
+			if a.ndp == nil {
+				return nil, fmt.Errorf("layer2: cannot probe %s: NDP is off on %s", ip, a.ifname)
+			}
+			j.conn = a.ndp
+			var err error
+			if j.frame, err = probeNS(a.mac, a.linkLocal, ip); err != nil {
+				return nil, fmt.Errorf("layer2: probing %s: %w", ip, err)
+			}
+		}
+		jobs = append(jobs, j)
 	}
 	if a.isClosed() {
 		return nil, ErrClosed
@@ -705,33 +731,47 @@ func (a *Announcer) Probe(ctx context.Context, ip netip.Addr, timeout time.Durat
 	if !a.running.Load() {
 		return nil, ErrNotServing
 	}
+	if len(jobs) == 0 {
+		return map[netip.Addr][]net.HardwareAddr{}, nil
+	}
 
-	p := &probe{}
 	a.pmu.Lock()
-	a.probes[ip] = append(a.probes[ip], p)
+	for _, j := range jobs {
+		a.probes[j.norm] = append(a.probes[j.norm], j.p)
+	}
 	a.pmu.Unlock()
 	// The other owners' frames must pass the kernel filter from now on.
 	a.refilter()
 	defer func() {
 		a.pmu.Lock()
-		rest := slices.DeleteFunc(a.probes[ip], func(q *probe) bool { return q == p })
-		if len(rest) == 0 {
-			delete(a.probes, ip)
-		} else {
-			a.probes[ip] = rest
+		for _, j := range jobs {
+			rest := slices.DeleteFunc(a.probes[j.norm], func(q *probe) bool { return q == j.p })
+			if len(rest) == 0 {
+				delete(a.probes, j.norm)
+			} else {
+				a.probes[j.norm] = rest
+			}
 		}
 		a.pmu.Unlock()
 		a.refilter()
 	}()
-	result := func() []net.HardwareAddr {
+	result := func() map[netip.Addr][]net.HardwareAddr {
 		a.pmu.Lock()
 		defer a.pmu.Unlock()
-		return slices.Clone(p.macs)
+		out := make(map[netip.Addr][]net.HardwareAddr, len(jobs))
+		for _, j := range jobs {
+			if len(j.p.macs) > 0 {
+				out[j.ip] = append(out[j.ip], j.p.macs...)
+			}
+		}
+		return out
 	}
 
-	if err := a.send(conn, frame); err != nil {
-		a.stats.sendErrors.Add(1)
-		return nil, fmt.Errorf("layer2: probing %s: %w", ip, err)
+	for _, j := range jobs {
+		if err := a.send(j.conn, j.frame); err != nil {
+			a.stats.sendErrors.Add(1)
+			return nil, fmt.Errorf("layer2: probing %s: %w", j.norm, err)
+		}
 	}
 	end := time.NewTimer(timeout)
 	defer end.Stop()
@@ -742,7 +782,9 @@ func (a *Announcer) Probe(ctx context.Context, ip netip.Addr, timeout time.Durat
 		case <-ctx.Done():
 			return result(), ctx.Err()
 		case <-again.C:
-			a.write(conn, frame)
+			for _, j := range jobs {
+				a.write(j.conn, j.frame)
+			}
 		case <-end.C:
 			return result(), nil
 		}

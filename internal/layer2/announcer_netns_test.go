@@ -338,6 +338,24 @@ func TestProbeFindsOtherOwners(t *testing.T) {
 		}
 	}
 
+	// One batch: each address gets its own answers, the same address
+	// given twice is probed once, and an address b does not own has none.
+	other4, other6 := vip4.Next(), vip6.Next()
+	annB.SetOwned([]netip.Addr{vip4, other6})
+	found, err := annA.ProbeAll(ctx, []netip.Addr{vip4, vip6, other4, other6, vip4}, timeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[netip.Addr][]net.HardwareAddr{vip4: {b.mac}, other6: {b.mac}}
+	if len(found) != len(want) {
+		t.Errorf("ProbeAll: %v, want %v", found, want)
+	}
+	for ip, macs := range want {
+		if !sameMACs(found[ip], macs) {
+			t.Errorf("ProbeAll: %s answered by %v, want %v", ip, found[ip], macs)
+		}
+	}
+
 	// Several probes of one address at once all get the answer.
 	annB.SetOwned(both)
 	results := make(chan []net.HardwareAddr, 3)

@@ -95,10 +95,13 @@ type List struct {
 	opts Options
 	ml   *memberlist.Memberlist
 
-	mu       sync.Mutex
-	meta     Meta
-	claims   claimSet
-	remote   map[string]claimSet
+	mu     sync.Mutex
+	meta   Meta
+	claims claimSet
+	remote map[string]claimSet
+	// state caches LocalState's encoding of claims and remote; nil when
+	// either changed since.
+	state    []byte
 	onChange func()
 	// departed holds, for each address that a member claimed when it left
 	// or was declared dead, when this node learned it (see OwnerLeft).
@@ -251,6 +254,7 @@ func (l *List) SetClaims(claims map[netip.Addr]int64) {
 		next.Version = l.claims.Version + 1
 	}
 	l.claims = next
+	l.state = nil
 	msg, _ := json.Marshal(map[string]claimSet{l.opts.NodeName: next})
 	l.mu.Unlock()
 	for _, n := range l.ml.Members() {
@@ -307,19 +311,43 @@ func (l *List) Shutdown() error { return l.ml.Shutdown() }
 
 // merge takes a peer's claim sets, keeping the newest version of each.
 func (l *List) merge(data []byte) {
-	var sets map[string]claimSet
+	// Push-pull brings every member's claims every PushPullInterval, and
+	// at rest none is news: only the versions are read, and the claims of
+	// a newer version alone are decoded (thousands of addresses cost
+	// milliseconds to decode, several times a minute on every node).
+	var sets map[string]struct {
+		Version int64           `json:"v"`
+		Claims  json.RawMessage `json:"c"`
+	}
 	if err := json.Unmarshal(data, &sets); err != nil {
 		l.opts.Logger.Debug("ignoring malformed claims", "err", err)
 		return
 	}
-	changed := false
+	news := map[string]claimSet{}
 	l.mu.Lock()
-	for node, cs := range sets {
-		if node == l.opts.NodeName {
+	for node, ws := range sets {
+		if old, ok := l.remote[node]; node == l.opts.NodeName || ok && ws.Version <= old.Version {
 			continue
 		}
+		news[node] = claimSet{Version: ws.Version}
+	}
+	l.mu.Unlock()
+	for node, cs := range news {
+		if c := sets[node].Claims; len(c) > 0 {
+			if err := json.Unmarshal(c, &cs.Claims); err != nil {
+				l.opts.Logger.Debug("ignoring malformed claims", "node", node, "err", err)
+				delete(news, node)
+				continue
+			}
+		}
+		news[node] = cs
+	}
+	changed := false
+	l.mu.Lock()
+	for node, cs := range news {
 		if old, ok := l.remote[node]; !ok || cs.Version > old.Version {
 			l.remote[node] = cs
+			l.state = nil
 			changed = true
 		}
 	}
@@ -345,15 +373,19 @@ func (d *delegate) NotifyMsg(b []byte) { (*List)(d).merge(b) }
 
 func (d *delegate) GetBroadcasts(int, int) [][]byte { return nil }
 
+// LocalState is every member's claims as this node knows them, encoded
+// once per change: push-pull asks for it every PushPullInterval.
 func (d *delegate) LocalState(bool) []byte {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	all := map[string]claimSet{d.opts.NodeName: d.claims}
-	for n, cs := range d.remote {
-		all[n] = cs
+	if d.state == nil {
+		all := map[string]claimSet{d.opts.NodeName: d.claims}
+		for n, cs := range d.remote {
+			all[n] = cs
+		}
+		d.state, _ = json.Marshal(all)
 	}
-	b, _ := json.Marshal(all)
-	return b
+	return d.state
 }
 
 func (d *delegate) MergeRemoteState(buf []byte, _ bool) { (*List)(d).merge(buf) }
@@ -410,6 +442,7 @@ func (l *List) recordDeparture(node string, now time.Time) {
 	// forgotten, version included: the member's current claims, even
 	// unchanged, count again when it returns.
 	delete(l.remote, node)
+	l.state = nil
 }
 
 // OwnerLeft reports when this node learned, from memberlist's leave or

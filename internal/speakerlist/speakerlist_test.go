@@ -2,6 +2,7 @@ package speakerlist
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -238,5 +239,53 @@ func TestDepartedClaimsAreVoid(t *testing.T) {
 	a.merge(set)
 	if c := claimsOfB(); c[vip.String()] != 1 {
 		t.Fatalf("b returned with its claims unchanged: %v, want %s at epoch 1", c, vip)
+	}
+}
+
+// TestPushPullStateMergesOnlyNews: the state push-pull carries merges a
+// member's claims only when their version is newer than what this node
+// has (a stale or repeated copy changes nothing and triggers no
+// reconcile), skips a member whose claims are malformed without losing the
+// others, and the state this node sends follows its own and merged claims.
+func TestPushPullStateMergesOnlyNews(t *testing.T) {
+	key := bytes.Repeat([]byte{7}, 32)
+	a, b := newMember(t, "a", key), newMember(t, "b", key)
+	var changes atomic.Int32
+	a.onChange = func() { changes.Add(1) }
+	vip, vip2 := netip.MustParseAddr("198.18.100.7"), netip.MustParseAddr("198.18.100.8")
+	b.SetClaims(map[netip.Addr]int64{vip: 42})
+	d := (*delegate)(a)
+	state := (*delegate)(b).LocalState(false)
+
+	d.MergeRemoteState(state, false)
+	if changes.Load() != 1 || a.remote["b"].Claims[vip.String()] != 42 {
+		t.Fatalf("b's claims not merged: %d changes, %v", changes.Load(), a.remote)
+	}
+	d.MergeRemoteState(state, false) // the same again: nothing new
+	stale := fmt.Appendf(nil, `{"b":{"v":%d,"c":{"%s":1}}}`, a.remote["b"].Version-1, vip2)
+	d.MergeRemoteState(stale, false)
+	if changes.Load() != 1 || len(a.remote["b"].Claims) != 1 {
+		t.Fatalf("a repeated or stale state changed the claims: %d changes, %v", changes.Load(), a.remote["b"])
+	}
+	newer := fmt.Appendf(nil, `{"b":{"v":%d,"c":{"%s":1}},"c":{"v":5,"c":["junk"]},"d":{"v":6}}`, a.remote["b"].Version+1, vip2)
+	d.MergeRemoteState(newer, false)
+	if changes.Load() != 2 || a.remote["b"].Claims[vip2.String()] != 1 || len(a.remote["b"].Claims) != 1 {
+		t.Fatalf("b's newer claims not merged: %d changes, %v", changes.Load(), a.remote["b"])
+	}
+	if _, ok := a.remote["c"]; ok {
+		t.Errorf("c's malformed claims merged: %v", a.remote["c"])
+	}
+	if cs, ok := a.remote["d"]; !ok || len(cs.Claims) != 0 {
+		t.Errorf("d's empty claim set not merged: %v %v", cs, ok)
+	}
+
+	// What a sends: its own claims and b's, new ones included.
+	a.SetClaims(map[netip.Addr]int64{vip: 7})
+	var sent map[string]claimSet
+	if err := json.Unmarshal(d.LocalState(false), &sent); err != nil {
+		t.Fatal(err)
+	}
+	if sent["a"].Claims[vip.String()] != 7 || sent["b"].Claims[vip2.String()] != 1 {
+		t.Errorf("a's state is stale: %v", sent)
 	}
 }

@@ -51,6 +51,7 @@ var (
 	stressSeed  = flag.Int64("stress-seed", 1, "seed of the speaker pauses' timing")
 	keepLogs    = flag.String("keep-logs", "", "copy the lab's logs to this directory before taking the lab down")
 	heapOut     = flag.String("heap-profile", "", "after the memory figure, write the first node's speaker heap profile (go tool pprof) to this file")
+	cpuOut      = flag.String("cpu-profile", "", "after the CPU figure, record the busiest speaker for 30 s and write its CPU profile (go tool pprof) to this file")
 )
 
 func main() {
@@ -109,7 +110,7 @@ func run() error {
 		return err
 	}
 	opts.Prefix, opts.Dir = "pbl2", filepath.Join(root, "_output", "bench", "l2", "lab")
-	if *heapOut != "" {
+	if *heapOut != "" || *cpuOut != "" {
 		opts.SpeakerArgs = cluster.SpeakerPprofArgs
 	}
 	opts.SpeakerArgs = append(opts.SpeakerArgs, strings.Fields(*speakerArgs)...)
@@ -332,7 +333,14 @@ func (b *bench) scale(n int) (float64, float64, error) {
 		return 0, 0, err
 	}
 	time.Sleep(5 * time.Second)
-	rss, cpu := b.idle()
+	rss, cpu, busiest := b.idle()
+	if *cpuOut != "" {
+		// After the figure: the profiler's own sampling costs CPU.
+		if err := b.l.SpeakerCPUProfile(b.ctx, busiest, *cpuOut, 30*time.Second); err != nil {
+			return 0, 0, err
+		}
+		fmt.Fprintf(os.Stderr, "CPU profile of %s's speaker (%.2f %% of a core at rest) in %s\n", busiest, cpu, *cpuOut)
+	}
 	if *heapOut != "" {
 		node := b.l.Nodes[0].Name
 		if err := b.l.SpeakerHeapProfile(b.ctx, node, *heapOut); err != nil {
@@ -368,7 +376,7 @@ func (b *bench) baselineCPU(n int) (float64, error) {
 		return 0, err
 	}
 	time.Sleep(5 * time.Second)
-	_, cpu := b.idle()
+	_, cpu, _ := b.idle()
 	return cpu, nil
 }
 
@@ -385,8 +393,8 @@ func (b *bench) waitAnnounced(n int) error {
 }
 
 // idle returns the largest speaker RSS (peak, MiB) and CPU use (percent
-// of a core) over 30 idle seconds.
-func (b *bench) idle() (rss, cpu float64) {
+// of a core) over 30 idle seconds, and the node whose speaker used most.
+func (b *bench) idle() (rss, cpu float64, busiest string) {
 	before := map[string]float64{}
 	for _, node := range b.l.Nodes {
 		before[node.Name] = cpuSeconds(b.l, node.Name+"-speaker")
@@ -396,13 +404,13 @@ func (b *bench) idle() (rss, cpu float64) {
 	for _, node := range b.l.Nodes {
 		name := node.Name + "-speaker"
 		if pct := (cpuSeconds(b.l, name) - before[node.Name]) / 30 * 100; pct > cpu {
-			cpu = pct
+			cpu, busiest = pct, node.Name
 		}
 		if r := figures.ProcStatusKB(speakerPID(b.l, name), "VmHWM:") / 1024; r > rss {
 			rss = r
 		}
 	}
-	return rss, cpu
+	return rss, cpu, busiest
 }
 
 // speakerPID is the speaker's pid, or 0 if it does not run.

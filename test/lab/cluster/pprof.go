@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"time"
 )
 
 // speakerPprofAddr is where the speakers serve Go's profiles when a bench
@@ -24,6 +25,16 @@ func (l *Lab) SpeakerHeapProfile(ctx context.Context, node, file string) error {
 	}
 	if out, err := l.Exec(ctx, node, "curl", "-sfo", file+".txt", url+"?debug=1"); err != nil {
 		return fmt.Errorf("memory statistics of %s's speaker: %w: %s", node, err, out)
+	}
+	return nil
+}
+
+// SpeakerCPUProfile records node's speaker (started with SpeakerPprofArgs)
+// for d and writes the CPU profile to file, for go tool pprof.
+func (l *Lab) SpeakerCPUProfile(ctx context.Context, node, file string, d time.Duration) error {
+	url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", speakerPprofAddr, int(d.Seconds()))
+	if out, err := l.Exec(ctx, node, "curl", "-sfo", file, url); err != nil {
+		return fmt.Errorf("CPU profile of %s's speaker: %w: %s", node, err, out)
 	}
 	return nil
 }

@@ -1,0 +1,114 @@
+package heartbeat
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// socket is the heartbeat's UDP socket, kept out of Go's network poller on
+// purpose: nothing waits for its datagrams. They queue in the kernel with
+// the time each arrived (SO_TIMESTAMPNS), and Run reads them all when it
+// wakes anyway, to send its own. A socket in the poller would wake the
+// process for every heartbeat received, and a wakeup costs more than the
+// work (about 0.2 ms of CPU on a small VM): at rest a speaker then wakes
+// once per interval, however many peers it watches.
+type socket struct {
+	fd  int
+	is4 bool
+	buf []byte
+	oob []byte
+}
+
+// maxDrain bounds the datagrams read in one wakeup: a flood of the port
+// costs at most this much work per interval; the kernel drops the rest.
+const maxDrain = 1024
+
+func listen(bind netip.Addr, port int) (*socket, error) {
+	if !bind.IsValid() {
+		return nil, errors.New("no address to bind")
+	}
+	bind = bind.Unmap()
+	s := &socket{is4: bind.Is4(), buf: make([]byte, 512), oob: make([]byte, unix.CmsgSpace(16))}
+	family := unix.AF_INET6
+	var sa unix.Sockaddr = &unix.SockaddrInet6{Port: port, Addr: bind.As16()}
+	if s.is4 {
+		family, sa = unix.AF_INET, &unix.SockaddrInet4{Port: port, Addr: bind.As4()}
+	}
+	fd, err := unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_UDP)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1); err != nil {
+		_ = unix.Close(fd)
+		return nil, fmt.Errorf("asking for arrival times: %w", err)
+	}
+	if err := unix.Bind(fd, sa); err != nil {
+		_ = unix.Close(fd)
+		return nil, err
+	}
+	s.fd = fd
+	return s, nil
+}
+
+// sendTo sends b to dst, without blocking: a full send buffer drops it,
+// like a lost packet.
+func (s *socket) sendTo(b []byte, dst netip.AddrPort) error {
+	a := dst.Addr().Unmap()
+	if a.Is4() != s.is4 {
+		return fmt.Errorf("%s is not of the heartbeat socket's family", a)
+	}
+	var sa unix.Sockaddr = &unix.SockaddrInet6{Port: int(dst.Port()), Addr: a.As16()}
+	if s.is4 {
+		sa = &unix.SockaddrInet4{Port: int(dst.Port()), Addr: a.As4()}
+	}
+	return unix.Sendto(s.fd, b, unix.MSG_DONTWAIT, sa)
+}
+
+// drain reads the datagrams queued so far and calls fn with each and the
+// time it arrived, read from the kernel's timestamp (now if it has none);
+// fn must not keep b.
+func (s *socket) drain(now time.Time, fn func(b []byte, at time.Time)) error {
+	for range maxDrain {
+		n, oobn, _, _, err := unix.Recvmsg(s.fd, s.buf, s.oob, unix.MSG_DONTWAIT)
+		switch {
+		case errors.Is(err, unix.EAGAIN), errors.Is(err, unix.EWOULDBLOCK):
+			return nil
+		case errors.Is(err, unix.EINTR):
+			continue
+		case err != nil:
+			return err
+		}
+		fn(s.buf[:n], arrival(now, s.oob[:oobn]))
+	}
+	return nil
+}
+
+// arrival converts the kernel's receive timestamp (wall clock) in oob to
+// a time on now's monotonic clock, which the detector compares.
+func arrival(now time.Time, oob []byte) time.Time {
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return now
+	}
+	for _, m := range msgs {
+		var ts unix.Timespec
+		if m.Header.Level != unix.SOL_SOCKET || m.Header.Type != unix.SCM_TIMESTAMPNS ||
+			binary.Read(bytes.NewReader(m.Data), binary.NativeEndian, &ts) != nil {
+			continue
+		}
+		age := time.Duration(now.UnixNano() - ts.Nano())
+		if age < 0 || age > time.Minute {
+			return now // the wall clock stepped: trust the read time
+		}
+		return now.Add(-age)
+	}
+	return now
+}
+
+func (s *socket) close() error { return unix.Close(s.fd) }
