@@ -335,11 +335,20 @@ func (b *bench) scale(n int) (float64, float64, error) {
 	time.Sleep(5 * time.Second)
 	rss, cpu, busiest := b.idle()
 	if *cpuOut != "" {
-		// After the figure: the profiler's own sampling costs CPU.
+		// After the figure: the profiler's own sampling costs CPU. The
+		// heap profiles around it tell what was allocated meanwhile (go
+		// tool pprof -sample_index=alloc_space -base FILE.heap0
+		// FILE.heap1): at rest, allocation is what makes the GC work.
+		if err := b.l.SpeakerHeapProfile(b.ctx, busiest, *cpuOut+".heap0"); err != nil {
+			return 0, 0, err
+		}
 		if err := b.l.SpeakerCPUProfile(b.ctx, busiest, *cpuOut, 30*time.Second); err != nil {
 			return 0, 0, err
 		}
-		fmt.Fprintf(os.Stderr, "CPU profile of %s's speaker (%.2f %% of a core at rest) in %s\n", busiest, cpu, *cpuOut)
+		if err := b.l.SpeakerHeapProfile(b.ctx, busiest, *cpuOut+".heap1"); err != nil {
+			return 0, 0, err
+		}
+		fmt.Fprintf(os.Stderr, "CPU profile of %s's speaker (%.2f %% of a core at rest) in %s, heap profiles around it in %[3]s.heap0 and .heap1\n", busiest, cpu, *cpuOut)
 	}
 	if *heapOut != "" {
 		node := b.l.Nodes[0].Name
