@@ -166,12 +166,19 @@ func (h *Heartbeat) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case now := <-tick.C:
-			serve(now, true)
-		case now := <-deadline.C:
-			serve(now, false)
+		// The time read now, not the channels' (when the timer was due):
+		// a starved process reads them late, and the arrival times of the
+		// heartbeats are reckoned back from the time of reading.
+		case <-tick.C:
+			serve(time.Now(), true)
+		case <-deadline.C:
+			serve(time.Now(), false)
 		case <-h.peersChanged:
-			// New peers to notify hear from this node at once.
+			// New peers to notify hear from this node at once, and the
+			// ticks count from now (serve's nextTick).
+			if ticking {
+				tick.Reset(h.opts.Interval)
+			}
 			serve(time.Now(), true)
 		}
 	}
