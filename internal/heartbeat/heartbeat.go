@@ -117,14 +117,15 @@ func New(opts Options) (*Heartbeat, error) {
 // Run sends heartbeats, reads the peers' and ticks the detector until
 // ctx ends; then it closes the socket.
 //
-// It wakes once per interval while it has peers to notify or watch: to
-// send, to read the heartbeats queued since (with the kernel's arrival
-// times, so the detector sees when each really came) and to tick the
-// detector. Between ticks it wakes only for a deadline of the detector
-// that a tick would serve more than half an interval late: in a failure
-// (a silent peer's probes and death), never while heartbeats come. Waking
-// a Go process costs more than the work; this keeps a speaker at rest to
-// one wakeup per interval, however many peers it has.
+// It wakes once per interval while it has peers to notify or watch, or
+// holds one dead: to read the heartbeats queued since (with the kernel's
+// arrival times, so the detector sees when each really came), to send its
+// own and to tick the detector. Between ticks it wakes only for a
+// deadline of the detector that a tick would serve more than half an
+// interval late: in a failure (a silent peer's probes and death), never
+// while heartbeats come. Waking a Go process costs more than the work;
+// this keeps a speaker at rest to one wakeup per interval, however many
+// peers it has.
 func (h *Heartbeat) Run(ctx context.Context) {
 	defer func() {
 		_ = h.sock.close()
@@ -146,7 +147,10 @@ func (h *Heartbeat) Run(ctx context.Context) {
 		}
 		h.check(now)
 		h.mu.Lock()
-		next, busy := h.det.Next(), len(h.notify) > 0 || h.watching > 0
+		// A peer held dead is watched by nobody (its addresses moved),
+		// but its heartbeats, should they come back before memberlist
+		// notices, must be read to revive it.
+		next, busy := h.det.Next(), len(h.notify) > 0 || h.watching > 0 || len(h.det.Dead()) > 0
 		h.mu.Unlock()
 		if busy != ticking {
 			if ticking = busy; ticking {

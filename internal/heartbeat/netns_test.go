@@ -146,6 +146,11 @@ func successorTellsACrash(t *testing.T, addrA, addrB netip.Addr) {
 	netnstest.Run(t, "ip", "-n", nsA, "link", "set", "a0", "down")
 	took := waitFor(t, "b finds a dead once its link is down", 3*time.Second, func() bool { _, ok := b.Dead()["a"]; return ok })
 	t.Logf("link down: a found dead after %s", took.Round(time.Millisecond))
+	// As the speaker does: b took a's addresses, so it watches a no more
+	// and has nobody to notify; memberlist still lists a. b must still
+	// read a's heartbeats, to revive it should they come back before
+	// memberlist declares it dead.
+	b.SetPeers(nil, nil, addrs)
 	if s := b.Dead()["a"]; time.Since(s) > 3*time.Second {
 		t.Errorf("dead since %s: not its last heartbeat", s)
 	}

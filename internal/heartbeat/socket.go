@@ -5,7 +5,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
+	"strconv"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -21,8 +23,11 @@ import (
 type socket struct {
 	fd  int
 	is4 bool
-	buf []byte
-	oob []byte
+	// dual is an IPv6 socket bound to the unspecified address, which
+	// reaches IPv4 peers too (at their IPv4-mapped addresses).
+	dual bool
+	buf  []byte
+	oob  []byte
 }
 
 // maxDrain bounds the datagrams read in one wakeup: a flood of the port
@@ -34,15 +39,25 @@ func listen(bind netip.Addr, port int) (*socket, error) {
 		return nil, errors.New("no address to bind")
 	}
 	bind = bind.Unmap()
-	s := &socket{is4: bind.Is4(), buf: make([]byte, 512), oob: make([]byte, unix.CmsgSpace(16))}
+	s := &socket{is4: bind.Is4(), dual: bind.Is6() && bind.IsUnspecified(), buf: make([]byte, 512), oob: make([]byte, unix.CmsgSpace(16))}
 	family := unix.AF_INET6
-	var sa unix.Sockaddr = &unix.SockaddrInet6{Port: port, Addr: bind.As16()}
+	zone, err := zoneIndex(bind)
+	if err != nil {
+		return nil, err
+	}
+	var sa unix.Sockaddr = &unix.SockaddrInet6{Port: port, Addr: bind.As16(), ZoneId: zone}
 	if s.is4 {
 		family, sa = unix.AF_INET, &unix.SockaddrInet4{Port: port, Addr: bind.As4()}
 	}
 	fd, err := unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_UDP)
 	if err != nil {
 		return nil, err
+	}
+	if s.dual {
+		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 0); err != nil {
+			_ = unix.Close(fd)
+			return nil, fmt.Errorf("reaching IPv4 peers from %s: %w", bind, err)
+		}
 	}
 	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1); err != nil {
 		_ = unix.Close(fd)
@@ -60,14 +75,37 @@ func listen(bind netip.Addr, port int) (*socket, error) {
 // like a lost packet.
 func (s *socket) sendTo(b []byte, dst netip.AddrPort) error {
 	a := dst.Addr().Unmap()
-	if a.Is4() != s.is4 {
+	var sa unix.Sockaddr
+	switch {
+	case s.is4 && a.Is4():
+		sa = &unix.SockaddrInet4{Port: int(dst.Port()), Addr: a.As4()}
+	case !s.is4 && (a.Is6() || s.dual):
+		zone, err := zoneIndex(a)
+		if err != nil {
+			return err
+		}
+		// As16 of an IPv4 address is its IPv4-mapped form.
+		sa = &unix.SockaddrInet6{Port: int(dst.Port()), Addr: a.As16(), ZoneId: zone}
+	default:
 		return fmt.Errorf("%s is not of the heartbeat socket's family", a)
 	}
-	var sa unix.Sockaddr = &unix.SockaddrInet6{Port: int(dst.Port()), Addr: a.As16()}
-	if s.is4 {
-		sa = &unix.SockaddrInet4{Port: int(dst.Port()), Addr: a.As4()}
-	}
 	return unix.Sendto(s.fd, b, unix.MSG_DONTWAIT, sa)
+}
+
+// zoneIndex is the interface index of a link-local address's zone (fe80::1%eth0).
+func zoneIndex(a netip.Addr) (uint32, error) {
+	z := a.Zone()
+	if z == "" {
+		return 0, nil
+	}
+	if n, err := strconv.ParseUint(z, 10, 32); err == nil {
+		return uint32(n), nil
+	}
+	ifi, err := net.InterfaceByName(z)
+	if err != nil {
+		return 0, fmt.Errorf("the zone of %s: %w", a, err)
+	}
+	return uint32(ifi.Index), nil
 }
 
 // drain reads the datagrams queued so far and calls fn with each and the

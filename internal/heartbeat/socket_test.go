@@ -26,18 +26,7 @@ func TestSocketReportsWhenEachDatagramArrived(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer tx.close()
-			sa, err := unix.Getsockname(rx.fd)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var port int
-			switch sa := sa.(type) {
-			case *unix.SockaddrInet4:
-				port = sa.Port
-			case *unix.SockaddrInet6:
-				port = sa.Port
-			}
-			dst := netip.AddrPortFrom(addr, uint16(port))
+			dst := netip.AddrPortFrom(addr, port(t, rx))
 
 			// Nothing queued: drain returns at once, reading nothing.
 			if err := rx.drain(time.Now(), func([]byte, time.Time) { t.Error("read a datagram nobody sent") }); err != nil {
@@ -75,4 +64,56 @@ func TestSocketReportsWhenEachDatagramArrived(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSocketOnTheUnspecifiedIPv6AddressReachesIPv4Peers: a speaker bound
+// to "::" sends to and hears from IPv4 peers, as a dual-stack UDP socket
+// does.
+func TestSocketOnTheUnspecifiedIPv6AddressReachesIPv4Peers(t *testing.T) {
+	dual, err := listen(netip.IPv6Unspecified(), 0)
+	if err != nil {
+		t.Skipf("no IPv6 here: %v", err)
+	}
+	defer dual.close()
+	v4, err := listen(netip.MustParseAddr("127.0.0.1"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v4.close()
+	loop := netip.MustParseAddr("127.0.0.1")
+	if err := dual.sendTo([]byte("to v4"), netip.AddrPortFrom(loop, port(t, v4))); err != nil {
+		t.Fatal(err)
+	}
+	if err := v4.sendTo([]byte("to dual"), netip.AddrPortFrom(loop, port(t, dual))); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	for _, c := range []struct {
+		s    *socket
+		want string
+	}{{v4, "to v4"}, {dual, "to dual"}} {
+		var got []string
+		if err := c.s.drain(time.Now(), func(b []byte, _ time.Time) { got = append(got, string(b)) }); err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 1 || got[0] != c.want {
+			t.Errorf("read %q, want %q", got, c.want)
+		}
+	}
+}
+
+func port(t *testing.T, s *socket) uint16 {
+	t.Helper()
+	sa, err := unix.Getsockname(s.fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	switch sa := sa.(type) {
+	case *unix.SockaddrInet4:
+		return uint16(sa.Port)
+	case *unix.SockaddrInet6:
+		return uint16(sa.Port)
+	}
+	t.Fatalf("socket address %T", sa)
+	return 0
 }

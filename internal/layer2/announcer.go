@@ -687,7 +687,9 @@ func (a *Announcer) Probe(ctx context.Context, ip netip.Addr, timeout time.Durat
 // ProbeAll is Probe for many addresses at once: their requests go out
 // together, again halfway through timeout, and one wait serves them all.
 // The answers are keyed by the addresses as given; an address nobody else
-// claims has none. Probing an address costs a change of the socket filter
+// claims has none. An address that cannot be probed (an IPv6 address
+// with NDP off) or whose request could not be sent is named in the error,
+// and the others are probed all the same. Probing an address costs a change of the socket filter
 // (so that other stations' answers for it get through) and, alone, two
 // timers and their wakeups: a node that checks its addresses for
 // conflicts in rounds pays that once per round, not once per address.
@@ -700,6 +702,7 @@ func (a *Announcer) ProbeAll(ctx context.Context, ips []netip.Addr, timeout time
 	}
 	jobs := make([]job, 0, len(ips))
 	seen := make(map[netip.Addr]bool, len(ips))
+	var errs []error
 	for _, given := range ips {
 		if seen[given] {
 			continue
@@ -707,7 +710,8 @@ func (a *Announcer) ProbeAll(ctx context.Context, ips []netip.Addr, timeout time
 		seen[given] = true
 		ip, ok := normalize(given)
 		if !ok {
-			return nil, fmt.Errorf("layer2: cannot probe %v", given)
+			errs = append(errs, fmt.Errorf("layer2: cannot probe %v", given))
+			continue
 		}
 		j := job{ip: given, norm: ip, p: &probe{}}
 		if ip.Is4() {
@@ -715,12 +719,14 @@ func (a *Announcer) ProbeAll(ctx context.Context, ips []netip.Addr, timeout time
 			j.frame = arpFrame(arp.OperationRequest, ethernet.Broadcast, a.mac, a.ipv4, zeroMAC, ip)
 		} else {
 			if a.ndp == nil {
-				return nil, fmt.Errorf("layer2: cannot probe %s: NDP is off on %s", ip, a.ifname)
+				errs = append(errs, fmt.Errorf("layer2: cannot probe %s: NDP is off on %s", ip, a.ifname))
+				continue
 			}
 			j.conn = a.ndp
 			var err error
 			if j.frame, err = probeNS(a.mac, a.linkLocal, ip); err != nil {
-				return nil, fmt.Errorf("layer2: probing %s: %w", ip, err)
+				errs = append(errs, fmt.Errorf("layer2: probing %s: %w", ip, err))
+				continue
 			}
 		}
 		jobs = append(jobs, j)
@@ -732,7 +738,7 @@ func (a *Announcer) ProbeAll(ctx context.Context, ips []netip.Addr, timeout time
 		return nil, ErrNotServing
 	}
 	if len(jobs) == 0 {
-		return map[netip.Addr][]net.HardwareAddr{}, nil
+		return map[netip.Addr][]net.HardwareAddr{}, errors.Join(errs...)
 	}
 
 	a.pmu.Lock()
@@ -767,10 +773,12 @@ func (a *Announcer) ProbeAll(ctx context.Context, ips []netip.Addr, timeout time
 		return out
 	}
 
+	// A request that could not be sent is named in the error: silence
+	// then does not mean that nobody claims the address.
 	for _, j := range jobs {
 		if err := a.send(j.conn, j.frame); err != nil {
 			a.stats.sendErrors.Add(1)
-			return nil, fmt.Errorf("layer2: probing %s: %w", j.norm, err)
+			errs = append(errs, fmt.Errorf("layer2: probing %s: %w", j.norm, err))
 		}
 	}
 	end := time.NewTimer(timeout)
@@ -780,13 +788,13 @@ func (a *Announcer) ProbeAll(ctx context.Context, ips []netip.Addr, timeout time
 	for {
 		select {
 		case <-ctx.Done():
-			return result(), ctx.Err()
+			return result(), errors.Join(append(errs, ctx.Err())...)
 		case <-again.C:
 			for _, j := range jobs {
 				a.write(j.conn, j.frame)
 			}
 		case <-end.C:
-			return result(), nil
+			return result(), errors.Join(errs...)
 		}
 	}
 }

@@ -339,12 +339,15 @@ func TestProbeFindsOtherOwners(t *testing.T) {
 	}
 
 	// One batch: each address gets its own answers, the same address
-	// given twice is probed once, and an address b does not own has none.
+	// given twice is probed once, an address b does not own has none, and
+	// one that cannot be probed is named in the error without spoiling
+	// the others.
 	other4, other6 := vip4.Next(), vip6.Next()
+	multicast := netip.MustParseAddr("224.0.0.1")
 	annB.SetOwned([]netip.Addr{vip4, other6})
-	found, err := annA.ProbeAll(ctx, []netip.Addr{vip4, vip6, other4, other6, vip4}, timeout)
-	if err != nil {
-		t.Fatal(err)
+	found, err := annA.ProbeAll(ctx, []netip.Addr{vip4, vip6, other4, multicast, other6, vip4}, timeout)
+	if err == nil || !strings.Contains(err.Error(), multicast.String()) {
+		t.Errorf("ProbeAll with %s: error %v, want one naming it", multicast, err)
 	}
 	want := map[netip.Addr][]net.HardwareAddr{vip4: {b.mac}, other6: {b.mac}}
 	if len(found) != len(want) {

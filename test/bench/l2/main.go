@@ -404,6 +404,7 @@ func (b *bench) waitAnnounced(n int) error {
 // idle returns the largest speaker RSS (peak, MiB) and CPU use (percent
 // of a core) over 30 idle seconds, and the node whose speaker used most.
 func (b *bench) idle() (rss, cpu float64, busiest string) {
+	busiest = b.l.Nodes[0].Name
 	before := map[string]float64{}
 	for _, node := range b.l.Nodes {
 		before[node.Name] = cpuSeconds(b.l, node.Name+"-speaker")
