@@ -137,14 +137,28 @@ func (h *Heartbeat) Run(ctx context.Context) {
 	var nextTick time.Time
 	deadline := time.NewTimer(time.Hour)
 	defer deadline.Stop()
+	// deferred is set when a starved wakeup put off the detector.
+	deferred := false
 	// serve reads, sends if it is a tick, ticks the detector, and sets
 	// the deadline timer if a tick would come too late for the detector.
-	serve := func(now time.Time, send bool) {
-		h.receive(now)
+	// due is when the wakeup was due: one that comes more than half an
+	// interval late means this process was starved of CPU, and then its
+	// own lateness must not count against its peers (see receive), and
+	// the probe answers its other goroutines have not read yet get a
+	// moment before the detector may call a peer dead.
+	serve := func(now, due time.Time, send bool) {
+		starved := now.Sub(due) > h.opts.Interval/2
+		h.receive(now, starved)
 		if send {
 			h.send()
 			nextTick = now.Add(h.opts.Interval)
 		}
+		if starved && !deferred {
+			deferred = true
+			deadline.Reset(h.opts.Interval / 4)
+			return
+		}
+		deferred = false
 		h.check(now)
 		h.mu.Lock()
 		// A peer held dead is watched by nobody (its addresses moved),
@@ -170,20 +184,20 @@ func (h *Heartbeat) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		// The time read now, not the channels' (when the timer was due):
-		// a starved process reads them late, and the arrival times of the
-		// heartbeats are reckoned back from the time of reading.
-		case <-tick.C:
-			serve(time.Now(), true)
-		case <-deadline.C:
-			serve(time.Now(), false)
+		// The channels carry when the timer was due; a starved process
+		// reads them late.
+		case due := <-tick.C:
+			serve(time.Now(), due, true)
+		case due := <-deadline.C:
+			serve(time.Now(), due, false)
 		case <-h.peersChanged:
 			// New peers to notify hear from this node at once, and the
 			// ticks count from now (serve's nextTick).
 			if ticking {
 				tick.Reset(h.opts.Interval)
 			}
-			serve(time.Now(), true)
+			now := time.Now()
+			serve(now, now, true)
 		}
 	}
 }
@@ -246,13 +260,19 @@ func (h *Heartbeat) send() {
 	}
 }
 
-// receive reads the heartbeats queued in the socket.
-func (h *Heartbeat) receive(now time.Time) {
+// receive reads the heartbeats queued in the socket, each at the time it
+// arrived; when this process was starved (it woke late), at the time of
+// reading: a peer's silence must count only while this node could listen,
+// or a node whose own speaker starves would call the others dead.
+func (h *Heartbeat) receive(now time.Time, starved bool) {
 	err := h.sock.drain(now, func(b []byte, at time.Time) {
 		node, seq, err := decode(h.key, b)
 		if err != nil || node == h.opts.Node {
 			h.stats.rejected.Add(1)
 			return
+		}
+		if starved {
+			at = now
 		}
 		h.accept(node, seq, at)
 	})
