@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/pharos-lb/pharos/internal/liveness"
 )
 
 // TestSocketReportsWhenEachDatagramArrived: datagrams read long after they
@@ -116,4 +118,42 @@ func port(t *testing.T, s *socket) uint16 {
 	}
 	t.Fatalf("socket address %T", sa)
 	return 0
+}
+
+// TestAStarvedReaderForgivesTheSilenceItCouldNotHear: heartbeats read on
+// time count from when they arrived; read by a process that woke late
+// (starved of CPU), from when they were read, so that its own starvation
+// never makes a peer look silent.
+func TestAStarvedReaderForgivesTheSilenceItCouldNotHear(t *testing.T) {
+	lo := netip.MustParseAddr("127.0.0.1")
+	h, err := New(Options{Node: "self", Key: key, BindAddr: lo, Port: 0,
+		Interval: 50 * time.Millisecond, Detection: liveness.Defaults(150*time.Millisecond, 50*time.Millisecond)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.sock.close()
+	tx, err := listen(lo, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.close()
+	h.SetPeers([]string{"peer"}, nil, map[string]netip.Addr{"peer": lo})
+	dst := netip.AddrPortFrom(lo, port(t, h.sock))
+	for i, starved := range []bool{false, true} {
+		sent := time.Now()
+		if err := tx.sendTo(encode(h.key, "peer", uint64(i+1)), dst); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
+		now := time.Now()
+		h.receive(now, starved)
+		got := h.lastAt["peer"]
+		want := sent
+		if starved {
+			want = now
+		}
+		if d := got.Sub(want); d < -time.Millisecond || d > 20*time.Millisecond {
+			t.Errorf("starved %v: heartbeat counted at %s from the %s, want about 0", starved, d, map[bool]string{false: "sending", true: "reading"}[starved])
+		}
+	}
 }
