@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net"
 	"net/netip"
 	"slices"
 	"sync"
@@ -50,7 +51,7 @@ type Options struct {
 type Heartbeat struct {
 	opts Options
 	key  []byte
-	sock *socket
+	conn *net.UDPConn
 	seq  atomic.Uint64
 
 	mu sync.Mutex
@@ -58,9 +59,8 @@ type Heartbeat struct {
 	det *liveness.Detector
 	// addrs are the peers' addresses, notify the peers this node sends
 	// heartbeats to.
-	addrs    map[string]netip.Addr
-	notify   []string
-	watching int
+	addrs  map[string]netip.Addr
+	notify []string
 	// lastSeq and lastAt are, per sender, the last accepted sequence and
 	// when it came (see accept).
 	lastSeq map[string]uint64
@@ -68,10 +68,12 @@ type Heartbeat struct {
 
 	prober *prober
 	stats  stats
-	// peersChanged wakes Run when the peers change.
+	// done is set when Run ends.
+	done atomic.Bool
+	// peersChanged wakes Run to re-arm the detector's timer, checkTimer
+	// (armLocked).
 	peersChanged chan struct{}
-	// readErr is the last error reading the socket (Run's alone).
-	readErr string
+	checkTimer   *time.Timer
 }
 
 type stats struct {
@@ -102,104 +104,75 @@ func New(opts Options) (*Heartbeat, error) {
 	if opts.OnChange == nil {
 		opts.OnChange = func() {}
 	}
-	sock, err := listen(opts.BindAddr, opts.Port)
+	conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(opts.BindAddr, uint16(opts.Port))))
 	if err != nil {
 		return nil, fmt.Errorf("listening for heartbeats on %s port %d (--heartbeat-port): %w", opts.BindAddr, opts.Port, err)
 	}
-	h := &Heartbeat{opts: opts, key: deriveKey(opts.Key), sock: sock, det: liveness.New(opts.Detection),
+	h := &Heartbeat{opts: opts, key: deriveKey(opts.Key), conn: conn, det: liveness.New(opts.Detection),
 		addrs: map[string]netip.Addr{}, lastSeq: map[string]uint64{}, lastAt: map[string]time.Time{},
-		peersChanged: make(chan struct{}, 1)}
+		peersChanged: make(chan struct{}, 1), checkTimer: time.NewTimer(time.Hour)}
 	h.seq.Store(uint64(time.Now().UnixNano()))
 	h.prober = newProber(opts.Logger, h.answered)
 	return h, nil
 }
 
-// Run sends heartbeats, reads the peers' and ticks the detector until
+// Run sends heartbeats, receives the peers' and ticks the detector until
 // ctx ends; then it closes the socket.
-//
-// It wakes once per interval while it has peers to notify or watch, or
-// holds one dead: to read the heartbeats queued since (with the kernel's
-// arrival times, so the detector sees when each really came), to send its
-// own and to tick the detector. Between ticks it wakes only for a
-// deadline of the detector that a tick would serve more than half an
-// interval late: in a failure (a silent peer's probes and death), never
-// while heartbeats come. Waking a Go process costs more than the work;
-// this keeps a speaker at rest to one wakeup per interval, however many
-// peers it has.
 func (h *Heartbeat) Run(ctx context.Context) {
-	defer func() {
-		_ = h.sock.close()
+	go func() {
+		<-ctx.Done()
+		h.done.Store(true)
+		_ = h.conn.Close()
 		h.prober.close()
 	}()
-	tick := time.NewTicker(h.opts.Interval)
-	defer tick.Stop()
-	ticking := true
-	var nextTick time.Time
-	deadline := time.NewTimer(time.Hour)
-	defer deadline.Stop()
-	// deferred is set when a starved wakeup put off the detector.
-	deferred := false
-	// serve reads, sends if it is a tick, ticks the detector, and sets
-	// the deadline timer if a tick would come too late for the detector.
-	// due is when the wakeup was due: one that comes more than half an
-	// interval late means this process was starved of CPU, and then its
-	// own lateness must not count against its peers (see receive), and
-	// the probe answers its other goroutines have not read yet get a
-	// moment before the detector may call a peer dead.
-	serve := func(now, due time.Time, send bool) {
-		starved := now.Sub(due) > h.opts.Interval/2
-		h.receive(now, starved)
-		if send {
-			h.send()
-			nextTick = now.Add(h.opts.Interval)
-		}
-		if starved && !deferred {
-			deferred = true
-			deadline.Reset(h.opts.Interval / 4)
-			return
-		}
-		deferred = false
-		h.check(now)
-		h.mu.Lock()
-		// A peer held dead is watched by nobody (its addresses moved),
-		// but its heartbeats, should they come back before memberlist
-		// notices, must be read to revive it.
-		next, busy := h.det.Next(), len(h.notify) > 0 || h.watching > 0 || len(h.det.Dead()) > 0
-		h.mu.Unlock()
-		if busy != ticking {
-			if ticking = busy; ticking {
-				tick.Reset(h.opts.Interval)
-				nextTick = now.Add(h.opts.Interval)
-			} else {
-				tick.Stop()
-			}
-		}
-		d := time.Hour
-		if !next.IsZero() && (!ticking || next.Before(nextTick.Add(-h.opts.Interval/2))) {
-			d = max(next.Sub(now), time.Millisecond)
-		}
-		deadline.Reset(d)
-	}
+	go h.receive()
+	send := time.NewTicker(h.opts.Interval)
+	defer send.Stop()
+	sending := true
+	// The detector is woken only when it has something to do (liveness's
+	// Next): while heartbeats come, never. Waking a Go process costs more
+	// than the work; at rest a speaker wakes for its sends and the
+	// heartbeats it receives, nothing else.
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		// The channels carry when the timer was due; a starved process
-		// reads them late.
-		case due := <-tick.C:
-			serve(time.Now(), due, true)
-		case due := <-deadline.C:
-			serve(time.Now(), due, false)
-		case <-h.peersChanged:
-			// New peers to notify hear from this node at once, and the
-			// ticks count from now (serve's nextTick).
-			if ticking {
-				tick.Reset(h.opts.Interval)
+		case <-send.C:
+			if !h.send() {
+				// Nobody to notify: no ticks until SetPeers names someone
+				// (a wakeup costs more than the work).
+				send.Stop()
+				sending = false
 			}
-			now := time.Now()
-			serve(now, now, true)
+		case now := <-h.checkTimer.C:
+			h.check(now)
+			h.mu.Lock()
+			h.armLocked()
+			h.mu.Unlock()
+		case <-h.peersChanged:
+			h.mu.Lock()
+			h.armLocked()
+			notify := len(h.notify) > 0
+			h.mu.Unlock()
+			if notify && !sending {
+				send.Reset(h.opts.Interval)
+				sending = true
+				h.send()
+			}
 		}
 	}
+}
+
+// armLocked sets the detector's timer to its next deadline. Every
+// heartbeat moves it (from the receiving goroutine: resetting a timer
+// wakes nobody), so while heartbeats come the timer never fires.
+func (h *Heartbeat) armLocked() {
+	next := h.det.Next()
+	d := time.Hour
+	if !next.IsZero() {
+		d = max(time.Until(next), time.Millisecond)
+	}
+	h.checkTimer.Reset(d)
 }
 
 // SetPeers sets whom this node watches (the announcing nodes whose
@@ -217,7 +190,6 @@ func (h *Heartbeat) SetPeers(watch, notify []string, addrs map[string]netip.Addr
 		}
 	}
 	h.det.Watch(watched, time.Now())
-	h.watching = len(watched)
 	// A dead peer that memberlist no longer lists is memberlist's now;
 	// should it come back, memberlist tells.
 	for n := range h.det.Dead() {
@@ -225,6 +197,11 @@ func (h *Heartbeat) SetPeers(watch, notify []string, addrs map[string]netip.Addr
 			h.det.Forget(n)
 		}
 	}
+	h.rearm()
+}
+
+// rearm asks Run to recompute when the detector must next be ticked.
+func (h *Heartbeat) rearm() {
 	select {
 	case h.peersChanged <- struct{}{}:
 	default:
@@ -239,8 +216,9 @@ func (h *Heartbeat) Dead() map[string]time.Time {
 	return h.det.Dead()
 }
 
-// send sends a heartbeat to every peer to notify.
-func (h *Heartbeat) send() {
+// send sends a heartbeat to every peer to notify, and reports whether
+// there was any.
+func (h *Heartbeat) send() bool {
 	h.mu.Lock()
 	var to []netip.AddrPort
 	for _, n := range h.notify {
@@ -250,40 +228,34 @@ func (h *Heartbeat) send() {
 	}
 	h.mu.Unlock()
 	if len(to) == 0 {
-		return
+		return false
 	}
 	b := encode(h.key, h.opts.Node, h.seq.Add(1))
 	for _, dst := range to {
-		if err := h.sock.sendTo(b, dst); err == nil {
+		if _, err := h.conn.WriteToUDPAddrPort(b, dst); err == nil {
 			h.stats.sent.Add(1)
 		}
 	}
+	return true
 }
 
-// receive reads the heartbeats queued in the socket, each at the time it
-// arrived; when this process was starved (it woke late), at the time of
-// reading: a peer's silence must count only while this node could listen,
-// or a node whose own speaker starves would call the others dead.
-func (h *Heartbeat) receive(now time.Time, starved bool) {
-	err := h.sock.drain(now, func(b []byte, at time.Time) {
-		node, seq, err := decode(h.key, b)
+func (h *Heartbeat) receive() {
+	buf := make([]byte, 512)
+	for {
+		n, _, err := h.conn.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			if isClosed(err) || h.done.Load() {
+				return
+			}
+			time.Sleep(errorBackoff) // never spin on a failing socket
+			continue
+		}
+		node, seq, err := decode(h.key, buf[:n])
 		if err != nil || node == h.opts.Node {
 			h.stats.rejected.Add(1)
-			return
+			continue
 		}
-		if starved {
-			at = now
-		}
-		h.accept(node, seq, at)
-	})
-	// A socket that keeps failing would log every interval: once per
-	// change of error is enough.
-	if err != nil && err.Error() != h.readErr {
-		h.opts.Logger.Warn("reading heartbeats failed", "err", err)
-	}
-	h.readErr = ""
-	if err != nil {
-		h.readErr = err.Error()
+		h.accept(node, seq, time.Now())
 	}
 }
 
@@ -301,6 +273,7 @@ func (h *Heartbeat) accept(node string, seq uint64, now time.Time) {
 	}
 	h.lastSeq[node], h.lastAt[node] = seq, now
 	revived := h.det.Beat(node, now)
+	h.armLocked()
 	h.mu.Unlock()
 	h.stats.received.Add(1)
 	if revived {
