@@ -328,20 +328,20 @@ func (l *List) merge(data []byte) {
 		l.opts.Logger.Debug("ignoring malformed claims", "err", err)
 		return
 	}
-	news := map[string]claimSet{}
+	var fresh []string
 	l.mu.Lock()
 	for node, ws := range sets {
-		if old, ok := l.remote[node]; node == l.opts.NodeName || ok && ws.Version <= old.Version {
-			continue
+		if old, ok := l.remote[node]; node != l.opts.NodeName && (!ok || ws.Version > old.Version) {
+			fresh = append(fresh, node)
 		}
-		news[node] = claimSet{Version: ws.Version}
 	}
 	l.mu.Unlock()
-	for node, cs := range news {
+	news := make(map[string]claimSet, len(fresh))
+	for _, node := range fresh {
+		cs := claimSet{Version: sets[node].Version}
 		if c := sets[node].Claims; len(c) > 0 {
 			if err := json.Unmarshal(c, &cs.Claims); err != nil {
 				l.opts.Logger.Debug("ignoring malformed claims", "node", node, "err", err)
-				delete(news, node)
 				continue
 			}
 		}
