@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"net"
 	"net/netip"
 	"slices"
 	"sync"
@@ -51,7 +50,7 @@ type Options struct {
 type Heartbeat struct {
 	opts Options
 	key  []byte
-	conn *net.UDPConn
+	sock *socket
 	seq  atomic.Uint64
 
 	mu sync.Mutex
@@ -59,8 +58,9 @@ type Heartbeat struct {
 	det *liveness.Detector
 	// addrs are the peers' addresses, notify the peers this node sends
 	// heartbeats to.
-	addrs  map[string]netip.Addr
-	notify []string
+	addrs    map[string]netip.Addr
+	notify   []string
+	watching int
 	// lastSeq and lastAt are, per sender, the last accepted sequence and
 	// when it came (see accept).
 	lastSeq map[string]uint64
@@ -68,12 +68,10 @@ type Heartbeat struct {
 
 	prober *prober
 	stats  stats
-	// done is set when Run ends.
-	done atomic.Bool
-	// peersChanged wakes Run to re-arm the detector's timer, checkTimer
-	// (armLocked).
+	// peersChanged wakes Run when the peers change.
 	peersChanged chan struct{}
-	checkTimer   *time.Timer
+	// readErr is the last error reading the socket (Run's alone).
+	readErr string
 }
 
 type stats struct {
@@ -104,75 +102,96 @@ func New(opts Options) (*Heartbeat, error) {
 	if opts.OnChange == nil {
 		opts.OnChange = func() {}
 	}
-	conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(opts.BindAddr, uint16(opts.Port))))
+	sock, err := listen(opts.BindAddr, opts.Port)
 	if err != nil {
 		return nil, fmt.Errorf("listening for heartbeats on %s port %d (--heartbeat-port): %w", opts.BindAddr, opts.Port, err)
 	}
-	h := &Heartbeat{opts: opts, key: deriveKey(opts.Key), conn: conn, det: liveness.New(opts.Detection),
+	h := &Heartbeat{opts: opts, key: deriveKey(opts.Key), sock: sock, det: liveness.New(opts.Detection),
 		addrs: map[string]netip.Addr{}, lastSeq: map[string]uint64{}, lastAt: map[string]time.Time{},
-		peersChanged: make(chan struct{}, 1), checkTimer: time.NewTimer(time.Hour)}
+		peersChanged: make(chan struct{}, 1)}
 	h.seq.Store(uint64(time.Now().UnixNano()))
-	h.prober = newProber(opts.Logger, h.answered)
+	h.prober = newProber(opts.Logger)
 	return h, nil
 }
 
-// Run sends heartbeats, receives the peers' and ticks the detector until
-// ctx ends; then it closes the socket.
+// Run sends heartbeats, reads the peers' and ticks the detector until
+// ctx ends; then it closes its sockets.
+//
+// Run alone reads the sockets, heartbeats and probe answers alike, each
+// datagram with the time the kernel received it, and always all of them
+// just before it ticks the detector: so the detector never calls a peer
+// dead while that peer's heartbeat or its kernel's answer waits unread, as
+// it could if other goroutines read them and were scheduled later (on a
+// node starved of CPU, they are).
+//
+// It wakes once per interval while it has peers to notify or watch, or
+// holds one dead: to read what came since, to send its own heartbeats and
+// to tick the detector. Between ticks it wakes for the detector's
+// deadlines while a silent peer is probed (probes and the decision are
+// timed), and for the start of a round only if a tick would start it more
+// than half an interval late: never while heartbeats come. Waking a Go
+// process costs more than the work; this keeps a speaker at rest to one
+// wakeup per interval, however many peers it has.
 func (h *Heartbeat) Run(ctx context.Context) {
-	go func() {
-		<-ctx.Done()
-		h.done.Store(true)
-		_ = h.conn.Close()
+	defer func() {
+		_ = h.sock.close()
 		h.prober.close()
 	}()
-	go h.receive()
-	send := time.NewTicker(h.opts.Interval)
-	defer send.Stop()
-	sending := true
-	// The detector is woken only when it has something to do (liveness's
-	// Next): while heartbeats come, never. Waking a Go process costs more
-	// than the work; at rest a speaker wakes for its sends and the
-	// heartbeats it receives, nothing else.
+	tick := time.NewTicker(h.opts.Interval)
+	defer tick.Stop()
+	ticking := true
+	var nextTick time.Time
+	deadline := time.NewTimer(time.Hour)
+	defer deadline.Stop()
+	serve := func(now time.Time, send bool) {
+		h.receive(now)
+		h.prober.drain(now, h.answered)
+		if send {
+			h.send()
+			nextTick = now.Add(h.opts.Interval)
+		}
+		h.check(now)
+		h.mu.Lock()
+		// A peer held dead is watched by nobody (its addresses moved),
+		// but its heartbeats, should they come back before memberlist
+		// notices, must be read to revive it.
+		next, probing := h.det.Next(), h.det.Probing()
+		busy := len(h.notify) > 0 || h.watching > 0 || len(h.det.Dead()) > 0
+		h.mu.Unlock()
+		if busy != ticking {
+			if ticking = busy; ticking {
+				tick.Reset(h.opts.Interval)
+				nextTick = now.Add(h.opts.Interval)
+			} else {
+				tick.Stop()
+			}
+		}
+		if !probing {
+			h.prober.closeIdle(now)
+		}
+		d := time.Hour
+		if !next.IsZero() && (!ticking || probing || next.Before(nextTick.Add(-h.opts.Interval/2))) {
+			d = max(next.Sub(now), time.Millisecond)
+		}
+		deadline.Reset(d)
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-send.C:
-			if !h.send() {
-				// Nobody to notify: no ticks until SetPeers names someone
-				// (a wakeup costs more than the work).
-				send.Stop()
-				sending = false
-			}
-		case now := <-h.checkTimer.C:
-			h.check(now)
-			h.mu.Lock()
-			h.armLocked()
-			h.mu.Unlock()
+		case <-tick.C:
+			serve(time.Now(), true)
+		case <-deadline.C:
+			serve(time.Now(), false)
 		case <-h.peersChanged:
-			h.mu.Lock()
-			h.armLocked()
-			notify := len(h.notify) > 0
-			h.mu.Unlock()
-			if notify && !sending {
-				send.Reset(h.opts.Interval)
-				sending = true
-				h.send()
+			// New peers to notify hear from this node at once, and the
+			// ticks count from now (serve's nextTick).
+			if ticking {
+				tick.Reset(h.opts.Interval)
 			}
+			serve(time.Now(), true)
 		}
 	}
-}
-
-// armLocked sets the detector's timer to its next deadline. Every
-// heartbeat moves it (from the receiving goroutine: resetting a timer
-// wakes nobody), so while heartbeats come the timer never fires.
-func (h *Heartbeat) armLocked() {
-	next := h.det.Next()
-	d := time.Hour
-	if !next.IsZero() {
-		d = max(time.Until(next), time.Millisecond)
-	}
-	h.checkTimer.Reset(d)
 }
 
 // SetPeers sets whom this node watches (the announcing nodes whose
@@ -190,6 +209,7 @@ func (h *Heartbeat) SetPeers(watch, notify []string, addrs map[string]netip.Addr
 		}
 	}
 	h.det.Watch(watched, time.Now())
+	h.watching = len(watched)
 	// A dead peer that memberlist no longer lists is memberlist's now;
 	// should it come back, memberlist tells.
 	for n := range h.det.Dead() {
@@ -197,11 +217,6 @@ func (h *Heartbeat) SetPeers(watch, notify []string, addrs map[string]netip.Addr
 			h.det.Forget(n)
 		}
 	}
-	h.rearm()
-}
-
-// rearm asks Run to recompute when the detector must next be ticked.
-func (h *Heartbeat) rearm() {
 	select {
 	case h.peersChanged <- struct{}{}:
 	default:
@@ -216,9 +231,8 @@ func (h *Heartbeat) Dead() map[string]time.Time {
 	return h.det.Dead()
 }
 
-// send sends a heartbeat to every peer to notify, and reports whether
-// there was any.
-func (h *Heartbeat) send() bool {
+// send sends a heartbeat to every peer to notify.
+func (h *Heartbeat) send() {
 	h.mu.Lock()
 	var to []netip.AddrPort
 	for _, n := range h.notify {
@@ -228,34 +242,35 @@ func (h *Heartbeat) send() bool {
 	}
 	h.mu.Unlock()
 	if len(to) == 0 {
-		return false
+		return
 	}
 	b := encode(h.key, h.opts.Node, h.seq.Add(1))
 	for _, dst := range to {
-		if _, err := h.conn.WriteToUDPAddrPort(b, dst); err == nil {
+		if err := h.sock.sendTo(b, dst); err == nil {
 			h.stats.sent.Add(1)
 		}
 	}
-	return true
 }
 
-func (h *Heartbeat) receive() {
-	buf := make([]byte, 512)
-	for {
-		n, _, err := h.conn.ReadFromUDPAddrPort(buf)
-		if err != nil {
-			if isClosed(err) || h.done.Load() {
-				return
-			}
-			time.Sleep(errorBackoff) // never spin on a failing socket
-			continue
-		}
-		node, seq, err := decode(h.key, buf[:n])
+// receive reads the heartbeats queued in the socket, each at the time it
+// arrived.
+func (h *Heartbeat) receive(now time.Time) {
+	err := h.sock.drain(now, func(b []byte, at time.Time) {
+		node, seq, err := decode(h.key, b)
 		if err != nil || node == h.opts.Node {
 			h.stats.rejected.Add(1)
-			continue
+			return
 		}
-		h.accept(node, seq, time.Now())
+		h.accept(node, seq, at)
+	})
+	// A socket that keeps failing would log every interval: once per
+	// change of error is enough.
+	if err != nil && err.Error() != h.readErr {
+		h.opts.Logger.Warn("reading heartbeats failed", "err", err)
+	}
+	h.readErr = ""
+	if err != nil {
+		h.readErr = err.Error()
 	}
 }
 
@@ -273,7 +288,6 @@ func (h *Heartbeat) accept(node string, seq uint64, now time.Time) {
 	}
 	h.lastSeq[node], h.lastAt[node] = seq, now
 	revived := h.det.Beat(node, now)
-	h.armLocked()
 	h.mu.Unlock()
 	h.stats.received.Add(1)
 	if revived {
@@ -297,7 +311,7 @@ func (h *Heartbeat) check(now time.Time) {
 	h.mu.Unlock()
 	for n, a := range targets {
 		h.stats.probes.Add(1)
-		h.prober.probe(n, a)
+		h.prober.probe(n, a, now)
 	}
 	for _, n := range died {
 		h.stats.deaths.Add(1)
@@ -308,9 +322,10 @@ func (h *Heartbeat) check(now time.Time) {
 	}
 }
 
-// answered is the prober's callback: the peer's kernel answered.
-func (h *Heartbeat) answered(node string) {
+// answered records that node's kernel answered a probe, at the time the
+// answer arrived.
+func (h *Heartbeat) answered(node string, at time.Time) {
 	h.mu.Lock()
-	h.det.Answered(node, time.Now())
+	h.det.Answered(node, at)
 	h.mu.Unlock()
 }

@@ -21,7 +21,7 @@ func TestMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer h.conn.Close()
+	defer h.sock.close()
 	now := time.Now()
 	h.SetPeers([]string{"a"}, nil, map[string]netip.Addr{"a": addrA})
 	h.accept("a", 10, now)

@@ -64,7 +64,7 @@ func start(t *testing.T, ns, node string, bind netip.Addr, k []byte) (*Heartbeat
 		defer close(done)
 		err := netnstest.InNS(ns, func() error {
 			h, err := New(Options{Node: node, Key: k, BindAddr: bind, Port: 7947, Interval: 50 * time.Millisecond,
-				Detection: liveness.Defaults(150*time.Millisecond, 50*time.Millisecond), Logger: testLogger(t)})
+				Detection: liveness.Defaults(200*time.Millisecond, 50*time.Millisecond), Logger: testLogger(t)})
 			if err != nil {
 				ready <- nil
 				return err

@@ -5,192 +5,276 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"sync"
+	"syscall"
 	"time"
 
 	"github.com/mdlayher/arp"
+	"github.com/mdlayher/ethernet"
 	"github.com/mdlayher/ndp"
+	"github.com/mdlayher/packet"
+	"golang.org/x/net/ipv6"
+	"golang.org/x/sys/unix"
 )
 
 // prober asks the LAN for a silent peer's address (ARP for IPv4, a
 // Neighbor Solicitation for IPv6) and reports the peer's answers. Its
 // sockets are opened on the first probe of an interface and closed after
 // probeIdle without one, so a quiet cluster pays nothing for them.
+//
+// Nothing waits on its sockets: the answers queue in the kernel with the
+// time each arrived, and Run reads them (drain) every time it wakes, before
+// it ticks the detector. It is Run's alone, and not safe for concurrent
+// use.
 type prober struct {
-	log      *slog.Logger
-	answered func(node string)
-
-	mu     sync.Mutex
-	closed bool
+	log    *slog.Logger
 	ifaces map[string]*probeIface // by interface name
+	// buf and oob are drain's buffers: a whole Ethernet frame, and room
+	// for the arrival time.
+	buf, oob []byte
 }
 
-// probeIdle is how long an interface's probe socket stays open after its
+// probeIdle is how long an interface's probe sockets stay open after its
 // last probe.
 const probeIdle = 2 * time.Second
 
 type probeIface struct {
-	// closed is set, under the prober's lock, when the sockets close: the
-	// readers stop on it whatever error their sockets return.
-	closed bool
-	arp    *arp.Client
-	ndp    *ndp.Conn
-	last   time.Time
+	ifi  *net.Interface
+	arp  *arpSocket
+	ndp  *ndpSocket
+	last time.Time
 	// want maps each probed address to its node.
 	want map[netip.Addr]string
 }
 
-func newProber(log *slog.Logger, answered func(string)) *prober {
-	return &prober{log: log, answered: answered, ifaces: map[string]*probeIface{}}
+func newProber(log *slog.Logger) *prober {
+	return &prober{log: log, ifaces: map[string]*probeIface{},
+		buf: make([]byte, 1600), oob: make([]byte, unix.CmsgSpace(16))}
 }
 
 // probe sends one probe for node's address.
-func (p *prober) probe(node string, addr netip.Addr) {
+func (p *prober) probe(node string, addr netip.Addr, now time.Time) {
 	addr = addr.Unmap()
 	ifi, local, err := onLinkInterface(addr)
 	if err != nil {
 		p.log.Debug("cannot probe a silent peer on the LAN", "peer", node, "addr", addr, "err", err)
 		return
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
-		return
-	}
 	pi := p.ifaces[ifi.Name]
 	if pi == nil {
-		pi = &probeIface{want: map[netip.Addr]string{}}
+		pi = &probeIface{ifi: ifi, want: map[netip.Addr]string{}}
 		p.ifaces[ifi.Name] = pi
-		go p.expire(ifi.Name, pi)
 	}
-	pi.last = time.Now()
+	pi.last = now
 	pi.want[addr] = node
 	if addr.Is4() {
 		if pi.arp == nil {
-			c, err := arp.Dial(ifi)
-			if err != nil {
+			if pi.arp, err = listenARP(ifi); err != nil {
 				p.log.Debug("opening an ARP socket to probe a silent peer", "iface", ifi.Name, "err", err)
 				return
 			}
-			pi.arp = c
-			go p.readARP(pi, c)
 		}
-		_ = pi.arp.Request(addr)
+		if err := pi.arp.request(addr); err != nil {
+			p.log.Debug("probing a silent peer", "peer", node, "addr", addr, "err", err)
+		}
 		return
 	}
 	if pi.ndp == nil {
 		// From this node's address on the peer's subnet: always there
 		// (a link-local address may still be tentative), and the peer
 		// answers it on the link.
-		c, _, err := ndp.Listen(ifi, ndp.Addr(local.String()))
-		if err != nil {
+		if pi.ndp, err = listenNDP(ifi, local); err != nil {
 			p.log.Debug("opening an NDP socket to probe a silent peer", "iface", ifi.Name, "err", err)
 			return
 		}
-		pi.ndp = c
-		go p.readNDP(pi, c)
 	}
-	snm, err := ndp.SolicitedNodeMulticast(addr)
+	if err := pi.ndp.solicit(addr); err != nil {
+		p.log.Debug("probing a silent peer", "peer", node, "addr", addr, "err", err)
+	}
+}
+
+// drain reads the answers queued on every probe socket and calls answered
+// with each probed peer that answered and when its answer arrived.
+func (p *prober) drain(now time.Time, answered func(node string, at time.Time)) {
+	for _, pi := range p.ifaces {
+		saw := func(addr netip.Addr, at time.Time) {
+			if node, ok := pi.want[addr.Unmap()]; ok {
+				answered(node, at)
+			}
+		}
+		if pi.arp != nil {
+			p.report(pi, "ARP", pi.arp.drain(p.buf, p.oob, now, saw))
+		}
+		if pi.ndp != nil {
+			p.report(pi, "NDP", pi.ndp.drain(p.buf, p.oob, now, saw))
+		}
+	}
+}
+
+// report logs a failed read at debug level: a link that is down fails
+// every read, and the detector sees the silence anyway.
+func (p *prober) report(pi *probeIface, what string, err error) {
 	if err != nil {
-		return
+		p.log.Debug("reading probe answers", "iface", pi.ifi.Name, "proto", what, "err", err)
 	}
-	ns := &ndp.NeighborSolicitation{TargetAddress: addr, Options: []ndp.Option{
-		&ndp.LinkLayerAddress{Direction: ndp.Source, Addr: ifi.HardwareAddr}}}
-	_ = pi.ndp.WriteTo(ns, nil, snm)
 }
 
-func (p *prober) readARP(pi *probeIface, c *arp.Client) {
-	for {
-		pkt, _, err := c.Read()
-		if err != nil {
-			if p.stopped(pi, err) {
-				return
-			}
-			continue
+// closeIdle closes the sockets of the interfaces not probed for probeIdle.
+func (p *prober) closeIdle(now time.Time) {
+	for name, pi := range p.ifaces {
+		if now.Sub(pi.last) >= probeIdle {
+			pi.close()
+			delete(p.ifaces, name)
 		}
-		if pkt.Operation == arp.OperationReply {
-			p.saw(pi, pkt.SenderIP)
-		}
-	}
-}
-
-func (p *prober) readNDP(pi *probeIface, c *ndp.Conn) {
-	for {
-		m, _, _, err := c.ReadFrom()
-		if err != nil {
-			if p.stopped(pi, err) {
-				return
-			}
-			continue
-		}
-		if na, ok := m.(*ndp.NeighborAdvertisement); ok {
-			p.saw(pi, na.TargetAddress)
-		}
-	}
-}
-
-// stopped reports whether a reader whose socket returned err must stop:
-// its sockets were closed. Other errors (a link that is down fails every
-// read at once) are waited out, so that a reader never spins.
-func (p *prober) stopped(pi *probeIface, err error) bool {
-	p.mu.Lock()
-	closed := pi.closed
-	p.mu.Unlock()
-	if closed || isClosed(err) {
-		return true
-	}
-	time.Sleep(errorBackoff)
-	return false
-}
-
-// errorBackoff is how long a reader waits after a read error.
-const errorBackoff = 20 * time.Millisecond
-
-func (p *prober) saw(pi *probeIface, addr netip.Addr) {
-	p.mu.Lock()
-	node, ok := pi.want[addr.Unmap()]
-	p.mu.Unlock()
-	if ok {
-		p.answered(node)
-	}
-}
-
-// expire closes an interface's sockets once it has not been probed for
-// probeIdle.
-func (p *prober) expire(name string, pi *probeIface) {
-	for {
-		time.Sleep(probeIdle / 2)
-		p.mu.Lock()
-		if p.closed || time.Since(pi.last) >= probeIdle {
-			pi.closeLocked()
-			if p.ifaces[name] == pi {
-				delete(p.ifaces, name)
-			}
-			p.mu.Unlock()
-			return
-		}
-		p.mu.Unlock()
-	}
-}
-
-func (pi *probeIface) closeLocked() {
-	pi.closed = true
-	if pi.arp != nil {
-		_ = pi.arp.Close()
-	}
-	if pi.ndp != nil {
-		_ = pi.ndp.Close()
 	}
 }
 
 func (p *prober) close() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.closed = true
 	for name, pi := range p.ifaces {
-		pi.closeLocked()
+		pi.close()
 		delete(p.ifaces, name)
 	}
+}
+
+func (pi *probeIface) close() {
+	if pi.arp != nil {
+		_ = pi.arp.conn.Close()
+	}
+	if pi.ndp != nil {
+		_ = pi.ndp.conn.Close()
+	}
+}
+
+// arpSocket sends ARP requests and reads the replies from a packet socket.
+type arpSocket struct {
+	conn   *packet.Conn
+	raw    syscall.RawConn
+	client *arp.Client
+}
+
+func listenARP(ifi *net.Interface) (*arpSocket, error) {
+	conn, err := packet.Listen(ifi, packet.Raw, unix.ETH_P_ARP, nil)
+	if err != nil {
+		return nil, err
+	}
+	s := &arpSocket{conn: conn}
+	if s.raw, err = conn.SyscallConn(); err == nil {
+		err = control(s.raw, timestamped)
+	}
+	if err == nil {
+		s.client, err = arp.New(ifi, conn)
+	}
+	if err != nil {
+		_ = conn.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *arpSocket) request(addr netip.Addr) error { return s.client.Request(addr) }
+
+// drain reads the queued frames and calls saw with the sender of each ARP
+// reply.
+func (s *arpSocket) drain(buf, oob []byte, now time.Time, saw func(netip.Addr, time.Time)) error {
+	return control(s.raw, func(fd int) error {
+		return drainFD(fd, buf, oob, now, func(b []byte, at time.Time) {
+			var f ethernet.Frame
+			var pkt arp.Packet
+			if f.UnmarshalBinary(b) != nil || f.EtherType != ethernet.EtherTypeARP || pkt.UnmarshalBinary(f.Payload) != nil {
+				return
+			}
+			if pkt.Operation == arp.OperationReply {
+				saw(pkt.SenderIP, at)
+			}
+		})
+	})
+}
+
+// ndpSocket sends Neighbor Solicitations and reads the advertisements from
+// an ICMPv6 socket.
+type ndpSocket struct {
+	conn  *net.IPConn
+	raw   syscall.RawConn
+	pc    *ipv6.PacketConn
+	ifi   *net.Interface
+	local netip.Addr
+}
+
+func listenNDP(ifi *net.Interface, local netip.Addr) (*ndpSocket, error) {
+	if local.IsLinkLocalUnicast() {
+		local = local.WithZone(ifi.Name)
+	}
+	c, err := net.ListenPacket("ip6:ipv6-icmp", local.String())
+	if err != nil {
+		return nil, err
+	}
+	conn := c.(*net.IPConn)
+	s := &ndpSocket{conn: conn, pc: ipv6.NewPacketConn(conn), ifi: ifi, local: local}
+	if err := s.setup(); err != nil {
+		_ = conn.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *ndpSocket) setup() error {
+	var err error
+	if s.raw, err = s.conn.SyscallConn(); err != nil {
+		return err
+	}
+	if err := control(s.raw, timestamped); err != nil {
+		return err
+	}
+	// RFC 4861: NDP's messages travel with a hop limit of 255.
+	if err := s.pc.SetHopLimit(ndp.HopLimit); err != nil {
+		return err
+	}
+	if err := s.pc.SetMulticastHopLimit(ndp.HopLimit); err != nil {
+		return err
+	}
+	// Only advertisements queue: the rest of the LAN's ICMPv6 is dropped
+	// by the kernel, not read and thrown away here.
+	var f ipv6.ICMPFilter
+	f.SetAll(true)
+	f.Accept(ipv6.ICMPTypeNeighborAdvertisement)
+	return s.pc.SetICMPFilter(&f)
+}
+
+func (s *ndpSocket) solicit(addr netip.Addr) error {
+	snm, err := ndp.SolicitedNodeMulticast(addr)
+	if err != nil {
+		return err
+	}
+	b, err := ndp.MarshalMessage(&ndp.NeighborSolicitation{TargetAddress: addr, Options: []ndp.Option{
+		&ndp.LinkLayerAddress{Direction: ndp.Source, Addr: s.ifi.HardwareAddr}}})
+	if err != nil {
+		return err
+	}
+	cm := &ipv6.ControlMessage{HopLimit: ndp.HopLimit, Src: s.local.AsSlice(), IfIndex: s.ifi.Index}
+	_, err = s.pc.WriteTo(b, cm, &net.IPAddr{IP: snm.AsSlice(), Zone: s.ifi.Name})
+	return err
+}
+
+// drain reads the queued advertisements and calls saw with the target of
+// each.
+func (s *ndpSocket) drain(buf, oob []byte, now time.Time, saw func(netip.Addr, time.Time)) error {
+	return control(s.raw, func(fd int) error {
+		return drainFD(fd, buf, oob, now, func(b []byte, at time.Time) {
+			if m, err := ndp.ParseMessage(b); err == nil {
+				if na, ok := m.(*ndp.NeighborAdvertisement); ok {
+					saw(na.TargetAddress, at)
+				}
+			}
+		})
+	})
+}
+
+// control runs fn on the socket's file descriptor.
+func control(raw syscall.RawConn, fn func(fd int) error) error {
+	var ferr error
+	if err := raw.Control(func(fd uintptr) { ferr = fn(int(fd)) }); err != nil {
+		return err
+	}
+	return ferr
 }
 
 // onLinkInterface returns the up interface with an address on the subnet
@@ -220,5 +304,3 @@ func onLinkInterface(addr netip.Addr) (*net.Interface, netip.Addr, error) {
 	}
 	return nil, netip.Addr{}, errors.New("no interface on its subnet")
 }
-
-func isClosed(err error) bool { return errors.Is(err, net.ErrClosed) }

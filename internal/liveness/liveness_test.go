@@ -13,17 +13,19 @@ type event struct {
 	kind string // "beat", "answer" (its kernel answers a probe sent before)
 }
 
-// run watches peer "o" from t=0, applies the events, ticks every 5 ms until
+// run watches peer "o" from t=0, applies the events, ticks every ms until
 // end, and returns when o was declared dead (-1: never) and how many probes
-// were asked for before then.
-func run(t *testing.T, o Options, events []event, end int, answerProbes bool) (diedAt, probes int) {
+// were asked for before then. answerAfter >= 0 makes the kernel answer
+// every probe that many ms later.
+func run(t *testing.T, o Options, events []event, end int, answerAfter int) (diedAt, probes int) {
 	t.Helper()
 	base := time.Unix(1000, 0)
 	at := func(ms int) time.Time { return base.Add(time.Duration(ms) * time.Millisecond) }
 	d := New(o)
 	d.Watch([]string{"o"}, at(0))
 	diedAt = -1
-	for ms := 0; ms <= end; ms += 5 {
+	var answers []int
+	for ms := 0; ms <= end; ms++ {
 		for _, e := range events {
 			if e.at == ms {
 				switch e.kind {
@@ -36,12 +38,16 @@ func run(t *testing.T, o Options, events []event, end int, answerProbes bool) (d
 				}
 			}
 		}
+		for _, a := range answers {
+			if a == ms {
+				d.Answered("o", at(ms))
+			}
+		}
 		probe, died := d.Tick(at(ms))
 		if len(probe) > 0 {
 			probes++
-			if answerProbes {
-				// The kernel answers 1 ms later: before the next tick.
-				d.Answered("o", at(ms).Add(time.Millisecond))
+			if answerAfter >= 0 {
+				answers = append(answers, ms+answerAfter)
 			}
 		}
 		if slices.Contains(died, "o") && diedAt < 0 {
@@ -60,41 +66,53 @@ func beats(from, to, interval int) []event {
 	return out
 }
 
+// without removes the heartbeats at the given times.
+func without(events []event, at ...int) []event {
+	return slices.DeleteFunc(events, func(e event) bool { return slices.Contains(at, e.at) })
+}
+
 func TestDetectorSpecification(t *testing.T) {
-	o := Defaults(150*time.Millisecond, 20*time.Millisecond)
+	// The speaker's defaults: 200 ms, heartbeats every 50 ms. Probing
+	// from 75 ms of silence, every 16.7 ms, each probe given 75 ms.
+	o := Defaults(200*time.Millisecond, 50*time.Millisecond)
+	const never, any = -1, -1
 	for _, tc := range []struct {
-		name         string
-		events       []event
-		end          int
-		answerProbes bool
-		wantDied     int // ms, -1: never
-		wantProbes   int // -1: any
+		name        string
+		events      []event
+		end         int
+		answerAfter int // ms; -1: the kernel never answers
+		wantDied    int // ms, -1: never
+		wantProbes  int // -1: any
 	}{
 		{name: "steady heartbeats: never probed, never dead",
-			events: beats(0, 2000, 20), end: 2000, wantDied: -1, wantProbes: 0},
-		{name: "one heartbeat lost now and then: no probe",
-			events: slices.DeleteFunc(beats(0, 2000, 20), func(e event) bool { return e.at%200 == 0 && e.at > 0 }), end: 2000, wantDied: -1, wantProbes: 0},
-		{name: "node crash at 500 (silence, kernel silent): dead 150 ms after the last beat",
-			events: beats(0, 500, 20), end: 1500, wantDied: 650, wantProbes: -1},
-		{name: "speaker paused 100 ms (SIGSTOP): silence 120 ms, probes answered, alive",
-			events: append(beats(0, 500, 20), beats(620, 2000, 20)...), end: 2000, answerProbes: true, wantDied: -1, wantProbes: -1},
-		{name: "speaker paused 100 ms, probes unanswered (lossy link): under DeadAfter, alive",
-			events: append(beats(0, 500, 20), beats(620, 2000, 20)...), end: 2000, wantDied: -1, wantProbes: -1},
+			events: beats(0, 2000, 50), end: 2000, answerAfter: never, wantDied: -1, wantProbes: 0},
+		{name: "heartbeats 20 ms late now and then: no probe",
+			events: append(without(beats(0, 2000, 50), 500, 1000), event{520, "beat"}, event{1020, "beat"}), end: 2000, answerAfter: never, wantDied: -1, wantProbes: 0},
+		{name: "node crash at 500 (silence, kernel silent): dead 200 ms after the last beat",
+			events: beats(0, 500, 50), end: 1500, answerAfter: never, wantDied: 701, wantProbes: any},
+		{name: "speaker paused 100 ms (SIGSTOP): silence 150 ms, probes answered at once, alive",
+			events: append(beats(0, 500, 50), beats(650, 2000, 50)...), end: 2000, answerAfter: 1, wantDied: -1, wantProbes: any},
+		{name: "speaker paused 100 ms, probes never answered (lossy link): under DeadAfter, alive",
+			events: append(beats(0, 500, 50), beats(650, 2000, 50)...), end: 2000, answerAfter: never, wantDied: -1, wantProbes: any},
+		{name: "paused 100 ms, the next heartbeat lost, answers 74 ms late (the worst jitter): alive",
+			events: append(beats(0, 500, 50), beats(700, 2000, 50)...), end: 2000, answerAfter: 74, wantDied: -1, wantProbes: any},
+		{name: "only the fourth probe answered, just in time: alive",
+			events: append(beats(0, 500, 50), event{627 + 74, "answer"}, event{800, "beat"}), end: 1000, answerAfter: never, wantDied: -1, wantProbes: any},
+		{name: "answers later than each probe's time: dead at 200 ms all the same",
+			events: beats(0, 500, 50), end: 1500, answerAfter: 300, wantDied: 701, wantProbes: any},
 		{name: "speaker starved 1 s, kernel answers: never dead",
-			events: append(beats(0, 500, 20), beats(1500, 3000, 20)...), end: 3000, answerProbes: true, wantDied: -1, wantProbes: -1},
+			events: append(beats(0, 500, 50), beats(1500, 3000, 50)...), end: 3000, answerAfter: 1, wantDied: -1, wantProbes: any},
 		{name: "speaker hung for good, kernel answers: left to memberlist",
-			events: beats(0, 500, 20), end: 5000, answerProbes: true, wantDied: -1, wantProbes: -1},
-		{name: "one late answer of the round is enough",
-			events: append(beats(0, 500, 20), event{640, "answer"}), end: 700, wantDied: -1, wantProbes: -1},
+			events: beats(0, 500, 50), end: 5000, answerAfter: 1, wantDied: -1, wantProbes: any},
 		{name: "an answer before the round does not count",
-			events: append(beats(0, 500, 20), event{510, "answer"}), end: 1000, wantDied: 650, wantProbes: -1},
+			events: append(beats(0, 500, 50), event{510, "answer"}), end: 1000, answerAfter: never, wantDied: 701, wantProbes: any},
 		{name: "never a first heartbeat: dead DeadAfter after watching began",
-			events: nil, end: 1000, wantDied: 150, wantProbes: -1},
+			events: nil, end: 1000, answerAfter: never, wantDied: 201, wantProbes: any},
 		{name: "dead, then a heartbeat: alive again",
-			events: append(beats(0, 500, 20), beats(800, 1000, 20)...), end: 1000, wantDied: -1, wantProbes: -1},
+			events: append(beats(0, 500, 50), beats(800, 1000, 50)...), end: 1000, answerAfter: never, wantDied: -1, wantProbes: any},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			died, probes := run(t, o, tc.events, tc.end, tc.answerProbes)
+			died, probes := run(t, o, tc.events, tc.end, tc.answerAfter)
 			if died != tc.wantDied {
 				t.Errorf("died at %d ms, want %d", died, tc.wantDied)
 			}
@@ -105,17 +123,42 @@ func TestDetectorSpecification(t *testing.T) {
 	}
 }
 
+// TestStarvedWatcherProbesBeforeDeciding: a watcher that did not run for
+// 300 ms (starved of CPU itself) finds a silent peer when it wakes, but
+// calls it dead only after the probes it sends from then on went
+// unanswered, each for its full time: never on probes it did not send.
+func TestStarvedWatcherProbesBeforeDeciding(t *testing.T) {
+	o := Defaults(200*time.Millisecond, 50*time.Millisecond)
+	base := time.Unix(1000, 0)
+	at := func(ms int) time.Time { return base.Add(time.Duration(ms) * time.Millisecond) }
+	d := New(o)
+	d.Watch([]string{"o"}, at(0))
+	d.Beat("o", at(0))
+	// Asleep until 300 ms: the first Tick begins a round and probes.
+	if probe, died := d.Tick(at(300)); len(probe) != 1 || len(died) != 0 {
+		t.Fatalf("first wakeup at 300 ms: probe %v, died %v; want one probe and no death", probe, died)
+	}
+	for ms := 301; ms <= 600; ms++ {
+		if ms == 320 {
+			// The kernel answers the first probe 20 ms later.
+			d.Answered("o", at(ms))
+		}
+		if _, died := d.Tick(at(ms)); len(died) > 0 {
+			t.Fatalf("dead at %d ms although its kernel answered this round", ms)
+		}
+	}
+}
 func TestKernelDiesWhileSpeakerHung(t *testing.T) {
 	// The speaker hangs at 500 (its kernel answers), and the node loses
 	// power at 1500: a later round of probes finds the kernel gone.
-	o := Defaults(150*time.Millisecond, 20*time.Millisecond)
+	o := Defaults(200*time.Millisecond, 50*time.Millisecond)
 	base := time.Unix(1000, 0)
 	at := func(ms int) time.Time { return base.Add(time.Duration(ms) * time.Millisecond) }
 	d := New(o)
 	d.Watch([]string{"o"}, at(0))
 	diedAt := -1
 	for ms := 0; ms <= 3000; ms += 5 {
-		if ms <= 500 && ms%20 == 0 {
+		if ms <= 500 && ms%50 == 0 {
 			d.Beat("o", at(ms))
 		}
 		probe, died := d.Tick(at(ms))
@@ -127,8 +170,8 @@ func TestKernelDiesWhileSpeakerHung(t *testing.T) {
 			break
 		}
 	}
-	if diedAt < 1500 || diedAt > 1500+2*150 {
-		t.Errorf("died at %d ms, want within 300 ms after the kernel died at 1500", diedAt)
+	if diedAt < 1500 || diedAt > 1500+2*200 {
+		t.Errorf("died at %d ms, want within 400 ms after the kernel died at 1500", diedAt)
 	}
 }
 
@@ -166,10 +209,10 @@ func TestDeadStaysDeadWhenNoLongerWatched(t *testing.T) {
 
 func TestDeadSinceIsTheLastHeartbeat(t *testing.T) {
 	base := time.Unix(1000, 0)
-	d := New(Defaults(150*time.Millisecond, 20*time.Millisecond))
+	d := New(Defaults(200*time.Millisecond, 50*time.Millisecond))
 	d.Watch([]string{"o"}, base)
 	d.Beat("o", base.Add(40*time.Millisecond))
-	for ms := 0; ms <= 400; ms += 5 {
+	for ms := 0; ms <= 500; ms += 5 {
 		d.Tick(base.Add(time.Duration(ms) * time.Millisecond))
 	}
 	if got := d.Dead()["o"]; !got.Equal(base.Add(40 * time.Millisecond)) {
@@ -178,15 +221,20 @@ func TestDeadSinceIsTheLastHeartbeat(t *testing.T) {
 }
 
 func TestValidate(t *testing.T) {
-	if err := Defaults(150*time.Millisecond, 20*time.Millisecond).Validate(); err != nil {
-		t.Fatal(err)
+	for _, c := range [][2]time.Duration{{200 * time.Millisecond, 50 * time.Millisecond}, {150 * time.Millisecond, 20 * time.Millisecond}, {time.Second, 100 * time.Millisecond}} {
+		if err := Defaults(c[0], c[1]).Validate(); err != nil {
+			t.Errorf("Defaults(%s, %s): %v", c[0], c[1], err)
+		}
 	}
+	ms := time.Millisecond
 	for _, o := range []Options{
 		{},
-		{DeadAfter: time.Second, ProbeAfter: time.Second, ProbeInterval: time.Millisecond, Probes: 1},
-		{DeadAfter: time.Second, ProbeAfter: time.Millisecond, ProbeInterval: 0, Probes: 1},
-		{DeadAfter: time.Second, ProbeAfter: time.Millisecond, ProbeInterval: time.Millisecond, Probes: 0},
-		{DeadAfter: 100 * time.Millisecond, ProbeAfter: 50 * time.Millisecond, ProbeInterval: 100 * time.Millisecond, Probes: 4},
+		{DeadAfter: time.Second, ProbeAfter: time.Second, ProbeInterval: ms, Probes: 1, AnswerWithin: ms},
+		{DeadAfter: time.Second, ProbeAfter: ms, ProbeInterval: 0, Probes: 1, AnswerWithin: ms},
+		{DeadAfter: time.Second, ProbeAfter: ms, ProbeInterval: ms, Probes: 0, AnswerWithin: ms},
+		{DeadAfter: time.Second, ProbeAfter: ms, ProbeInterval: ms, Probes: 1, AnswerWithin: 0},
+		{DeadAfter: 100 * ms, ProbeAfter: 50 * ms, ProbeInterval: 100 * ms, Probes: 4, AnswerWithin: ms},
+		{DeadAfter: 100 * ms, ProbeAfter: 50 * ms, ProbeInterval: ms, Probes: 4, AnswerWithin: 200 * ms},
 	} {
 		if err := o.Validate(); err == nil {
 			t.Errorf("%+v accepted", o)
@@ -195,13 +243,13 @@ func TestValidate(t *testing.T) {
 }
 
 // TestDrivenByNext runs the detector as the heartbeat does, waking only at
-// Next, with 50 ms heartbeats: a crash is found 150 ms after the last
+// Next, with 50 ms heartbeats: a crash is found 200 ms after the last
 // heartbeat, a silent speaker whose kernel answers never is, and the
 // detector wakes far less often than the heartbeats come.
 func TestDrivenByNext(t *testing.T) {
-	o := Defaults(150*time.Millisecond, 50*time.Millisecond)
-	if o.ProbeAfter != 75*time.Millisecond {
-		t.Fatalf("probing after %s, want 75ms", o.ProbeAfter)
+	o := Defaults(200*time.Millisecond, 50*time.Millisecond)
+	if o.ProbeAfter != 75*time.Millisecond || o.AnswerWithin != 75*time.Millisecond {
+		t.Fatalf("probing after %s, answers within %s; want 75ms and 75ms", o.ProbeAfter, o.AnswerWithin)
 	}
 	for _, tc := range []struct {
 		name      string
@@ -210,7 +258,7 @@ func TestDrivenByNext(t *testing.T) {
 		wantDied  int
 		maxWakeup int
 	}{
-		{"crash", 1000, false, 1150, 30},
+		{"crash", 1000, false, 1201, 30},
 		{"speaker hung, kernel answers", 1000, true, -1, 60},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -131,7 +131,7 @@ func TestDefaults(t *testing.T) {
 		"--memberlist-secret=pharos-system/pharos-memberlist",
 		"--memberlist-port=7946",
 		"--heartbeat-port=7947",
-		"--failover-detection=150ms",
+		"--failover-detection=200ms",
 		"--metrics-bind-address=:7474",
 		"--health-probe-bind-address=:7475",
 		"--forwarding=kube-proxy",
