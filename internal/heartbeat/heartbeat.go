@@ -83,8 +83,9 @@ func (opts Options) Validate() error {
 	if err := opts.Detection.Validate(); err != nil {
 		return err
 	}
-	// A third at most: probing then starts by half the detection time,
-	// and the probes have the other half to be answered.
+	// A third at most: a heartbeat may be late or lost before probing
+	// starts (liveness.Defaults), and the probes have the rest of the
+	// detection time to be sent and answered.
 	if opts.Interval <= 0 || opts.Interval >= opts.Detection.ProbeAfter || 3*opts.Interval > opts.Detection.DeadAfter {
 		return fmt.Errorf("the heartbeat interval %s must be positive and at most a third of the detection time %s: lower it or raise the detection time", opts.Interval, opts.Detection.DeadAfter)
 	}
