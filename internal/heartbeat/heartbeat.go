@@ -67,7 +67,11 @@ type Heartbeat struct {
 	lastAt  map[string]time.Time
 
 	prober *prober
-	stats  stats
+	// sendProbe probes a peer's kernel and reports whether the probe went
+	// out: prober.probe, but for tests of what follows a probe into a LAN
+	// where nobody answers.
+	sendProbe func(node string, addr netip.Addr, now time.Time) bool
+	stats     stats
 	// peersChanged wakes Run when the peers change.
 	peersChanged chan struct{}
 	// readErr is the last error reading the socket (Run's alone).
@@ -112,6 +116,7 @@ func New(opts Options) (*Heartbeat, error) {
 		peersChanged: make(chan struct{}, 1)}
 	h.seq.Store(uint64(time.Now().UnixNano()))
 	h.prober = newProber(opts.Logger)
+	h.sendProbe = h.prober.probe
 	return h, nil
 }
 
@@ -167,7 +172,11 @@ func (h *Heartbeat) Run(ctx context.Context) {
 				tick.Stop()
 			}
 		}
-		if !probing {
+		switch {
+		case !busy:
+			// No more ticks: nothing would close the sockets later.
+			h.prober.close()
+		case !probing:
 			h.prober.closeIdle(now)
 		}
 		d := time.Hour
@@ -311,8 +320,17 @@ func (h *Heartbeat) check(now time.Time) {
 	}
 	h.mu.Unlock()
 	for n, a := range targets {
-		h.stats.probes.Add(1)
-		h.prober.probe(n, a, now)
+		sent := h.sendProbe(n, a, now)
+		h.mu.Lock()
+		if sent {
+			h.det.ProbeSent(n, time.Now())
+		} else {
+			h.det.ProbeFailed(n)
+		}
+		h.mu.Unlock()
+		if sent {
+			h.stats.probes.Add(1)
+		}
 	}
 	for _, n := range died {
 		h.stats.deaths.Add(1)

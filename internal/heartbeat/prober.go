@@ -12,6 +12,7 @@ import (
 	"github.com/mdlayher/ethernet"
 	"github.com/mdlayher/ndp"
 	"github.com/mdlayher/packet"
+	"golang.org/x/net/bpf"
 	"golang.org/x/net/ipv6"
 	"golang.org/x/sys/unix"
 )
@@ -51,13 +52,14 @@ func newProber(log *slog.Logger) *prober {
 		buf: make([]byte, 1600), oob: make([]byte, unix.CmsgSpace(16))}
 }
 
-// probe sends one probe for node's address.
-func (p *prober) probe(node string, addr netip.Addr, now time.Time) {
+// probe sends one probe for node's address, and reports whether it went
+// out.
+func (p *prober) probe(node string, addr netip.Addr, now time.Time) bool {
 	addr = addr.Unmap()
 	ifi, local, err := onLinkInterface(addr)
 	if err != nil {
 		p.log.Debug("cannot probe a silent peer on the LAN", "peer", node, "addr", addr, "err", err)
-		return
+		return false
 	}
 	pi := p.ifaces[ifi.Name]
 	if pi == nil {
@@ -70,13 +72,14 @@ func (p *prober) probe(node string, addr netip.Addr, now time.Time) {
 		if pi.arp == nil {
 			if pi.arp, err = listenARP(ifi); err != nil {
 				p.log.Debug("opening an ARP socket to probe a silent peer", "iface", ifi.Name, "err", err)
-				return
+				return false
 			}
 		}
 		if err := pi.arp.request(addr); err != nil {
 			p.log.Debug("probing a silent peer", "peer", node, "addr", addr, "err", err)
+			return false
 		}
-		return
+		return true
 	}
 	if pi.ndp == nil {
 		// From this node's address on the peer's subnet: always there
@@ -84,12 +87,14 @@ func (p *prober) probe(node string, addr netip.Addr, now time.Time) {
 		// answers it on the link.
 		if pi.ndp, err = listenNDP(ifi, local); err != nil {
 			p.log.Debug("opening an NDP socket to probe a silent peer", "iface", ifi.Name, "err", err)
-			return
+			return false
 		}
 	}
 	if err := pi.ndp.solicit(addr); err != nil {
 		p.log.Debug("probing a silent peer", "peer", node, "addr", addr, "err", err)
+		return false
 	}
+	return true
 }
 
 // drain reads the answers queued on every probe socket and calls answered
@@ -151,8 +156,26 @@ type arpSocket struct {
 	client *arp.Client
 }
 
+// arpReplies is a socket filter that keeps only ARP replies: the rest of
+// the LAN's ARP (requests, this node's own frames) is dropped in the
+// kernel, and cannot crowd the peer's answer out of the queue.
+var arpReplies = func() []bpf.RawInstruction {
+	prog, err := bpf.Assemble([]bpf.Instruction{
+		bpf.LoadAbsolute{Off: 12, Size: 2}, // EtherType
+		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: unix.ETH_P_ARP, SkipTrue: 3},
+		bpf.LoadAbsolute{Off: 20, Size: 2}, // ARP operation
+		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: uint32(arp.OperationReply), SkipTrue: 1},
+		bpf.RetConstant{Val: 1600},
+		bpf.RetConstant{Val: 0},
+	})
+	if err != nil {
+		panic(err) // a constant program
+	}
+	return prog
+}()
+
 func listenARP(ifi *net.Interface) (*arpSocket, error) {
-	conn, err := packet.Listen(ifi, packet.Raw, unix.ETH_P_ARP, nil)
+	conn, err := packet.Listen(ifi, packet.Raw, unix.ETH_P_ARP, &packet.Config{Filter: arpReplies})
 	if err != nil {
 		return nil, err
 	}

@@ -98,9 +98,11 @@ type peer struct {
 	watched  bool
 	dead     bool
 	// The current probing round: when it began, when each of its probes
-	// was sent, and the last time the kernel answered.
+	// was sent, when the last probe was asked for (sent or not), and the
+	// last time the kernel answered.
 	roundStart time.Time
 	sent       []time.Time
+	lastTry    time.Time
 	answered   time.Time
 }
 
@@ -176,12 +178,30 @@ func (d *Detector) Answered(name string, at time.Time) {
 	}
 }
 
-func (p *peer) endRound() {
-	p.roundStart, p.sent = time.Time{}, p.sent[:0]
+// ProbeSent records when the probe that Tick asked for went out: later than
+// Tick's time if sending took a while (a starved node may be descheduled in
+// between), and each probe must have its whole AnswerWithin from when it
+// was really sent.
+func (d *Detector) ProbeSent(name string, at time.Time) {
+	if p := d.peers[name]; p != nil && len(p.sent) > 0 {
+		last := &p.sent[len(p.sent)-1]
+		*last = later(*last, at)
+	}
 }
 
-// lastProbe is when the round's last probe was sent.
-func (p *peer) lastProbe() time.Time { return p.sent[len(p.sent)-1] }
+// ProbeFailed records that the probe Tick asked for could not be sent (no
+// interface on the peer's subnet, a socket refused): it does not count. A
+// peer that cannot be probed is never called dead here, only by memberlist:
+// its silence alone cannot tell a crash from a pause.
+func (d *Detector) ProbeFailed(name string) {
+	if p := d.peers[name]; p != nil && len(p.sent) > 0 {
+		p.sent = p.sent[:len(p.sent)-1]
+	}
+}
+
+func (p *peer) endRound() {
+	p.roundStart, p.sent, p.lastTry = time.Time{}, p.sent[:0], time.Time{}
+}
 
 // Tick advances time. It returns the peers to probe now, sorted, and the
 // peers that have just been declared dead.
@@ -217,7 +237,8 @@ func (d *Detector) Tick(now time.Time) (probe, died []string) {
 			died = append(died, name)
 			continue
 		}
-		if len(p.sent) == 0 || now.Sub(p.lastProbe()) >= o.ProbeInterval {
+		if p.lastTry.IsZero() || now.Sub(p.lastTry) >= o.ProbeInterval {
+			p.lastTry = now
 			p.sent = append(p.sent, now)
 			probe = append(probe, name)
 		}
@@ -229,9 +250,9 @@ func (d *Detector) Tick(now time.Time) (probe, died []string) {
 
 // Next returns when Tick next has something to do for the peers as they
 // are now (start probing a silent peer, probe again, or declare one dead),
-// or the zero time when no live peer is watched. A heartbeat only moves
-// that time later, so a caller that sleeps until Next and calls Tick then
-// never misses a deadline.
+// or the zero time when no live peer is watched. A caller that sleeps
+// until Next, and calls Next again after every Tick, Beat, Answered or
+// Watch, never misses a deadline.
 func (d *Detector) Next() time.Time {
 	o := d.opts
 	var next time.Time
@@ -245,10 +266,10 @@ func (d *Detector) Next() time.Time {
 			t = p.lastBeat.Add(o.ProbeAfter)
 		case !p.answered.Before(p.roundStart):
 			t = p.answered.Add(o.DeadAfter) // a new round
-		case len(p.sent) == 0:
+		case p.lastTry.IsZero():
 			t = p.roundStart // a round Tick began without probing
 		default:
-			t = p.lastProbe().Add(o.ProbeInterval)
+			t = p.lastTry.Add(o.ProbeInterval)
 			if len(p.sent) >= o.Probes {
 				if decide := later(p.lastBeat.Add(o.DeadAfter), p.sent[o.Probes-1].Add(o.AnswerWithin)); decide.Before(t) {
 					t = decide

@@ -11,6 +11,8 @@ import (
 type event struct {
 	at   int
 	kind string // "beat", "answer" (its kernel answers a probe sent before)
+	// arrived, for an answer read late, is when it arrived (0: at).
+	arrived int
 }
 
 // run watches peer "o" from t=0, applies the events, ticks every ms until
@@ -34,7 +36,11 @@ func run(t *testing.T, o Options, events []event, end int, answerAfter int) (die
 						diedAt = -1 // revived
 					}
 				case "answer":
-					d.Answered("o", at(ms))
+					arrived := ms
+					if e.arrived != 0 {
+						arrived = e.arrived
+					}
+					d.Answered("o", at(arrived))
 				}
 			}
 		}
@@ -61,7 +67,7 @@ func run(t *testing.T, o Options, events []event, end int, answerAfter int) (die
 func beats(from, to, interval int) []event {
 	var out []event
 	for ms := from; ms <= to; ms += interval {
-		out = append(out, event{ms, "beat"})
+		out = append(out, event{at: ms, kind: "beat"})
 	}
 	return out
 }
@@ -87,7 +93,7 @@ func TestDetectorSpecification(t *testing.T) {
 		{name: "steady heartbeats: never probed, never dead",
 			events: beats(0, 2000, 50), end: 2000, answerAfter: never, wantDied: -1, wantProbes: 0},
 		{name: "heartbeats 20 ms late now and then: no probe",
-			events: append(without(beats(0, 2000, 50), 500, 1000), event{520, "beat"}, event{1020, "beat"}), end: 2000, answerAfter: never, wantDied: -1, wantProbes: 0},
+			events: append(without(beats(0, 2000, 50), 500, 1000), event{at: 520, kind: "beat"}, event{at: 1020, kind: "beat"}), end: 2000, answerAfter: never, wantDied: -1, wantProbes: 0},
 		{name: "node crash at 500 (silence, kernel silent): dead 200 ms after the last beat",
 			events: beats(0, 500, 50), end: 1500, answerAfter: never, wantDied: 701, wantProbes: any},
 		{name: "speaker paused 100 ms (SIGSTOP): silence 150 ms, probes answered at once, alive",
@@ -97,15 +103,17 @@ func TestDetectorSpecification(t *testing.T) {
 		{name: "paused 100 ms, the next heartbeat lost, answers 74 ms late (the worst jitter): alive",
 			events: append(beats(0, 500, 50), beats(700, 2000, 50)...), end: 2000, answerAfter: 74, wantDied: -1, wantProbes: any},
 		{name: "only the fourth probe answered, just in time: alive",
-			events: append(beats(0, 500, 50), event{627 + 74, "answer"}, event{800, "beat"}), end: 1000, answerAfter: never, wantDied: -1, wantProbes: any},
+			events: append(beats(0, 500, 50), event{at: 626 + 75, kind: "answer"}, event{at: 800, kind: "beat"}), end: 1000, answerAfter: never, wantDied: -1, wantProbes: any},
 		{name: "answers later than each probe's time: dead at 200 ms all the same",
 			events: beats(0, 500, 50), end: 1500, answerAfter: 300, wantDied: 701, wantProbes: any},
 		{name: "speaker starved 1 s, kernel answers: never dead",
 			events: append(beats(0, 500, 50), beats(1500, 3000, 50)...), end: 3000, answerAfter: 1, wantDied: -1, wantProbes: any},
 		{name: "speaker hung for good, kernel answers: left to memberlist",
 			events: beats(0, 500, 50), end: 5000, answerAfter: 1, wantDied: -1, wantProbes: any},
-		{name: "an answer before the round does not count",
-			events: append(beats(0, 500, 50), event{510, "answer"}), end: 1000, answerAfter: never, wantDied: 701, wantProbes: any},
+		{name: "an answer that arrived before the round (read during it) does not count",
+			events: append(beats(0, 500, 50), event{at: 580, kind: "answer", arrived: 570}), end: 1000, answerAfter: never, wantDied: 701, wantProbes: any},
+		{name: "an answer that arrived as the round began counts (a new round asks again 200 ms later)",
+			events: append(beats(0, 500, 50), event{at: 580, kind: "answer", arrived: 575}), end: 770, answerAfter: never, wantDied: -1, wantProbes: any},
 		{name: "never a first heartbeat: dead DeadAfter after watching began",
 			events: nil, end: 1000, answerAfter: never, wantDied: 201, wantProbes: any},
 		{name: "dead, then a heartbeat: alive again",
@@ -147,6 +155,69 @@ func TestStarvedWatcherProbesBeforeDeciding(t *testing.T) {
 			t.Fatalf("dead at %d ms although its kernel answered this round", ms)
 		}
 	}
+
+	// The same, the kernel gone: dead once the four probes sent from 300
+	// ms on (300, 317, 334, 351) each went 75 ms unanswered, at 426 ms.
+	d = New(o)
+	d.Watch([]string{"o"}, at(0))
+	d.Beat("o", at(0))
+	for ms := 300; ms <= 600; ms++ {
+		if _, died := d.Tick(at(ms)); len(died) > 0 {
+			if ms != 426 {
+				t.Errorf("kernel gone: dead at %d ms, want 426", ms)
+			}
+			return
+		}
+	}
+	t.Error("kernel gone: never dead")
+}
+
+// TestOnlyProbesSentCount: a probe that could not be sent (no interface
+// on the peer's subnet, a socket refused) does not count, so a peer that
+// cannot be probed is never dead by its silence alone; and a probe sent
+// later than Tick asked for has its whole time to be answered from then.
+func TestOnlyProbesSentCount(t *testing.T) {
+	o := Defaults(200*time.Millisecond, 50*time.Millisecond)
+	base := time.Unix(1000, 0)
+	at := func(ms int) time.Time { return base.Add(time.Duration(ms) * time.Millisecond) }
+
+	d := New(o)
+	d.Watch([]string{"o"}, at(0))
+	d.Beat("o", at(0))
+	tries := 0
+	for ms := 1; ms <= 2000; ms++ {
+		probe, died := d.Tick(at(ms))
+		if len(died) > 0 {
+			t.Fatalf("dead at %d ms on probes that were never sent", ms)
+		}
+		if len(probe) > 0 {
+			tries++
+			d.ProbeFailed("o")
+		}
+	}
+	// Retried every ProbeInterval, not in a loop: 1925 ms / 16.7 ms.
+	if tries < 100 || tries > 120 {
+		t.Errorf("%d attempts to probe in 2 s, want one every %s", tries, o.ProbeInterval)
+	}
+
+	// Each probe leaves 10 ms after Tick asked for it: dead 10 ms later.
+	d = New(o)
+	d.Watch([]string{"o"}, at(0))
+	d.Beat("o", at(0))
+	for ms := 1; ms <= 1000; ms++ {
+		probe, died := d.Tick(at(ms))
+		if len(probe) > 0 {
+			d.ProbeSent("o", at(ms+10))
+		}
+		if len(died) > 0 {
+			// Probes asked for at 75, 92, 109, 126 go out 10 ms later.
+			if ms != 211 {
+				t.Errorf("probes sent 10 ms late: dead at %d ms, want 211", ms)
+			}
+			return
+		}
+	}
+	t.Error("never dead")
 }
 func TestKernelDiesWhileSpeakerHung(t *testing.T) {
 	// The speaker hangs at 500 (its kernel answers), and the node loses
