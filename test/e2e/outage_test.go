@@ -161,7 +161,12 @@ func TestControlPlaneOutage(t *testing.T) {
 		t.Fatal("the address never answered after the cold start")
 	}
 	t.Logf("cold start: the address answers %s after the apiserver is started again, %s after it is ready", answered, answered-ready.Sub(back))
-	if answered > 30*time.Second {
+	// Pharos answers within seconds of the apiserver's return (7-8 s in
+	// CI), but only for a Service whose EndpointSlice is ready again, and
+	// after this etcd restart the kube-controller-manager's EndpointSlice
+	// controller has been seen to lag 35 s ("EndpointSlice informer cache
+	// is out of date"): the bound leaves Kubernetes that.
+	if answered > 60*time.Second {
 		t.Errorf("cold start took %s", answered)
 	}
 	for _, name := range names {
@@ -176,7 +181,9 @@ func TestControlPlaneOutage(t *testing.T) {
 	// announcement. Kubernetes' part (a scheduler and controller manager
 	// whose watches are in client-go's back-off after the outage) gets a
 	// generous 5 minutes; Pharos's part, from a ready endpoint to an
-	// answer, 30 s. Tests after this one start from a lab that has
+	// answer, 60 s (it takes under a second; the rest is for kube-proxy,
+	// whose caches lag after the etcd restart as the controller
+	// manager's do). Tests after this one start from a lab that has
 	// settled.
 	t.Log("after the cold start, a new Service is served end to end")
 	start := time.Now()
@@ -202,7 +209,7 @@ func TestControlPlaneOutage(t *testing.T) {
 	var why error
 	// The controller restarted in the cold start waits out the killed
 	// one's lease (15 s) before it assigns.
-	for deadline := endpoints.Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+	for deadline := endpoints.Add(60 * time.Second); ; time.Sleep(200 * time.Millisecond) {
 		why = func() error {
 			out, err := lab.Kubectl(ctx, "get", "svc", "after-cold-start", "-o", `jsonpath={.status.loadBalancer.ingress[*].ip}`)
 			if fresh = strings.Fields(out); err != nil || len(fresh) == 0 {
@@ -222,7 +229,7 @@ func TestControlPlaneOutage(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			conds, _ := lab.Kubectl(ctx, "get", "svc", "after-cold-start", "-o", `jsonpath={.status.conditions}`)
-			t.Fatalf("the new Service does not answer 30s after its endpoint was ready: %v\nconditions: %s", why, conds)
+			t.Fatalf("the new Service does not answer 60s after its endpoint was ready: %v\nconditions: %s", why, conds)
 		}
 	}
 	t.Logf("Pharos: it answers on %s %s after the endpoint was ready", fresh[0], time.Since(endpoints).Round(time.Millisecond))
