@@ -53,9 +53,16 @@ func TestL2FailoverOnSpeakerKillAndNICDown(t *testing.T) {
 	for _, fault := range []struct {
 		name          string
 		apply, revert func(string) error
+		// within bounds the client's outage. A speaker killed on a live
+		// node is memberlist's to detect (2-4 s, README "Failover"): its
+		// kernel answers the heartbeat's probes, and kube-proxy on the
+		// node carries the traffic meanwhile, so the client sees at most
+		// the one reset of the move, when memberlist moves the address.
+		// A NIC down is the heartbeats' (about 0.2 s).
+		within time.Duration
 	}{
-		{"speaker SIGKILL", func(n string) error { return lab.Stop(n+"-speaker", syscall.SIGKILL) }, func(n string) error { return lab.Restart(n + "-speaker") }},
-		{"NIC down", lab.LinkDown, lab.LinkUp},
+		{"speaker SIGKILL", func(n string) error { return lab.Stop(n+"-speaker", syscall.SIGKILL) }, func(n string) error { return lab.Restart(n + "-speaker") }, 4 * time.Second},
+		{"NIC down", lab.LinkDown, lab.LinkUp, 2 * time.Second},
 	} {
 		var at time.Time
 		attempts := measure(t, url, func() {
@@ -65,7 +72,7 @@ func TestL2FailoverOnSpeakerKillAndNICDown(t *testing.T) {
 			}
 		}, 3*time.Second)
 		outage, failed, ok := probe.Outage(attempts, at)
-		if !ok || outage > 2*time.Second {
+		if !ok || outage > fault.within {
 			t.Errorf("%s on %s: outage %s (%d failed, recovered %v)", fault.name, owner, outage, failed, ok)
 		}
 		t.Logf("%s on %s: first success after %s", fault.name, owner, outage)
