@@ -34,6 +34,7 @@ func TestSocketReportsWhenEachDatagramArrived(t *testing.T) {
 			if err := rx.drain(time.Now(), func([]byte, time.Time) { t.Error("read a datagram nobody sent") }); err != nil {
 				t.Fatal(err)
 			}
+			warmUp(t, tx, rx, dst)
 			sent := []time.Time{time.Now()}
 			if err := tx.sendTo([]byte("one"), dst); err != nil {
 				t.Fatal(err)
@@ -139,6 +140,7 @@ func TestHeartbeatsReadLateCountFromTheirArrival(t *testing.T) {
 	defer tx.close()
 	h.SetPeers([]string{"peer"}, nil, map[string]netip.Addr{"peer": lo})
 	dst := netip.AddrPortFrom(lo, port(t, h.sock))
+	warmUp(t, tx, h.sock, dst)
 	for i, late := range []time.Duration{10 * time.Millisecond, 300 * time.Millisecond} {
 		sent := time.Now()
 		if err := tx.sendTo(encode(h.key, "peer", uint64(i+1)), dst); err != nil {
@@ -153,4 +155,28 @@ func TestHeartbeatsReadLateCountFromTheirArrival(t *testing.T) {
 	if h.stats.received.Load() != 2 {
 		t.Errorf("received %d heartbeats, want 2", h.stats.received.Load())
 	}
+}
+
+// warmUp lets the kernel start stamping arrivals. The first socket that
+// asks for timestamps turns them on for the whole system from a work queue,
+// a moment later; until then a datagram carries the time it is read. A
+// speaker's heartbeat socket lives as long as the speaker, but a test's
+// socket may be the first one, so it waits for stamped arrivals first.
+func warmUp(t *testing.T, tx, rx *socket, dst netip.AddrPort) {
+	t.Helper()
+	for range 50 {
+		sent := time.Now()
+		if err := tx.sendTo([]byte("warm-up"), dst); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+		stamped := false
+		if err := rx.drain(time.Now(), func(_ []byte, at time.Time) { stamped = at.Sub(sent) < 10*time.Millisecond }); err != nil {
+			t.Fatal(err)
+		}
+		if stamped {
+			return
+		}
+	}
+	t.Fatal("the kernel never stamped a datagram's arrival")
 }
