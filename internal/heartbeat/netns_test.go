@@ -43,6 +43,14 @@ func lan(t *testing.T) (nsA, nsB string) {
 	t.Cleanup(cleanup)
 	netnstest.Run(t, "ip", "netns", "add", nsA)
 	netnstest.Run(t, "ip", "netns", "add", nsB)
+	link(t, nsA, nsB)
+	return nsA, nsB
+}
+
+// link joins nsA's a0 and nsB's b0 by a new veth pair, with a's and b's
+// addresses.
+func link(t *testing.T, nsA, nsB string) {
+	t.Helper()
 	netnstest.Run(t, "ip", "-n", nsA, "link", "add", "a0", "type", "veth", "peer", "name", "b0", "netns", nsB)
 	netnstest.Run(t, "ip", "-n", nsA, "addr", "add", addrA.String()+"/24", "dev", "a0")
 	netnstest.Run(t, "ip", "-n", nsB, "addr", "add", addrB.String()+"/24", "dev", "b0")
@@ -50,7 +58,6 @@ func lan(t *testing.T) (nsA, nsB string) {
 	netnstest.Run(t, "ip", "-n", nsB, "addr", "add", addrB6.String()+"/64", "dev", "b0", "nodad")
 	netnstest.Run(t, "ip", "-n", nsA, "link", "set", "a0", "up")
 	netnstest.Run(t, "ip", "-n", nsB, "link", "set", "b0", "up")
-	return nsA, nsB
 }
 
 // start runs a Heartbeat for node in namespace ns until the returned stop
@@ -179,6 +186,49 @@ func successorTellsACrash(t *testing.T, addrA, addrB netip.Addr) {
 	if d, r := b.stats.deaths.Load()-deaths, b.stats.revivals.Load()-revivals; d != 1 || r != 1 {
 		t.Errorf("deaths %d, revivals %d; want 1 and 1", d, r)
 	}
+}
+
+// TestProbesFollowAnInterfaceMadeAgain: the successor's LAN interface is
+// deleted and made again under its name (a bond or VLAN rebuilt) while it
+// probes a silent peer. Its probes then go out of the new interface: the
+// peer, alive, stays alive, and once the peer's link is down it is found
+// dead. Probes left on the old interface's socket, or sent to the old
+// interface's index (Go's cache of zone names keeps it up to a minute),
+// would never go out, and the peer would be left to memberlist.
+func TestProbesFollowAnInterfaceMadeAgain(t *testing.T) {
+	t.Run("IPv4", func(t *testing.T) { probesFollowAnInterfaceMadeAgain(t, addrA, addrB) })
+	t.Run("IPv6", func(t *testing.T) { probesFollowAnInterfaceMadeAgain(t, addrA6, addrB6) })
+}
+
+func probesFollowAnInterfaceMadeAgain(t *testing.T, addrA, addrB netip.Addr) {
+	nsA, nsB := lan(t)
+	addrs := map[string]netip.Addr{"a": addrA, "b": addrB}
+	b, stopB := start(t, nsB, "b", addrB, key)
+	defer stopB()
+	b.SetPeers([]string{"a"}, nil, addrs)
+	a, stopA := start(t, nsA, "a", addrA, key)
+	a.SetPeers(nil, []string{"b"}, addrs)
+	waitFor(t, "b receives a's heartbeats", 2*time.Second, func() bool { return b.stats.received.Load() > 5 })
+
+	// a's speaker stops; b probes a's kernel, which answers.
+	stopA()
+	waitFor(t, "b probes the silent a", 2*time.Second, func() bool { return b.stats.probes.Load() > 3 })
+
+	// The LAN is made again: b0 is a new interface with b0's name.
+	netnstest.Run(t, "ip", "-n", nsA, "link", "del", "a0")
+	link(t, nsA, nsB)
+	probes := b.stats.probes.Load()
+	// A new interface's IPv6 routes take the kernel about a second.
+	again := waitFor(t, "b probes a over the new b0", 4*time.Second, func() bool { return b.stats.probes.Load() > probes+3 })
+	t.Logf("b probes a over the new b0 %s after it was made", again.Round(time.Millisecond))
+	time.Sleep(time.Second)
+	if d := b.Dead(); len(d) != 0 {
+		t.Fatalf("a found dead while its kernel answers over the new link: %v", d)
+	}
+
+	netnstest.Run(t, "ip", "-n", nsA, "link", "set", "a0", "down")
+	took := waitFor(t, "b finds a dead once its link is down", 3*time.Second, func() bool { _, ok := b.Dead()["a"]; return ok })
+	t.Logf("interface made again, then a's link down: a found dead after %s", took.Round(time.Millisecond))
 }
 
 func TestHeartbeatsOfAnotherClusterAreRefused(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -27,8 +28,12 @@ import (
 // it ticks the detector. It is Run's alone, and not safe for concurrent
 // use.
 type prober struct {
-	log    *slog.Logger
-	ifaces map[string]*probeIface // by interface name
+	log *slog.Logger
+	// ifaces is keyed by interface index, not name: an interface deleted
+	// and made again under its name (a bond or VLAN rebuilt, a veth
+	// recreated) is another interface, and a packet socket bound to the
+	// old one would send nothing.
+	ifaces map[int]*probeIface
 	// buf and oob are drain's buffers: a whole Ethernet frame, and room
 	// for the arrival time.
 	buf, oob []byte
@@ -48,7 +53,7 @@ type probeIface struct {
 }
 
 func newProber(log *slog.Logger) *prober {
-	return &prober{log: log, ifaces: map[string]*probeIface{},
+	return &prober{log: log, ifaces: map[int]*probeIface{},
 		buf: make([]byte, 1600), oob: make([]byte, unix.CmsgSpace(16))}
 }
 
@@ -61,10 +66,10 @@ func (p *prober) probe(node string, addr netip.Addr, now time.Time) bool {
 		p.log.Debug("cannot probe a silent peer on the LAN", "peer", node, "addr", addr, "err", err)
 		return false
 	}
-	pi := p.ifaces[ifi.Name]
+	pi := p.ifaces[ifi.Index]
 	if pi == nil {
 		pi = &probeIface{ifi: ifi, want: map[netip.Addr]string{}}
-		p.ifaces[ifi.Name] = pi
+		p.ifaces[ifi.Index] = pi
 	}
 	pi.last = now
 	pi.want[addr] = node
@@ -77,6 +82,10 @@ func (p *prober) probe(node string, addr netip.Addr, now time.Time) bool {
 		}
 		if err := pi.arp.request(addr); err != nil {
 			p.log.Debug("probing a silent peer", "peer", node, "addr", addr, "err", err)
+			// Open a new socket for the next probe: this one may never
+			// send again (its interface gone, say).
+			_ = pi.arp.conn.Close()
+			pi.arp = nil
 			return false
 		}
 		return true
@@ -92,6 +101,8 @@ func (p *prober) probe(node string, addr netip.Addr, now time.Time) bool {
 	}
 	if err := pi.ndp.solicit(addr); err != nil {
 		p.log.Debug("probing a silent peer", "peer", node, "addr", addr, "err", err)
+		_ = pi.ndp.conn.Close()
+		pi.ndp = nil
 		return false
 	}
 	return true
@@ -125,18 +136,18 @@ func (p *prober) report(pi *probeIface, what string, err error) {
 
 // closeIdle closes the sockets of the interfaces not probed for probeIdle.
 func (p *prober) closeIdle(now time.Time) {
-	for name, pi := range p.ifaces {
+	for index, pi := range p.ifaces {
 		if now.Sub(pi.last) >= probeIdle {
 			pi.close()
-			delete(p.ifaces, name)
+			delete(p.ifaces, index)
 		}
 	}
 }
 
 func (p *prober) close() {
-	for name, pi := range p.ifaces {
+	for index, pi := range p.ifaces {
 		pi.close()
-		delete(p.ifaces, name)
+		delete(p.ifaces, index)
 	}
 }
 
@@ -224,7 +235,10 @@ type ndpSocket struct {
 
 func listenNDP(ifi *net.Interface, local netip.Addr) (*ndpSocket, error) {
 	if local.IsLinkLocalUnicast() {
-		local = local.WithZone(ifi.Name)
+		// The index, not the name: Go caches names' indexes for up to a
+		// minute, and an interface made again under its name has a new
+		// one.
+		local = local.WithZone(strconv.Itoa(ifi.Index))
 	}
 	c, err := net.ListenPacket("ip6:ipv6-icmp", local.String())
 	if err != nil {
@@ -272,8 +286,12 @@ func (s *ndpSocket) solicit(addr netip.Addr) error {
 	if err != nil {
 		return err
 	}
-	cm := &ipv6.ControlMessage{HopLimit: ndp.HopLimit, Src: s.local.AsSlice(), IfIndex: s.ifi.Index}
-	_, err = s.pc.WriteTo(b, cm, &net.IPAddr{IP: snm.AsSlice(), Zone: s.ifi.Name})
+	// The interface is named by its index in the control message, not by
+	// a zone in the address: Go resolves a zone's name through a cache
+	// that keeps an interface made again under its name at its old index
+	// for up to a minute, and the kernel then refuses the send.
+	cm := &ipv6.ControlMessage{HopLimit: ndp.HopLimit, Src: s.local.WithZone("").AsSlice(), IfIndex: s.ifi.Index}
+	_, err = s.pc.WriteTo(b, cm, &net.IPAddr{IP: snm.AsSlice()})
 	return err
 }
 

@@ -181,7 +181,8 @@ func TestControlPlaneOutage(t *testing.T) {
 	// announcement. Kubernetes' part (a scheduler and controller manager
 	// whose watches are in client-go's back-off after the outage) gets a
 	// generous 5 minutes; Pharos's part, from a ready endpoint to an
-	// answer, 60 s (it takes under a second; the rest is for kube-proxy,
+	// answer, 60 s (the address and its announcement take seconds, up to
+	// the killed controller's 15 s lease; the rest is for kube-proxy,
 	// whose caches lag after the etcd restart as the controller
 	// manager's do). Tests after this one start from a lab that has
 	// settled.
