@@ -218,7 +218,8 @@ func probesFollowAnInterfaceMadeAgain(t *testing.T, addrA, addrB netip.Addr) {
 	netnstest.Run(t, "ip", "-n", nsA, "link", "del", "a0")
 	link(t, nsA, nsB)
 	probes := b.stats.probes.Load()
-	// A new interface's IPv6 routes take the kernel about a second.
+	// The kernel sends IPv6 on a new link once it has processed the
+	// link's carrier event, up to a second later.
 	again := waitFor(t, "b probes a over the new b0", 4*time.Second, func() bool { return b.stats.probes.Load() > probes+3 })
 	t.Logf("b probes a over the new b0 %s after it was made", again.Round(time.Millisecond))
 	time.Sleep(time.Second)
@@ -229,6 +230,31 @@ func probesFollowAnInterfaceMadeAgain(t *testing.T, addrA, addrB netip.Addr) {
 	netnstest.Run(t, "ip", "-n", nsA, "link", "set", "a0", "down")
 	took := waitFor(t, "b finds a dead once its link is down", 3*time.Second, func() bool { _, ok := b.Dead()["a"]; return ok })
 	t.Logf("interface made again, then a's link down: a found dead after %s", took.Round(time.Millisecond))
+}
+
+// TestLinkLocalPeersAreNotProbed: every interface has fe80::/64, so a
+// peer's link-local address does not say which link to probe it on; the
+// wrong one would find a live peer silent. Such a peer is left to
+// memberlist. Global addresses find their link.
+func TestLinkLocalPeersAreNotProbed(t *testing.T) {
+	_, nsB := lan(t)
+	// The kernel gives b0 its own link-local address once the link's
+	// carrier event is processed, up to a second later: give it one now.
+	netnstest.Run(t, "ip", "-n", nsB, "addr", "add", "fe80::2/64", "dev", "b0", "nodad")
+	err := netnstest.InNS(nsB, func() error {
+		if ifi, _, err := onLinkInterface(netip.MustParseAddr("fe80::1")); err == nil {
+			t.Errorf("a link-local peer would be probed on %s", ifi.Name)
+		}
+		for _, a := range []netip.Addr{addrA, addrA6} {
+			if ifi, local, err := onLinkInterface(a); err != nil || ifi.Name != "b0" || (local != addrB && local != addrB6) {
+				t.Errorf("peer %s: probed on %v from %s (%v); want b0", a, ifi, local, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestHeartbeatsOfAnotherClusterAreRefused(t *testing.T) {

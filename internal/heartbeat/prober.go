@@ -321,7 +321,14 @@ func control(raw syscall.RawConn, fn func(fd int) error) error {
 // onLinkInterface returns the up interface with an address on the subnet
 // of addr (the LAN on which the peer's kernel answers for it), and that
 // address.
+//
+// A link-local address names no LAN by itself (every interface has
+// fe80::/64), so such a peer is not probed: probing the wrong link would
+// find a live peer silent. Kubernetes node addresses are never link-local.
 func onLinkInterface(addr netip.Addr) (*net.Interface, netip.Addr, error) {
+	if addr.IsLinkLocalUnicast() {
+		return nil, netip.Addr{}, errors.New("a link-local address names no interface to probe it on")
+	}
 	ifs, err := net.Interfaces()
 	if err != nil {
 		return nil, netip.Addr{}, err
