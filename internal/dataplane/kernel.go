@@ -233,6 +233,14 @@ func ruleExprs(c *nftables.Conn, t *nftables.Table, r Rule) ([]expr.Any, error) 
 				RegAddrMin: reg1, RegProtoMin: reg2, Specified: true},
 		), nil
 
+	case TrackConnections:
+		return []expr.Any{
+			&expr.Ct{Key: expr.CtKeySTATE, Register: reg1},
+			&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 4,
+				Mask: binaryutil.NativeEndian.PutUint32(ctStateNew | ctStateRelated), Xor: make([]byte, 4)},
+			&expr.Cmp{Op: expr.CmpOpNeq, Register: reg1, Data: make([]byte, 4)},
+		}, nil
+
 	case Masquerade:
 		return []expr.Any{
 			&expr.Ct{Key: expr.CtKeyMARK, Register: reg1},
@@ -244,6 +252,13 @@ func ruleExprs(c *nftables.Conn, t *nftables.Table, r Rule) ([]expr.Any, error) 
 	}
 	return nil, fmt.Errorf("unknown rule type %T", r)
 }
+
+// Connection states as ct state matches them (the kernel's
+// NF_CT_STATE_BIT of each ctinfo).
+const (
+	ctStateRelated = 1 << 2
+	ctStateNew     = 1 << 3
+)
 
 // setCtMarkBit is ct mark set ct mark | bit: the mark is a host-order
 // integer, and the other bits are kept.

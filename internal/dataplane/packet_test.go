@@ -215,3 +215,38 @@ func TestPacketsReachThePod(t *testing.T) {
 		}
 	})
 }
+
+// TestRefusedWithoutAnyBackend: a node whose every frontend lacks a
+// backend has no DNAT in its table, so nothing else turns connection
+// tracking on in its namespace, and nat chains run only for tracked
+// packets. The client must still be refused at once, and counted.
+func TestRefusedWithoutAnyBackend(t *testing.T) {
+	l := newPacketLab(t)
+	d, err := New(Options{NetNS: l.nodeFD})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() { _ = d.Close() })
+	if err := d.Sync(Config{Frontends: []Frontend{
+		{Service: "default/web", VIP: vip4, Protocol: TCP, Port: 80},
+		{Service: "default/web6", VIP: vip6, Protocol: TCP, Port: 80},
+	}}); err != nil {
+		t.Fatalf("Sync: %v", err)
+	}
+	for _, c := range []struct {
+		service string
+		from    netip.Addr
+		to      netip.AddrPort
+	}{
+		{"default/web", clientAddr4, netip.AddrPortFrom(vip4, 80)},
+		{"default/web6", clientAddr6, netip.AddrPortFrom(vip6, 80)},
+	} {
+		before, _ := d.Dropped(c.service)
+		if _, err := ask(l.client, c.from, c.to); err == nil || !strings.Contains(err.Error(), "refused") {
+			t.Errorf("connecting to %s, which has no backend: %v, want connection refused", c.to, err)
+		}
+		if after, _ := d.Dropped(c.service); after <= before {
+			t.Errorf("%s: counter went from %d to %d; want it to rise", c.service, before, after)
+		}
+	}
+}

@@ -83,7 +83,7 @@ type Hook struct {
 }
 
 // Rule is one rule of a Chain: one of Dispatch, AllowSource, Refuse,
-// Spread, DNAT or Masquerade.
+// Spread, DNAT, Masquerade or TrackConnections (or nodeport.go's).
 type Rule interface {
 	// String returns the rule in nft's syntax.
 	String() string
@@ -138,12 +138,21 @@ type Masquerade struct {
 	Mark uint32
 }
 
-func (Dispatch) rule()    {}
-func (AllowSource) rule() {}
-func (Refuse) rule()      {}
-func (Spread) rule()      {}
-func (DNAT) rule()        {}
-func (Masquerade) rule()  {}
+// TrackConnections matches every packet a nat chain sees (ct state
+// new,related) and does nothing else. Nat chains run only for tracked
+// packets, and the kernel tracks connections in a namespace only while a
+// ct or nat expression needs it: a table whose frontends all refuse (no
+// backend anywhere, so no DNAT) would have neither, and its refusals
+// would never run. This rule is that expression.
+type TrackConnections struct{}
+
+func (Dispatch) rule()         {}
+func (AllowSource) rule()      {}
+func (Refuse) rule()           {}
+func (Spread) rule()           {}
+func (DNAT) rule()             {}
+func (Masquerade) rule()       {}
+func (TrackConnections) rule() {}
 
 // Names of the base chains and maps.
 const (
@@ -174,6 +183,9 @@ func Plan(cfg Config) (*Ruleset, error) {
 	var replies []Rule
 	filter := map[Family]*Map{IPv4: {Name: mapSourceFilter4, Family: IPv4}, IPv6: {Name: mapSourceFilter6, Family: IPv6}}
 	masquerade := false
+	// dnat: some frontend has a backend, so the nat chains hold a nat
+	// expression (and connection tracking) already.
+	dnat := false
 	var perFrontend []Chain
 
 	for i := range fronts {
@@ -227,6 +239,7 @@ func Plan(cfg Config) (*Ruleset, error) {
 				Rules: []Rule{DNAT{To: netip.AddrPortFrom(b.Addr, b.Port), Mark: mark}},
 			})
 		}
+		dnat = dnat || len(targets) > 0
 		switch len(targets) {
 		case 0:
 			// Rejected in the nat chains rather than the filter one, so
@@ -272,6 +285,9 @@ func Plan(cfg Config) (*Ruleset, error) {
 			Hook: &Hook{Type: "filter", Hook: "prerouting", Priority: priorityFilterPrerouting}, Rules: rules})
 	}
 	if rules := used(nat); len(rules) > 0 {
+		if !dnat {
+			rules = append([]Rule{TrackConnections{}}, rules...)
+		}
 		rs.Chains = append(rs.Chains,
 			Chain{Name: chainNATPrerouting, Hook: &Hook{Type: "nat", Hook: "prerouting", Priority: priorityDNAT}, Rules: rules},
 			Chain{Name: chainNATOutput, Hook: &Hook{Type: "nat", Hook: "output", Priority: priorityDNAT}, Rules: rules})

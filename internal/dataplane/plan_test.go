@@ -241,7 +241,7 @@ var planCases = []planCase{
 `,
 	},
 	{
-		name: "no backends: rejected and counted, never delivered to the host",
+		name: "no backends: rejected and counted, never delivered to the host; a rule keeps connection tracking on, as no DNAT does",
 		cfg:  Config{Frontends: []Frontend{{Service: "default/empty", VIP: vip4, Protocol: TCP, Port: 80}}},
 		want: `table inet pharos {
 	counter drop_tcp_198.18.200.10_80 { # default/empty
@@ -254,10 +254,12 @@ var planCases = []planCase{
 	}
 	chain nat_prerouting {
 		type nat hook prerouting priority dstnat - 10; policy accept;
+		ct state new,related
 		meta nfproto ipv4 ip daddr . meta l4proto . th dport vmap @frontends4
 	}
 	chain nat_output {
 		type nat hook output priority dstnat - 10; policy accept;
+		ct state new,related
 		meta nfproto ipv4 ip daddr . meta l4proto . th dport vmap @frontends4
 	}
 	chain fe_tcp_198.18.200.10_80 {

@@ -74,6 +74,8 @@ func (r Refuse) String() string {
 	return fmt.Sprintf("counter name %q drop", r.Counter)
 }
 
+func (TrackConnections) String() string { return "ct state new,related" }
+
 func (r Spread) String() string {
 	targets := make([]string, len(r.Chains))
 	for i, c := range r.Chains {
