@@ -234,21 +234,10 @@ func ruleExprs(c *nftables.Conn, t *nftables.Table, r Rule) ([]expr.Any, error) 
 		), nil
 
 	case TrackConnections:
-		return []expr.Any{
-			&expr.Ct{Key: expr.CtKeySTATE, Register: reg1},
-			&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 4,
-				Mask: binaryutil.NativeEndian.PutUint32(ctStateNew | ctStateRelated), Xor: make([]byte, 4)},
-			&expr.Cmp{Op: expr.CmpOpNeq, Register: reg1, Data: make([]byte, 4)},
-		}, nil
+		return markBitSet(&expr.Ct{Key: expr.CtKeySTATE, Register: reg1}, ctStateNew|ctStateRelated), nil
 
 	case Masquerade:
-		return []expr.Any{
-			&expr.Ct{Key: expr.CtKeyMARK, Register: reg1},
-			&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 4,
-				Mask: binaryutil.NativeEndian.PutUint32(r.Mark), Xor: make([]byte, 4)},
-			&expr.Cmp{Op: expr.CmpOpNeq, Register: reg1, Data: make([]byte, 4)},
-			&expr.Masq{},
-		}, nil
+		return append(markBitSet(&expr.Ct{Key: expr.CtKeyMARK, Register: reg1}, r.Mark), &expr.Masq{}), nil
 	}
 	return nil, fmt.Errorf("unknown rule type %T", r)
 }

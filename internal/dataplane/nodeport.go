@@ -114,7 +114,8 @@ func rewrite(p Protocol, to netip.AddrPort, addrOffset, portOffset uint32) []exp
 	}
 }
 
-// markBitSet is "<key> & bit != 0" for a mark read by load into reg1.
+// markBitSet is "<key> & bits != 0" for a mark or ct state read by load
+// into reg1: true when any of bits is set.
 func markBitSet(load expr.Any, bit uint32) []expr.Any {
 	return []expr.Any{
 		load,

@@ -93,6 +93,25 @@ func start(t *testing.T, ns, node string, bind netip.Addr, k []byte) (*Heartbeat
 	return h, func() { cancel(); <-done }
 }
 
+// watching starts b, in nsB, watching a as its successor, and a, in nsA,
+// announcing with b as its successor. b stops when the test ends; a when
+// stopA is called.
+func watching(t *testing.T, nsA, nsB string, addrs map[string]netip.Addr) (b *Heartbeat, stopA func()) {
+	t.Helper()
+	b, stopB := start(t, nsB, "b", addrs["b"], key)
+	t.Cleanup(stopB)
+	b.SetPeers([]string{"a"}, nil, addrs)
+	return b, announcing(t, nsA, addrs)
+}
+
+// announcing starts a, in nsA, announcing with b as its successor.
+func announcing(t *testing.T, nsA string, addrs map[string]netip.Addr) (stop func()) {
+	t.Helper()
+	a, stop := start(t, nsA, "a", addrs["a"], key)
+	a.SetPeers(nil, []string{"b"}, addrs)
+	return stop
+}
+
 func waitFor(t *testing.T, what string, within time.Duration, ok func() bool) time.Duration {
 	t.Helper()
 	start := time.Now()
@@ -115,13 +134,9 @@ func TestSuccessorTellsACrashFromASilentSpeaker(t *testing.T) {
 }
 
 func successorTellsACrash(t *testing.T, addrA, addrB netip.Addr) {
-	nsA, _ := lan(t)
+	nsA, nsB := lan(t)
 	addrs := map[string]netip.Addr{"a": addrA, "b": addrB}
-	b, stopB := start(t, nsPrefix+"b", "b", addrB, key)
-	defer stopB()
-	b.SetPeers([]string{"a"}, nil, addrs)
-	a, stopA := start(t, nsA, "a", addrA, key)
-	a.SetPeers(nil, []string{"b"}, addrs)
+	b, stopA := watching(t, nsA, nsB, addrs)
 
 	waitFor(t, "b receives a's heartbeats", 2*time.Second, func() bool { return b.stats.received.Load() > 5 })
 	time.Sleep(500 * time.Millisecond)
@@ -145,9 +160,8 @@ func successorTellsACrash(t *testing.T, addrA, addrB netip.Addr) {
 	t.Logf("a silent 2 s with its kernel answering: %d probes, not dead", b.stats.probes.Load())
 
 	// a runs again; then its link goes down: now b finds it dead.
-	a, stopA = start(t, nsA, "a", addrA, key)
+	stopA = announcing(t, nsA, addrs)
 	defer func() { stopA() }()
-	a.SetPeers(nil, []string{"b"}, addrs)
 	received := b.stats.received.Load()
 	waitFor(t, "a's heartbeats again", 2*time.Second, func() bool { return b.stats.received.Load() > received+3 })
 	netnstest.Run(t, "ip", "-n", nsA, "link", "set", "a0", "down")
@@ -203,11 +217,7 @@ func TestProbesFollowAnInterfaceMadeAgain(t *testing.T) {
 func probesFollowAnInterfaceMadeAgain(t *testing.T, addrA, addrB netip.Addr) {
 	nsA, nsB := lan(t)
 	addrs := map[string]netip.Addr{"a": addrA, "b": addrB}
-	b, stopB := start(t, nsB, "b", addrB, key)
-	defer stopB()
-	b.SetPeers([]string{"a"}, nil, addrs)
-	a, stopA := start(t, nsA, "a", addrA, key)
-	a.SetPeers(nil, []string{"b"}, addrs)
+	b, stopA := watching(t, nsA, nsB, addrs)
 	waitFor(t, "b receives a's heartbeats", 2*time.Second, func() bool { return b.stats.received.Load() > 5 })
 
 	// a's speaker stops; b probes a's kernel, which answers.

@@ -15,14 +15,15 @@ type event struct {
 	arrived int
 }
 
+// at is ms milliseconds after the tests' origin of time.
+func at(ms int) time.Time { return time.Unix(1000, 0).Add(time.Duration(ms) * time.Millisecond) }
+
 // run watches peer "o" from t=0, applies the events, ticks every ms until
 // end, and returns when o was declared dead (-1: never) and how many probes
 // were asked for before then. answerAfter >= 0 makes the kernel answer
 // every probe that many ms later.
 func run(t *testing.T, o Options, events []event, end int, answerAfter int) (diedAt, probes int) {
 	t.Helper()
-	base := time.Unix(1000, 0)
-	at := func(ms int) time.Time { return base.Add(time.Duration(ms) * time.Millisecond) }
 	d := New(o)
 	d.Watch([]string{"o"}, at(0))
 	diedAt = -1
@@ -137,8 +138,6 @@ func TestDetectorSpecification(t *testing.T) {
 // unanswered, each for its full time: never on probes it did not send.
 func TestStarvedWatcherProbesBeforeDeciding(t *testing.T) {
 	o := Defaults(200*time.Millisecond, 50*time.Millisecond)
-	base := time.Unix(1000, 0)
-	at := func(ms int) time.Time { return base.Add(time.Duration(ms) * time.Millisecond) }
 	d := New(o)
 	d.Watch([]string{"o"}, at(0))
 	d.Beat("o", at(0))
@@ -178,8 +177,6 @@ func TestStarvedWatcherProbesBeforeDeciding(t *testing.T) {
 // later than Tick asked for has its whole time to be answered from then.
 func TestOnlyProbesSentCount(t *testing.T) {
 	o := Defaults(200*time.Millisecond, 50*time.Millisecond)
-	base := time.Unix(1000, 0)
-	at := func(ms int) time.Time { return base.Add(time.Duration(ms) * time.Millisecond) }
 
 	d := New(o)
 	d.Watch([]string{"o"}, at(0))
@@ -223,8 +220,6 @@ func TestKernelDiesWhileSpeakerHung(t *testing.T) {
 	// The speaker hangs at 500 (its kernel answers), and the node loses
 	// power at 1500: a later round of probes finds the kernel gone.
 	o := Defaults(200*time.Millisecond, 50*time.Millisecond)
-	base := time.Unix(1000, 0)
-	at := func(ms int) time.Time { return base.Add(time.Duration(ms) * time.Millisecond) }
 	d := New(o)
 	d.Watch([]string{"o"}, at(0))
 	diedAt := -1
@@ -333,8 +328,6 @@ func TestDrivenByNext(t *testing.T) {
 		{"speaker hung, kernel answers", 1000, true, -1, 60},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			base := time.Unix(1000, 0)
-			at := func(ms int) time.Time { return base.Add(time.Duration(ms) * time.Millisecond) }
 			d := New(o)
 			d.Watch([]string{"o"}, at(0))
 			died, wakeups := -1, 0
